@@ -1,0 +1,80 @@
+/**
+ * Loads a Hugging Face `tokenizer/` folder (tokenizer.json + tokenizer_config.json)
+ * with @huggingface/tokenizers and produces fixed-length id tensors the way
+ * diffusers' text encoders expect: truncated to model_max_length (keeping the
+ * end-of-sequence token last) and padded with the pad token.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { RagdiffError, typeError } from '../errors.js';
+
+export interface EncodedPrompt {
+  ids: BigInt64Array;
+  /** Tokens before padding/truncation, special tokens included. */
+  tokenCount: number;
+  truncated: boolean;
+}
+
+export interface PromptTokenizer {
+  readonly maxLength: number;
+  readonly padId: number;
+  encode(text: string): EncodedPrompt;
+}
+
+function readJson(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new RagdiffError('MODEL_FILE_MISSING', `tokenizer file not found: ${path}`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new RagdiffError('MODEL_FILE_INVALID', `tokenizer file is not valid JSON: ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function tokenName(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return undefined;
+}
+
+export function loadTokenizer(dir: string, options: { maxLength?: number } = {}): PromptTokenizer {
+  const jsonPath = join(dir, 'tokenizer.json');
+  const json = readJson(jsonPath);
+  const configPath = join(dir, 'tokenizer_config.json');
+  const config = existsSync(configPath) ? readJson(configPath) : {};
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(json, config);
+  } catch (e) {
+    throw new RagdiffError('MODEL_FILE_INVALID', `cannot build a tokenizer from ${jsonPath}: ${(e as Error).message}`, { cause: e });
+  }
+  const configured = Number(config.model_max_length);
+  // Some configs store a huge sentinel (1e30) for "no limit"; SD's CLIP uses 77.
+  const maxLength = options.maxLength ?? (Number.isInteger(configured) && configured > 0 && configured < 100_000 ? configured : 77);
+
+  // The special tokens the post-processor adds around any text, e.g. [BOS, EOS].
+  const around = tok.encode('').ids;
+  const eosId = around.length >= 1 ? around[around.length - 1] : undefined;
+  const padName = tokenName(config.pad_token);
+  const padId = (padName !== undefined ? tok.token_to_id(padName) : undefined) ?? eosId ?? 0;
+  // Prompts are cut long before tokenizing so a megabyte prompt costs no more than a long one.
+  const maxChars = maxLength * 64;
+
+  return {
+    maxLength,
+    padId,
+    encode(text: string): EncodedPrompt {
+      if (typeof text !== 'string') throw typeError('INVALID_TYPE', `prompt must be a string, got ${typeof text}`);
+      const clipped = text.length > maxChars ? text.slice(0, maxChars) : text;
+      let ids = tok.encode(clipped).ids;
+      const tokenCount = ids.length;
+      const truncated = tokenCount > maxLength || clipped.length < text.length;
+      if (ids.length > maxLength) {
+        ids = around.length >= 2 && eosId !== undefined ? [...ids.slice(0, maxLength - 1), eosId] : ids.slice(0, maxLength);
+      }
+      const out = new BigInt64Array(maxLength).fill(BigInt(padId));
+      for (let i = 0; i < ids.length; i++) out[i] = BigInt(ids[i]!);
+      return { ids: out, tokenCount, truncated };
+    },
+  };
+}
