@@ -1,0 +1,4 @@
+#include "binding/registry.h"
+namespace ragdiff { namespace binding {
+void init_scheduler(Napi::Env env, Napi::Object exports) {}
+}}
