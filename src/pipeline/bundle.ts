@@ -1,0 +1,141 @@
+/**
+ * Reads a diffusers-layout ONNX bundle's configuration (model_index.json, the
+ * scheduler and VAE configs, the optional `ragdiff` block) into a plain,
+ * structured-cloneable manifest. Opens no sessions: that happens in the worker.
+ *
+ * Every missing or malformed file is an error naming it.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { RagdiffError, typeError } from '../errors.js';
+
+/** SD 1.x/2.x VAE scaling factor, used when the bundle does not say. */
+export const DEFAULT_SCALING_FACTOR = 0.18215;
+
+export interface RagdiffBlock {
+  image_size?: number;
+  latent_channels?: number;
+  latent_size?: number;
+  text_max_length?: number;
+  token_width?: number;
+  retrieval?: { k?: number; image_proj?: string; uncond_neighbours?: string };
+  uncond_text?: string;
+  name?: string;
+}
+
+export interface BundleManifest {
+  dir: string;
+  /** A short display name: the `ragdiff.name`, else the folder name. */
+  name: string;
+  files: {
+    textEncoder: string;
+    unet: string;
+    vaeDecoder: string;
+    /** Absent when the bundle has no VAE encoder (then image-to-image is unavailable). */
+    vaeEncoder?: string;
+    imageProj?: string;
+    tokenizerDir: string;
+  };
+  /** scheduler/scheduler_config.json as parsed JSON. */
+  schedulerConfig: Record<string, unknown>;
+  scalingFactor: number;
+  /** Number of neighbour-token slots after the text tokens in encoder_hidden_states (0 for plain SD). */
+  neighbourSlots: number;
+  ragdiff: RagdiffBlock | null;
+}
+
+export function readJsonFile(path: string, what: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new RagdiffError('MODEL_FILE_MISSING', `${what} not found: ${path}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new RagdiffError('MODEL_FILE_INVALID', `${what} is not valid JSON: ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RagdiffError('MODEL_FILE_INVALID', `${what} must hold a JSON object: ${path}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function requireFile(path: string, what: string): string {
+  if (!existsSync(path)) throw new RagdiffError('MODEL_FILE_MISSING', `${what} not found: ${path}`);
+  const st = statSync(path);
+  if (!st.isFile()) throw new RagdiffError('MODEL_FILE_INVALID', `${what} is not a file: ${path}`);
+  if (st.size === 0) throw new RagdiffError('MODEL_FILE_INVALID', `${what} is empty: ${path}`);
+  return path;
+}
+
+function positiveInt(v: unknown, path: string, key: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+    throw new RagdiffError('MODEL_FILE_INVALID', `${path}: ${key} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+export function readBundle(dir: string): BundleManifest {
+  if (typeof dir !== 'string' || dir.length === 0) throw typeError('INVALID_TYPE', `model directory must be a non-empty string, got ${typeof dir}`);
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) {
+    throw new RagdiffError('MODEL_FILE_MISSING', `model bundle directory not found: ${root}`);
+  }
+  const indexPath = join(root, 'model_index.json');
+  const index = readJsonFile(indexPath, 'model index');
+
+  let ragdiff: RagdiffBlock | null = null;
+  if (index.ragdiff !== undefined) {
+    if (typeof index.ragdiff !== 'object' || index.ragdiff === null || Array.isArray(index.ragdiff)) {
+      throw new RagdiffError('MODEL_FILE_INVALID', `${indexPath}: "ragdiff" must be an object`);
+    }
+    ragdiff = index.ragdiff as RagdiffBlock;
+    for (const key of ['image_size', 'latent_channels', 'latent_size', 'text_max_length', 'token_width'] as const) {
+      positiveInt(ragdiff[key], indexPath, `ragdiff.${key}`);
+    }
+    if (ragdiff.retrieval !== undefined) positiveInt(ragdiff.retrieval.k, indexPath, 'ragdiff.retrieval.k');
+  }
+
+  const component = (name: string) => join(root, name, 'model.onnx');
+  const files: BundleManifest['files'] = {
+    textEncoder: requireFile(component('text_encoder'), 'text encoder model'),
+    unet: requireFile(component('unet'), 'UNet model'),
+    vaeDecoder: requireFile(component('vae_decoder'), 'VAE decoder model'),
+    tokenizerDir: join(root, 'tokenizer'),
+  };
+  if (existsSync(component('vae_encoder'))) files.vaeEncoder = requireFile(component('vae_encoder'), 'VAE encoder model');
+  const projRel = ragdiff?.retrieval?.image_proj;
+  if (projRel !== undefined) {
+    if (typeof projRel !== 'string') throw new RagdiffError('MODEL_FILE_INVALID', `${indexPath}: ragdiff.retrieval.image_proj must be a path`);
+    const p = resolve(root, projRel);
+    if (existsSync(p)) files.imageProj = requireFile(p, 'image projection model');
+  }
+  requireFile(join(files.tokenizerDir, 'tokenizer.json'), 'tokenizer');
+
+  const schedulerPath = join(root, 'scheduler', 'scheduler_config.json');
+  const schedulerConfig = readJsonFile(schedulerPath, 'scheduler config');
+
+  // diffusers ONNX exports copy the VAE config next to the decoder; SD's has scaling_factor 0.18215.
+  let scalingFactor = DEFAULT_SCALING_FACTOR;
+  for (const p of [join(root, 'vae_decoder', 'config.json'), join(root, 'vae', 'config.json')]) {
+    if (!existsSync(p)) continue;
+    const cfg = readJsonFile(p, 'VAE config');
+    if (cfg.scaling_factor !== undefined) {
+      if (typeof cfg.scaling_factor !== 'number' || !(cfg.scaling_factor > 0) || !Number.isFinite(cfg.scaling_factor)) {
+        throw new RagdiffError('MODEL_FILE_INVALID', `${p}: scaling_factor must be a positive number, got ${JSON.stringify(cfg.scaling_factor)}`);
+      }
+      scalingFactor = cfg.scaling_factor;
+    }
+    break;
+  }
+
+  const name = typeof ragdiff?.name === 'string' ? ragdiff.name : root.split(/[\\/]/).filter(Boolean).pop() ?? 'model';
+  return {
+    dir: root,
+    name,
+    files,
+    schedulerConfig,
+    scalingFactor,
+    neighbourSlots: ragdiff?.retrieval?.k ?? 0,
+    ragdiff,
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * Guidance as data: a generation carries any number of branches (each a text
+ * and optional neighbour tokens) and a table of per-step weights. Every step
+ * runs all branches in one batched denoiser call and combines their outputs as
+ * Σ_b w[step][b] · out_b inside the sampler's fused guided step.
+ *
+ * Classifier-free guidance is the two-branch case [uncond, cond] with weights
+ * [1 − g, g]. Condition mixtures (both / text / retrieval / none with
+ * timestep-dependent weights) and interleaved guidance are other tables over
+ * the same machinery.
+ *
+ * Also here: the encoder_hidden_states builder, separate from the sampling loop.
+ */
+import { RagdiffError, rangeError, typeError } from '../errors.js';
+
+export interface GuidanceBranch {
+  /** Index into the request's token sequences (texts). */
+  text: number;
+  /**
+   * Tokens for the slots after the text tokens in encoder_hidden_states
+   * (slots × tokenWidth floats, already in the UNet's token space), or
+   * null/absent for zeros — the text-only and unconditional branches.
+   */
+  neighbours?: Float32Array | null;
+  /** For stats and provenance, e.g. 'cond', 'uncond', 'text', 'retrieval'. */
+  label?: string;
+}
+
+export interface GuidancePlan {
+  branches: GuidanceBranch[];
+  /** steps × branches, row-major; row i weighs the branch outputs at loop step i (of the full schedule). */
+  weights: Float32Array;
+}
+
+/** Classifier-free guidance: branch 0 unconditional (text index 1), branch 1 conditional (text index 0). */
+export function cfgPlan(guidanceScale: number, steps: number): GuidancePlan {
+  const weights = new Float32Array(steps * 2);
+  for (let i = 0; i < steps; i++) {
+    weights[2 * i] = 1 - guidanceScale;
+    weights[2 * i + 1] = guidanceScale;
+  }
+  return { branches: [{ text: 1, label: 'uncond' }, { text: 0, label: 'cond' }], weights };
+}
+
+/** Checks a plan against the request: text indices exist, neighbour lengths fit, the weight table is steps × branches and finite. */
+export function checkPlan(plan: GuidancePlan, steps: number, textCount: number, neighbourLength: number): void {
+  if (!Array.isArray(plan.branches) || plan.branches.length === 0) throw typeError('INVALID_TYPE', 'guidance.branches must be a non-empty array');
+  if (plan.branches.length > 16) throw rangeError('OUT_OF_RANGE', `guidance.branches must have at most 16 branches, got ${plan.branches.length}`);
+  plan.branches.forEach((b, i) => {
+    if (!Number.isInteger(b.text) || b.text < 0 || b.text >= textCount) {
+      throw rangeError('OUT_OF_RANGE', `guidance.branches[${i}].text must be an index in 0..${textCount - 1}, got ${b.text}`);
+    }
+    if (b.neighbours != null) {
+      if (!(b.neighbours instanceof Float32Array)) throw typeError('INVALID_TYPE', `guidance.branches[${i}].neighbours must be a Float32Array`);
+      if (neighbourLength === 0) throw new RagdiffError('UNSUPPORTED', 'this model has no neighbour-token slots; guidance branches cannot carry neighbours');
+      if (b.neighbours.length !== neighbourLength) {
+        throw rangeError('LENGTH_MISMATCH', `guidance.branches[${i}].neighbours must have ${neighbourLength} elements (slots × token width), got ${b.neighbours.length}`);
+      }
+      for (let j = 0; j < b.neighbours.length; j++) {
+        const x = b.neighbours[j]!;
+        if (x - x !== 0) throw rangeError('NON_FINITE', `guidance.branches[${i}].neighbours[${j}] is ${x}; tensors must be finite`);
+      }
+    }
+  });
+  if (!(plan.weights instanceof Float32Array)) throw typeError('INVALID_TYPE', 'guidance.weights must be a Float32Array');
+  const want = steps * plan.branches.length;
+  if (plan.weights.length !== want) {
+    throw rangeError('LENGTH_MISMATCH', `guidance.weights must have steps × branches = ${steps} × ${plan.branches.length} = ${want} elements, got ${plan.weights.length}`);
+  }
+  for (let j = 0; j < plan.weights.length; j++) {
+    const x = plan.weights[j]!;
+    if (x - x !== 0) throw rangeError('NON_FINITE', `guidance.weights[${j}] is ${x}; weights must be finite`);
+  }
+}
+
+/**
+ * Drops branches whose weight is zero at every step, so CFG at scale 1 (or a
+ * mixture that never uses a branch) costs no denoiser work for it.
+ */
+export function pruneZeroBranches(plan: GuidancePlan): GuidancePlan {
+  const n = plan.branches.length;
+  const steps = plan.weights.length / n;
+  const keep: number[] = [];
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < steps; i++) {
+      if (plan.weights[i * n + b] !== 0) {
+        keep.push(b);
+        break;
+      }
+    }
+  }
+  if (keep.length === n) return plan;
+  if (keep.length === 0) throw rangeError('INVALID_VALUE', 'guidance weights are zero for every branch at every step');
+  const weights = new Float32Array(steps * keep.length);
+  for (let i = 0; i < steps; i++) keep.forEach((b, j) => (weights[i * keep.length + j] = plan.weights[i * n + b]!));
+  return { branches: keep.map((b) => plan.branches[b]!), weights };
+}
+
+export interface ContextLayout {
+  /** Images per branch. */
+  batch: number;
+  /** Text tokens per sequence. */
+  textLength: number;
+  /** Neighbour slots after the text tokens (0 for plain SD). */
+  slots: number;
+  /** Token width. */
+  width: number;
+}
+
+/**
+ * Writes encoder_hidden_states for all branches, branch-major
+ * ([branch][image][textLength + slots][width]), the order the UNet batch and
+ * the guided step share. `textStates` holds the text encoder's outputs,
+ * [texts][textLength][width]. Built once per generation.
+ */
+export function buildEncoderHiddenStates(
+  out: Float32Array,
+  layout: ContextLayout,
+  branches: readonly GuidanceBranch[],
+  textStates: Float32Array,
+): Float32Array {
+  const { batch, textLength, slots, width } = layout;
+  const textSize = textLength * width;
+  const seqSize = (textLength + slots) * width;
+  if (out.length !== branches.length * batch * seqSize) {
+    throw new RagdiffError('INTERNAL', `encoder_hidden_states buffer has ${out.length} elements, expected ${branches.length * batch * seqSize}`);
+  }
+  branches.forEach((branch, b) => {
+    const text = textStates.subarray(branch.text * textSize, (branch.text + 1) * textSize);
+    for (let i = 0; i < batch; i++) {
+      const at = (b * batch + i) * seqSize;
+      out.set(text, at);
+      if (slots === 0) continue;
+      if (branch.neighbours) out.set(branch.neighbours, at + textSize);
+      else out.fill(0, at + textSize, at + seqSize);
+    }
+  });
+  return out;
+}

@@ -1,0 +1,86 @@
+/**
+ * The sampling loop, separate from the models: it owns no sessions and builds
+ * no conditioning. Each step scales the latent, replicates it for every
+ * guidance branch, asks `runModel` for all branch outputs in one batched call
+ * and hands them with that step's weights to the sampler's fused guided step.
+ *
+ * Seams for what comes later (trajectory retrieval, retrieval-augmented
+ * guidance): the loop can start at any step index with a given latent and stop
+ * before the end; `afterStep` sees (and may replace, in place) the latent after
+ * every step; the weight table gives any number of branches per-step weights.
+ */
+/** The part of the sampler the loop drives (see src/scheduler). */
+export interface LoopScheduler {
+  readonly timesteps: ArrayLike<number>;
+  scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array;
+  stepGuided(branchOutputs: Float32Array, weights: ArrayLike<number>, t: number, sample: Float32Array, o?: { noise?: Float32Array; out?: Float32Array }): Float32Array;
+  needsNoise(stepIndex: number): boolean;
+}
+
+export interface LoopBuffers {
+  /** batch × latentSize; updated in place by every step. */
+  latent: Float32Array;
+  /** branches × batch × latentSize: the scaled latent, once per branch (branch-major). */
+  modelInput: Float32Array;
+  /** branches × batch × latentSize: the denoiser's outputs, branch-major. */
+  modelOutput: Float32Array;
+  /** batch × latentSize: per-step noise for stochastic samplers. */
+  noise: Float32Array;
+}
+
+export interface LoopOptions {
+  scheduler: LoopScheduler;
+  buffers: LoopBuffers;
+  branches: number;
+  /** timesteps.length × branches, row-major. */
+  weights: Float32Array;
+  /** First step index to run (0 = from pure noise; > 0 to resume mid-schedule). */
+  startIndex?: number;
+  /** One past the last step index to run (default: all). */
+  endIndex?: number;
+  /** Runs the denoiser on buffers.modelInput at timestep t, filling buffers.modelOutput. */
+  runModel(t: number, stepIndex: number): Promise<void>;
+  /** Fills buffers.noise for a stochastic step (per-image seeded streams). */
+  fillNoise(noise: Float32Array): void;
+  /** Called before each denoiser call; throw to stop (abort). */
+  beforeStep?(stepIndex: number): void;
+  /** Called after each step with the updated latent (may modify it in place). */
+  afterStep?(stepIndex: number, t: number, latent: Float32Array): void;
+  /** Accumulates time spent in the sampler (scale + guided step), in ms. */
+  timing?: { samplerMs: number };
+}
+
+/** Runs steps [startIndex, endIndex) and returns the number of denoiser calls made. */
+export async function denoiseLoop(o: LoopOptions): Promise<number> {
+  const { scheduler, buffers, branches } = o;
+  const { latent, modelInput, modelOutput, noise } = buffers;
+  const ts = scheduler.timesteps;
+  const start = o.startIndex ?? 0;
+  const end = o.endIndex ?? ts.length;
+  const n = latent.length;
+  let calls = 0;
+  for (let i = start; i < end; i++) {
+    const t = ts[i]!;
+    o.beforeStep?.(i);
+    let t0 = performance.now();
+    const first = modelInput.subarray(0, n);
+    scheduler.scaleModelInput(latent, t, first);
+    for (let b = 1; b < branches; b++) modelInput.copyWithin(b * n, 0, n);
+    let samplerMs = performance.now() - t0;
+
+    await o.runModel(t, i);
+    calls++;
+
+    t0 = performance.now();
+    const stochastic = scheduler.needsNoise(i);
+    if (stochastic) o.fillNoise(noise);
+    scheduler.stepGuided(modelOutput, o.weights.subarray(i * branches, (i + 1) * branches), t, latent, {
+      noise: stochastic ? noise : undefined,
+      out: latent,
+    });
+    samplerMs += performance.now() - t0;
+    if (o.timing) o.timing.samplerMs += samplerMs;
+    o.afterStep?.(i, t, latent);
+  }
+  return calls;
+}

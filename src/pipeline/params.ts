@@ -1,0 +1,186 @@
+/**
+ * The public request of `pipeline.generate`, its defaults and its validation.
+ * Everything here runs synchronously on the caller's thread before a request is
+ * admitted, so a bad request fails at once and never occupies the queue.
+ */
+import { AbortError, rangeError, typeError } from '../errors.js';
+import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
+import { MAX_SEED } from '../rng.js';
+import type { GuidanceBranch } from './guidance.js';
+import type { Stage } from './runner.js';
+
+export const SAMPLERS = ['ddim', 'euler', 'euler-ancestral', 'dpmpp-2m'] as const;
+export type SamplerChoice = (typeof SAMPLERS)[number];
+export const MAX_STEPS = 1000;
+export const MAX_BATCH = 16;
+export const MAX_GUIDANCE = 100;
+
+export interface ProgressEvent {
+  /** Steps (or images, while decoding) done in this stage. */
+  step: number;
+  total: number;
+  stage: 'queued' | Stage | 'png';
+}
+
+export interface LatentEvent {
+  /** Step index in the full schedule, and its timestep. */
+  step: number;
+  t: number;
+  /** batch × latent floats after that step (a copy). */
+  latent: Float32Array;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  negativePrompt?: string;
+  /** Denoising steps, 1..1000 (default 25). Image-to-image runs about steps × strength of them. */
+  steps?: number;
+  /** Classifier-free guidance scale, 0..100 (default 7.5). 1 runs the conditional branch only. */
+  guidanceScale?: number;
+  /** Integer 0..2^53-1; image i of a batch uses seed + i. Default: a random seed, reported per image. */
+  seed?: number;
+  /** Images per call, 1..16 (default 1); all go through each denoiser call together. */
+  batch?: number;
+  sampler?: SamplerChoice;
+  /** Karras sigma spacing for the sigma samplers. */
+  karras?: boolean;
+  /** Encoded image bytes (PNG, JPEG, WebP, …) for image-to-image; resized to the model's size (reported in stats). */
+  initImage?: Uint8Array;
+  /** How much of the schedule image-to-image re-runs, (0, 1] (default 0.75). */
+  strength?: number;
+  onProgress?: (e: ProgressEvent) => void;
+  signal?: AbortSignal;
+  /**
+   * Advanced: explicit guidance branches with per-step weights instead of CFG.
+   * `texts` default to [prompt, negativePrompt ?? '']; branch.text indexes them;
+   * weights has one row of branch weights per schedule step.
+   */
+  guidance?: { texts?: string[]; branches: GuidanceBranch[]; weights: Float32Array };
+  /** Advanced (trajectory seams): report the latent after these step indices through onLatent / result.latents. */
+  captureLatents?: number[];
+  onLatent?: (e: LatentEvent) => void;
+  /** Advanced: start at schedule index `step` from `latent` (batch × latent floats) instead of noise. */
+  startFrom?: { step: number; latent: Float32Array };
+}
+
+export interface NormalizedRequest {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  guidanceScale: number;
+  seed: number;
+  batch: number;
+  sampler: SamplerChoice;
+  karras: boolean;
+  initImage?: Uint8Array;
+  strength?: number;
+  onProgress?: (e: ProgressEvent) => void;
+  signal?: AbortSignal;
+  guidance?: GenerateRequest['guidance'];
+  captureLatents: number[];
+  onLatent?: (e: LatentEvent) => void;
+  startFrom?: GenerateRequest['startFrom'];
+}
+
+export interface RequestDefaults {
+  steps: number;
+  guidanceScale: number;
+  sampler: SamplerChoice;
+}
+
+const KNOWN = new Set([
+  'prompt', 'negativePrompt', 'steps', 'guidanceScale', 'seed', 'batch', 'sampler', 'karras', 'initImage', 'strength',
+  'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom',
+]);
+
+export function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 32);
+}
+
+export function normalizeRequest(req: unknown, defaults: RequestDefaults): NormalizedRequest {
+  assertPlainObject('request', req);
+  const r = req as unknown as GenerateRequest;
+  for (const k of Object.keys(r)) if (!KNOWN.has(k)) throw rangeError('UNKNOWN_OPTION', `unknown generate option ${JSON.stringify(k)}`);
+  if (r.signal !== undefined && !(r.signal instanceof AbortSignal)) throw typeError('INVALID_TYPE', 'signal must be an AbortSignal');
+  if (r.signal?.aborted) throw new AbortError('generation aborted before it started', { cause: r.signal.reason });
+
+  assertString('prompt', r.prompt);
+  if (r.negativePrompt !== undefined) assertString('negativePrompt', r.negativePrompt);
+  const steps = r.steps ?? defaults.steps;
+  assertInteger('steps', steps, 1, MAX_STEPS);
+  const guidanceScale = r.guidanceScale ?? defaults.guidanceScale;
+  assertNumber('guidanceScale', guidanceScale, 0, MAX_GUIDANCE);
+  const batch = r.batch ?? 1;
+  assertInteger('batch', batch, 1, MAX_BATCH);
+  const seed = r.seed ?? randomSeed();
+  assertInteger('seed', seed, 0, MAX_SEED - (batch - 1));
+  const sampler = r.sampler ?? defaults.sampler;
+  assertOneOf('sampler', sampler, SAMPLERS);
+  const karras = r.karras ?? false;
+  assertBoolean('karras', karras);
+  if (r.onProgress !== undefined && typeof r.onProgress !== 'function') throw typeError('INVALID_TYPE', 'onProgress must be a function');
+  if (r.onLatent !== undefined && typeof r.onLatent !== 'function') throw typeError('INVALID_TYPE', 'onLatent must be a function');
+
+  let strength: number | undefined;
+  if (r.initImage !== undefined) {
+    if (!(r.initImage instanceof Uint8Array)) throw typeError('INVALID_TYPE', 'initImage must be a Buffer or Uint8Array of encoded image bytes');
+    strength = r.strength ?? 0.75;
+    assertNumber('strength', strength, 0, 1);
+    if (strength === 0) throw rangeError('OUT_OF_RANGE', 'strength must be in (0, 1], got 0');
+  } else if (r.strength !== undefined) {
+    throw rangeError('INVALID_VALUE', 'strength applies only with initImage');
+  }
+
+  const captureLatents = r.captureLatents ?? [];
+  if (!Array.isArray(captureLatents)) throw typeError('INVALID_TYPE', 'captureLatents must be an array of step indices');
+  captureLatents.forEach((s, i) => assertInteger(`captureLatents[${i}]`, s, 0, steps - 1));
+
+  if (r.startFrom !== undefined) {
+    assertPlainObject('startFrom', r.startFrom);
+    assertInteger('startFrom.step', r.startFrom.step, 0, steps - 1);
+    if (!(r.startFrom.latent instanceof Float32Array)) throw typeError('INVALID_TYPE', 'startFrom.latent must be a Float32Array');
+    if (r.initImage !== undefined) throw rangeError('INVALID_VALUE', 'startFrom and initImage cannot be combined');
+  }
+  if (r.guidance !== undefined) {
+    assertPlainObject('guidance', r.guidance);
+    if (r.guidance.texts !== undefined) {
+      if (!Array.isArray(r.guidance.texts) || r.guidance.texts.length === 0 || r.guidance.texts.length > 16) {
+        throw typeError('INVALID_TYPE', 'guidance.texts must be an array of 1..16 strings');
+      }
+      r.guidance.texts.forEach((t, i) => assertString(`guidance.texts[${i}]`, t));
+    }
+  }
+
+  return {
+    prompt: r.prompt,
+    negativePrompt: r.negativePrompt ?? '',
+    steps,
+    guidanceScale,
+    seed,
+    batch,
+    sampler,
+    karras,
+    initImage: r.initImage,
+    strength,
+    onProgress: r.onProgress,
+    signal: r.signal,
+    guidance: r.guidance,
+    captureLatents,
+    onLatent: r.onLatent,
+    startFrom: r.startFrom,
+  };
+}
+
+/** The sampler a bundle's scheduler_config.json names, as a ragdiff sampler. */
+export function samplerFromConfig(config: Record<string, unknown>): SamplerChoice {
+  switch (config._class_name) {
+    case 'EulerDiscreteScheduler':
+      return 'euler';
+    case 'EulerAncestralDiscreteScheduler':
+      return 'euler-ancestral';
+    case 'DPMSolverMultistepScheduler':
+      return 'dpmpp-2m';
+    default:
+      return 'ddim';
+  }
+}

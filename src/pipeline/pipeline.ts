@@ -1,0 +1,507 @@
+/**
+ * The public generation API: `Pipeline.load(dir)` once, then any number of
+ * concurrent `pipeline.generate(...)` calls.
+ *
+ * Threads: validation, tokenizing, init-image decoding and PNG encoding happen
+ * on the caller's thread (all cheap or asynchronous); every ONNX session lives
+ * in an inference worker (worker.ts). `concurrency` workers each hold their own
+ * sessions and run one generation at a time; up to `maxQueue` more wait in
+ * FIFO order; beyond that `generate` rejects at once with a BusyError.
+ *
+ * Abort: a generation's AbortSignal sets a shared flag the worker polls before
+ * every model call, so a running generation stops within one denoiser call;
+ * a queued one leaves the queue at once. Either way the promise rejects with an
+ * AbortError and every buffer of the call is released.
+ */
+import { Worker } from 'node:worker_threads';
+import { AbortError, BusyError, RagdiffError, rangeError } from '../errors.js';
+import { assertInteger, assertPlainObject } from '../validate.js';
+import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
+import { rgb8ToChw } from '../image/pixels.js';
+import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
+import type { ExecutionProvider } from '../models/session.js';
+import { readBundle, type BundleManifest } from './bundle.js';
+import { cfgPlan, checkPlan, pruneZeroBranches, type GuidancePlan } from './guidance.js';
+import { normalizeRequest, samplerFromConfig, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
+import { encodePng, type GenerationParameters } from './output.js';
+import { deserializeError, type FromWorker, type ToWorker, type WorkerData } from './protocol.js';
+import type { Job, JobResult, JobTimings, ModelInfo } from './runner.js';
+
+export interface PipelineOptions {
+  /** ONNX Runtime execution providers in order of preference; one that cannot load falls back to CPU with a warning. */
+  executionProviders?: ExecutionProvider[];
+  /** Inference workers, each with its own sessions, i.e. generations run at once (1..16, default 1). */
+  concurrency?: number;
+  /** Generations that may wait for a worker (0..10000, default 16); beyond that generate() rejects with BusyError. */
+  maxQueue?: number;
+  /** Intra-op threads per session (default: ONNX Runtime's choice, one per core). */
+  threads?: number;
+  /** Pixel limit for init images, checked from the header before decoding (default 40 M). */
+  maxInitImagePixels?: number;
+  /** Receives warnings such as an execution-provider fallback (default: console.warn). */
+  onWarning?: (message: string) => void;
+}
+
+export interface GeneratedImage {
+  /** PNG bytes with the parameters in `parameters` (A1111 text) and `ragdiff` (JSON) text chunks. */
+  png: Buffer;
+  width: number;
+  height: number;
+  seed: number;
+}
+
+export interface PromptStats {
+  /** Tokens the text produced (special tokens included), before truncation. */
+  tokens: number;
+  /** The text encoder's fixed length. */
+  maxTokens: number;
+  /** True when the prompt was cut to maxTokens. */
+  truncated: boolean;
+}
+
+export interface GenerateStats {
+  /** Denoiser (UNet) calls; each evaluates every guidance branch for every image of the batch at once. */
+  nfe: number;
+  /** Guidance branches evaluated per call (2 for CFG, 1 at guidanceScale 1). */
+  branches: number;
+  steps: number;
+  /** Steps run (image-to-image runs about steps × strength). */
+  stepsRun: number;
+  sampler: SamplerChoice;
+  prompt: PromptStats;
+  negativePrompt: PromptStats;
+  initImage?: { sourceWidth: number; sourceHeight: number; format: string; resized: boolean };
+  timings: JobTimings & { queueMs: number; prepareMs: number; pngMs: number; /** generate() call to resolution, queue included */ wallMs: number };
+}
+
+export interface GenerateResult {
+  images: GeneratedImage[];
+  stats: GenerateStats;
+  parameters: GenerationParameters;
+  /** Latents captured at request.captureLatents. */
+  latents: LatentEvent[];
+}
+
+export type PipelineInfo = ModelInfo & { defaults: RequestDefaults };
+
+interface Prepared {
+  job: Job;
+  transfer: ArrayBuffer[];
+  prompt: PromptStats;
+  negativePrompt: PromptStats;
+  initImage?: GenerateStats['initImage'];
+}
+
+interface Task {
+  id: number;
+  req: NormalizedRequest;
+  prepared: Prepared;
+  flag: Int32Array;
+  resolve(r: JobResult): void;
+  reject(e: unknown): void;
+  /** An error to report instead of AbortError (e.g. thrown by onProgress). */
+  failure?: unknown;
+  latents: LatentEvent[];
+  queuedAt: number;
+  startedAt: number;
+  state: 'queued' | 'running' | 'done';
+}
+
+interface Slot {
+  worker: Worker;
+  task: Task | null;
+  ready: boolean;
+  closed?: () => void;
+}
+
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+let nextId = 1;
+
+export class Pipeline {
+  readonly info: PipelineInfo;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Task[] = [];
+  private admitted = 0;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly manifest: BundleManifest,
+    private readonly options: Required<Pick<PipelineOptions, 'concurrency' | 'maxQueue' | 'maxInitImagePixels'>> & PipelineOptions,
+    info: ModelInfo,
+    private readonly tokenizer: PromptTokenizer,
+  ) {
+    const d = (manifest.ragdiff as { defaults?: { steps?: number; guidance_scale?: number; sampler?: string } } | null)?.defaults ?? {};
+    const sampler = (['ddim', 'euler', 'euler-ancestral', 'dpmpp-2m'] as const).find((s) => s === d.sampler) ?? samplerFromConfig(manifest.schedulerConfig);
+    this.info = { ...info, defaults: { steps: d.steps ?? 25, guidanceScale: d.guidance_scale ?? 7.5, sampler } };
+  }
+
+  /** Reads the bundle, starts the inference workers and waits until every one has its sessions open. */
+  static async load(dir: string, options: PipelineOptions = {}): Promise<Pipeline> {
+    assertPlainObject('options', options);
+    const concurrency = options.concurrency ?? 1;
+    assertInteger('concurrency', concurrency, 1, 16);
+    const maxQueue = options.maxQueue ?? 16;
+    assertInteger('maxQueue', maxQueue, 0, 10_000);
+    if (options.threads !== undefined) assertInteger('threads', options.threads, 1, 256);
+    const maxInitImagePixels = options.maxInitImagePixels ?? DEFAULT_MAX_PIXELS;
+    assertInteger('maxInitImagePixels', maxInitImagePixels, 1, 2 ** 31);
+    const manifest = readBundle(dir);
+    const opts = { ...options, concurrency, maxQueue, maxInitImagePixels };
+
+    const slots: Slot[] = [];
+    let info: ModelInfo;
+    try {
+      const infos = await Promise.all(Array.from({ length: concurrency }, () => Pipeline.spawn(manifest, opts, slots)));
+      info = infos[0]!;
+    } catch (e) {
+      await Promise.allSettled(slots.map((s) => s.worker.terminate()));
+      throw e;
+    }
+    let tokenizer: PromptTokenizer;
+    try {
+      tokenizer = loadTokenizer(manifest.files.tokenizerDir, { maxLength: info.textLength });
+    } catch (e) {
+      await Promise.allSettled(slots.map((s) => s.worker.terminate()));
+      throw e;
+    }
+    const p = new Pipeline(manifest, opts, info, tokenizer);
+    for (const s of slots) p.attach(s);
+    return p;
+  }
+
+  /** Starts one worker and resolves with its model info once its sessions are open. */
+  private static spawn(manifest: BundleManifest, options: PipelineOptions, into: Slot[]): Promise<ModelInfo> {
+    const data: WorkerData = { manifest, options: { executionProviders: options.executionProviders, threads: options.threads } };
+    const worker = new Worker(WORKER_URL, { workerData: data });
+    const slot: Slot = { worker, task: null, ready: false };
+    into.push(slot);
+    const warn = options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
+    return new Promise<ModelInfo>((resolve, reject) => {
+      const onMessage = (m: FromWorker) => {
+        if (m.type === 'warning') warn(m.message);
+        else if (m.type === 'ready') {
+          slot.ready = true;
+          done();
+          resolve(m.info);
+        } else if (m.type === 'error') {
+          done();
+          reject(deserializeError(m.error));
+        }
+      };
+      const onError = (e: Error) => {
+        done();
+        reject(new RagdiffError('WORKER_FAILED', `inference worker failed to start: ${e.message}`, { cause: e }));
+      };
+      const onExit = (code: number) => {
+        done();
+        reject(new RagdiffError('WORKER_FAILED', `inference worker exited (code ${code}) before its models were loaded`));
+      };
+      const done = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+    });
+  }
+
+  private attach(slot: Slot): void {
+    this.slots.push(slot);
+    slot.worker.unref();
+    const warn = this.options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
+    slot.worker.on('message', (m: FromWorker) => {
+      if (m.type === 'warning') return warn(m.message);
+      if (m.type === 'closed') return slot.closed?.();
+      const task = slot.task;
+      if (!task || ('id' in m && m.id !== task.id)) return;
+      switch (m.type) {
+        case 'progress':
+          this.progress(task, { step: m.step, total: m.total, stage: m.stage });
+          break;
+        case 'latent': {
+          const e = { step: m.step, t: m.t, latent: m.latent };
+          task.latents.push(e);
+          if (task.req.onLatent) this.callUser(task, () => task.req.onLatent!(e));
+          break;
+        }
+        case 'result':
+          this.finish(slot, task);
+          task.resolve(m.result);
+          break;
+        case 'error': {
+          this.finish(slot, task);
+          const err = deserializeError(m.error);
+          task.reject(err instanceof AbortError && task.failure !== undefined ? task.failure : err);
+          break;
+        }
+      }
+    });
+    const lost = (why: string) => {
+      const idx = this.slots.indexOf(slot);
+      if (idx < 0) return;
+      this.slots.splice(idx, 1);
+      const task = slot.task;
+      if (task) {
+        task.state = 'done';
+        task.reject(new RagdiffError('WORKER_FAILED', `inference worker ${why} during a generation`));
+      }
+      slot.closed?.();
+      if (this.closing) return;
+      // Replace the lost worker; queued work continues once it is ready.
+      const fresh: Slot[] = [];
+      Pipeline.spawn(this.manifest, this.options, fresh).then(
+        () => {
+          if (this.closing) void fresh[0]!.worker.terminate();
+          else {
+            this.attach(fresh[0]!);
+            this.pump();
+          }
+        },
+        (e) => {
+          void fresh[0]?.worker.terminate();
+          if (this.slots.length === 0) for (const t of this.queue.splice(0)) t.reject(e);
+        },
+      );
+    };
+    slot.worker.on('error', (e) => lost(`crashed (${e.message})`));
+    slot.worker.on('exit', (code) => lost(`exited with code ${code}`));
+  }
+
+  private finish(slot: Slot, task: Task): void {
+    task.state = 'done';
+    slot.task = null;
+    slot.worker.unref();
+    this.pump();
+  }
+
+  /** Runs a user callback; if it throws, the generation is aborted and rejects with that error. */
+  private callUser(task: Task, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (task.failure === undefined) task.failure = e;
+      this.cancel(task);
+    }
+  }
+
+  private progress(task: Task, e: ProgressEvent): void {
+    if (task.req.onProgress) this.callUser(task, () => task.req.onProgress!(e));
+  }
+
+  /** Stops a task: a queued one leaves the queue now; a running one stops before its next model call. */
+  private cancel(task: Task): void {
+    if (task.state === 'queued') {
+      const i = this.queue.indexOf(task);
+      if (i >= 0) this.queue.splice(i, 1);
+      task.state = 'done';
+      task.reject(task.failure ?? new AbortError('generation aborted while queued'));
+    } else if (task.state === 'running') {
+      Atomics.store(task.flag, 0, 1);
+    }
+  }
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      if (this.queue.length === 0) return;
+      if (!slot.ready || slot.task) continue;
+      const task = this.queue.shift()!;
+      task.state = 'running';
+      task.startedAt = performance.now();
+      slot.task = task;
+      slot.worker.ref();
+      const msg: ToWorker = { type: 'generate', id: task.id, job: task.prepared.job, abort: task.flag.buffer as SharedArrayBuffer };
+      slot.worker.postMessage(msg, task.prepared.transfer);
+    }
+  }
+
+  /** Generations running now and waiting in the queue. */
+  get queueState(): { running: number; queued: number; capacity: number } {
+    return {
+      running: this.slots.filter((s) => s.task).length,
+      queued: this.admitted - this.slots.filter((s) => s.task).length,
+      capacity: this.options.concurrency + this.options.maxQueue,
+    };
+  }
+
+  async generate(request: GenerateRequest): Promise<GenerateResult> {
+    const called = performance.now();
+    if (this.closing) throw new RagdiffError('CLOSED', 'the pipeline is closed');
+    const req = normalizeRequest(request, this.info.defaults);
+    const capacity = this.options.concurrency + this.options.maxQueue;
+    if (this.admitted >= capacity) {
+      throw new BusyError(`the pipeline is busy: ${this.options.concurrency} generation(s) running and ${this.options.maxQueue} queued; retry later`);
+    }
+    this.admitted++;
+    try {
+      const t0 = performance.now();
+      const prepared = await this.prepare(req);
+      const prepareMs = performance.now() - t0;
+      if (req.signal?.aborted) throw new AbortError('generation aborted', { cause: req.signal.reason });
+      if (this.closing) throw new RagdiffError('CLOSED', 'the pipeline is closed');
+      const { result, task } = await this.run(req, prepared);
+
+      const tp = performance.now();
+      const params = this.parameters(req);
+      const images: GeneratedImage[] = [];
+      for (let i = 0; i < result.images.length; i++) {
+        const seed = req.seed + i;
+        images.push({ png: await encodePng(result.images[i]!, result.width, result.height, { ...params, seed }), width: result.width, height: result.height, seed });
+        this.progress(task, { step: i + 1, total: result.images.length, stage: 'png' });
+      }
+      if (task.failure !== undefined) throw task.failure;
+      const pngMs = performance.now() - tp;
+      return {
+        images,
+        parameters: params,
+        latents: task.latents,
+        stats: {
+          nfe: result.nfe,
+          branches: result.branches,
+          steps: req.steps,
+          stepsRun: result.stepsRun,
+          sampler: req.sampler,
+          prompt: prepared.prompt,
+          negativePrompt: prepared.negativePrompt,
+          ...(prepared.initImage ? { initImage: prepared.initImage } : {}),
+          timings: { ...result.timings, queueMs: task.startedAt - task.queuedAt, prepareMs, pngMs, wallMs: performance.now() - called },
+        },
+      };
+    } finally {
+      this.admitted--;
+    }
+  }
+
+  private parameters(req: NormalizedRequest): GenerationParameters {
+    return {
+      prompt: req.prompt,
+      negativePrompt: req.negativePrompt,
+      steps: req.steps,
+      sampler: req.sampler,
+      karras: req.karras,
+      guidanceScale: req.guidanceScale,
+      seed: req.seed,
+      width: this.info.image.width,
+      height: this.info.image.height,
+      model: this.info.name,
+      modelHash: this.info.hash,
+      ...(req.strength !== undefined ? { strength: req.strength } : {}),
+      ...(req.guidance ? { guidance: `${req.guidance.branches.length} branches` } : {}),
+    };
+  }
+
+  private async prepare(req: NormalizedRequest): Promise<Prepared> {
+    const info = this.info;
+    const texts = req.guidance?.texts ?? [req.prompt, req.negativePrompt];
+    const slotsLength = info.neighbourSlots * info.tokenWidth;
+    let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, req.steps);
+    checkPlan(plan, req.steps, texts.length, slotsLength);
+    plan = pruneZeroBranches(plan);
+    // Encode only the texts some branch still uses, and renumber the branches to match.
+    const used = [...new Set(plan.branches.map((b) => b.text))].sort((a, b) => a - b);
+    plan = { branches: plan.branches.map((b) => ({ ...b, text: used.indexOf(b.text) })), weights: plan.weights };
+
+    const encoded = texts.map((t) => this.tokenizer.encode(t));
+    const stats = (e: { tokenCount: number; truncated: boolean }): PromptStats => ({ tokens: e.tokenCount, maxTokens: this.tokenizer.maxLength, truncated: e.truncated });
+    const promptStats = stats(req.guidance?.texts ? this.tokenizer.encode(req.prompt) : encoded[0]!);
+    const negativeStats = stats(req.guidance?.texts ? this.tokenizer.encode(req.negativePrompt) : encoded[1]!);
+    const job: Job = {
+      texts: used.map((i) => encoded[i]!.ids),
+      plan,
+      steps: req.steps,
+      sampler: req.sampler,
+      karras: req.karras,
+      seeds: Array.from({ length: req.batch }, (_, i) => req.seed + i),
+      captureSteps: req.captureLatents,
+    };
+    const transfer: ArrayBuffer[] = [];
+    const prepared: Prepared = { job, transfer, prompt: promptStats, negativePrompt: negativeStats };
+    const latentSize = info.latent.channels * info.latent.height * info.latent.width;
+
+    if (req.startFrom) {
+      if (req.startFrom.latent.length !== req.batch * latentSize) {
+        throw rangeError('LENGTH_MISMATCH', `startFrom.latent must have batch × ${info.latent.channels}×${info.latent.height}×${info.latent.width} = ${req.batch * latentSize} elements, got ${req.startFrom.latent.length}`);
+      }
+      const latent = req.startFrom.latent.slice();
+      for (let i = 0; i < latent.length; i++) {
+        const x = latent[i]!;
+        if (x - x !== 0) throw rangeError('NON_FINITE', `startFrom.latent[${i}] is ${x}; tensors must be finite`);
+      }
+      job.start = { step: req.startFrom.step, latent };
+      transfer.push(latent.buffer);
+    }
+    if (req.initImage) {
+      if (!info.canImg2Img) throw new RagdiffError('UNSUPPORTED', `${info.dir} has no vae_encoder/model.onnx; image-to-image is unavailable`);
+      if (Math.min(Math.floor(req.steps * req.strength!), req.steps) < 1) {
+        throw rangeError('OUT_OF_RANGE', `strength ${req.strength} × steps ${req.steps} leaves no step to run; raise strength or steps`);
+      }
+      const { width, height } = info.image;
+      const img = await decodeImage(req.initImage, { maxPixels: this.options.maxInitImagePixels, width, height });
+      const chw = rgb8ToChw(img.rgb, width, height, 3);
+      job.init = { chw, strength: req.strength! };
+      transfer.push(chw.buffer as ArrayBuffer);
+      prepared.initImage = { sourceWidth: img.source.width, sourceHeight: img.source.height, format: img.source.format, resized: img.source.resized };
+    }
+    return prepared;
+  }
+
+  private run(req: NormalizedRequest, prepared: Prepared): Promise<{ result: JobResult; task: Task }> {
+    return new Promise((resolve, reject) => {
+      const task: Task = {
+        id: nextId++,
+        req,
+        prepared,
+        flag: new Int32Array(new SharedArrayBuffer(4)),
+        latents: [],
+        queuedAt: performance.now(),
+        startedAt: 0,
+        state: 'queued',
+        resolve: (r) => {
+          cleanup();
+          resolve({ result: r, task });
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+      };
+      const onAbort = () => this.cancel(task);
+      const cleanup = () => req.signal?.removeEventListener('abort', onAbort);
+      req.signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(task);
+      this.progress(task, { step: 0, total: 0, stage: 'queued' });
+      this.pump();
+    });
+  }
+
+  /**
+   * Stops the pipeline: queued generations reject with code CLOSED, running
+   * ones are aborted (AbortError), then every worker releases its sessions and
+   * exits. Await outstanding generate() calls first for a graceful drain.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    for (const t of this.queue.splice(0)) {
+      t.state = 'done';
+      t.reject(new RagdiffError('CLOSED', 'the pipeline was closed before this generation started'));
+    }
+    const slots = [...this.slots];
+    this.closing = Promise.all(
+      slots.map(async (slot) => {
+        if (slot.task) this.cancel(slot.task);
+        const closed = new Promise<void>((r) => (slot.closed = r));
+        slot.worker.ref();
+        slot.worker.postMessage({ type: 'close' } satisfies ToWorker);
+        const timer = setTimeout(() => slot.closed?.(), 30_000);
+        await closed;
+        clearTimeout(timer);
+        const i = this.slots.indexOf(slot);
+        if (i >= 0) this.slots.splice(i, 1);
+        await slot.worker.terminate();
+      }),
+    ).then(() => undefined);
+    return this.closing;
+  }
+}

@@ -1,0 +1,420 @@
+/**
+ * The model side of a generation: owns the ONNX sessions of one bundle and runs
+ * one job at a time — text encoding, optional image encoding, the sampling
+ * loop, VAE decoding and the conversion to 8-bit RGB. It runs inside a worker
+ * thread (see worker.ts) because onnxruntime-node's `run` blocks its thread;
+ * it is plain async code, so benchmarks and tests can also drive it directly.
+ *
+ * Tensors are allocated once per job and refilled in place at every step.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type * as ort from 'onnxruntime-node';
+import { AbortError, RagdiffError, rangeError } from '../errors.js';
+import { openSession, expectIO, type ExecutionProvider, type OpenedSession } from '../models/session.js';
+import * as schedulerModule from '../scheduler/index.js';
+import type { LoopScheduler } from './loop.js';
+import { NoiseGenerator } from '../rng.js';
+import { chwToRgb8 } from '../image/pixels.js';
+import { readJsonFile, type BundleManifest } from './bundle.js';
+import { buildEncoderHiddenStates, type GuidancePlan } from './guidance.js';
+import { FloatBoundary, fillScalar, floatTypeOf, integerTensor, type FloatType } from './tensor-io.js';
+import { denoiseLoop } from './loop.js';
+
+export interface RunnerOptions {
+  executionProviders?: ExecutionProvider[];
+  /** Intra-op threads per session (default: ONNX Runtime's choice). */
+  threads?: number;
+  onWarning?: (message: string) => void;
+}
+
+/** What a loaded bundle takes and makes; structured-cloneable. */
+export interface ModelInfo {
+  name: string;
+  dir: string;
+  /** sha256 over the bundle's model, tokenizer and scheduler files (hex). */
+  hash: string;
+  image: { channels: 3; height: number; width: number };
+  latent: { channels: number; height: number; width: number };
+  textLength: number;
+  tokenWidth: number;
+  /** encoder_hidden_states slots after the text tokens (retrieval neighbours); 0 for plain SD. */
+  neighbourSlots: number;
+  scalingFactor: number;
+  /** Float type at the UNet boundary. */
+  dtype: FloatType;
+  timestepType: string;
+  idsType: string;
+  canImg2Img: boolean;
+  providers: string[];
+  schedulerConfig: Record<string, unknown>;
+}
+
+export interface Job {
+  /** Token id sequences, [texts][textLength]. */
+  texts: BigInt64Array[];
+  plan: GuidancePlan;
+  steps: number;
+  sampler: 'ddim' | 'euler' | 'euler-ancestral' | 'dpmpp-2m';
+  karras?: boolean;
+  eta?: number;
+  /** One seed per image; image i's noise comes only from its own seeded stream. */
+  seeds: number[];
+  /** Image-to-image: the init image as [3, H, W] floats in [-1, 1] at the model's size, and the strength. */
+  init?: { chw: Float32Array; strength: number };
+  /** Resume mid-schedule: batch × latent floats (unscaled sampler state) entering step index `step`. */
+  start?: { step: number; latent: Float32Array };
+  /** Step indices after which the latent is reported through hooks.latent. */
+  captureSteps?: number[];
+}
+
+export type Stage = 'encode-text' | 'encode-image' | 'denoise' | 'decode';
+
+export interface JobHooks {
+  progress?(step: number, total: number, stage: Stage): void;
+  /** Polled before every model call; true stops the job with an AbortError. */
+  aborted?(): boolean;
+  latent?(stepIndex: number, t: number, latent: Float32Array): void;
+}
+
+export interface JobTimings {
+  textEncodeMs: number;
+  imageEncodeMs: number;
+  denoiseMs: number;
+  unetMs: number;
+  samplerMs: number;
+  vaeDecodeMs: number;
+  toRgbMs: number;
+  /** Time inside ONNX Runtime runs, all models. */
+  ortMs: number;
+  totalMs: number;
+}
+
+export interface JobResult {
+  /** Interleaved RGB per image. */
+  images: Uint8Array[];
+  width: number;
+  height: number;
+  /** Denoiser (UNet) calls; each evaluates every branch for every image at once. */
+  nfe: number;
+  branches: number;
+  /** Steps actually run (fewer than requested for image-to-image). */
+  stepsRun: number;
+  timings: JobTimings;
+}
+
+type RunnerScheduler = LoopScheduler & {
+  setTimesteps(n: number): void;
+  readonly initNoiseSigma: number;
+  addNoise(original: Float32Array, noise: Float32Array, t: number, out?: Float32Array): Float32Array;
+};
+// Until src/scheduler lands its types.
+const createScheduler = (schedulerModule as unknown as { createScheduler: (c: unknown, o: unknown) => RunnerScheduler }).createScheduler;
+
+function dim(v: number | string | undefined): number | undefined {
+  return typeof v === 'number' && v > 0 ? v : undefined;
+}
+
+function tensorMeta(opened: OpenedSession, name: string, io: 'input' | 'output'): ort.InferenceSession.TensorValueMetadata {
+  const list = io === 'input' ? opened.session.inputMetadata : opened.session.outputMetadata;
+  const m = list.find((x) => x.name === name);
+  if (!m || !m.isTensor) throw new RagdiffError('MODEL_IO_MISMATCH', `${opened.path}: ${io} ${name} is not a tensor`);
+  return m as ort.InferenceSession.TensorValueMetadata;
+}
+
+function optionalJson(path: string, what: string): Record<string, unknown> {
+  return existsSync(path) ? readJsonFile(path, what) : {};
+}
+
+/** sha256 over every file of the bundle's component folders, in a fixed order (path, then bytes). */
+export function hashBundle(manifest: BundleManifest): string {
+  const h = createHash('sha256');
+  const dirs = ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder', 'image_proj', 'tokenizer', 'scheduler'];
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) files.push(p);
+    }
+  };
+  for (const d of dirs) if (existsSync(join(manifest.dir, d))) walk(join(manifest.dir, d));
+  files.sort();
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (const f of files) {
+    h.update(relative(manifest.dir, f).replaceAll('\\', '/') + '\0' + statSync(f).size + '\0');
+    const fd = openSync(f, 'r');
+    try {
+      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return h.digest('hex');
+}
+
+export class ModelRunner {
+  private constructor(
+    readonly info: ModelInfo,
+    private readonly textEncoder: OpenedSession,
+    private readonly unet: OpenedSession,
+    private readonly vaeDecoder: OpenedSession,
+    private readonly vaeEncoder: OpenedSession | null,
+    private readonly names: { textOut: string; unetOut: string; decOut: string; encOut: string },
+  ) {}
+
+  static async open(manifest: BundleManifest, options: RunnerOptions = {}): Promise<ModelRunner> {
+    const so = { executionProviders: options.executionProviders, intraOpNumThreads: options.threads, onWarning: options.onWarning };
+    const opened: OpenedSession[] = [];
+    try {
+      const open = async (p: string) => {
+        const s = await openSession(p, so);
+        opened.push(s);
+        return s;
+      };
+      const te = await open(manifest.files.textEncoder);
+      const unet = await open(manifest.files.unet);
+      const dec = await open(manifest.files.vaeDecoder);
+      const enc = manifest.files.vaeEncoder ? await open(manifest.files.vaeEncoder) : null;
+
+      expectIO(te, ['input_ids'], []);
+      expectIO(unet, ['sample', 'timestep', 'encoder_hidden_states'], []);
+      expectIO(dec, ['latent_sample'], []);
+      if (enc) expectIO(enc, ['sample'], []);
+      const textOut = te.session.outputNames.includes('last_hidden_state') ? 'last_hidden_state' : te.session.outputNames[0]!;
+      const unetOut = unet.session.outputNames.includes('out_sample') ? 'out_sample' : unet.session.outputNames[0]!;
+      const decOut = dec.session.outputNames.includes('sample') ? 'sample' : dec.session.outputNames[0]!;
+      const encOut = enc ? (enc.session.outputNames.includes('latent_sample') ? 'latent_sample' : enc.session.outputNames[0]!) : '';
+
+      const info = resolveInfo(manifest, te, unet, dec, enc, textOut, decOut);
+      info.providers = unet.providers;
+      info.hash = hashBundle(manifest);
+      return new ModelRunner(info, te, unet, dec, enc, { textOut, unetOut, decOut, encOut });
+    } catch (e) {
+      await Promise.allSettled(opened.map((s) => s.session.release()));
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder].filter((s): s is OpenedSession => s !== null);
+    await Promise.allSettled(all.map((s) => s.session.release()));
+  }
+
+  async run(job: Job, hooks: JobHooks = {}): Promise<JobResult> {
+    const started = performance.now();
+    const info = this.info;
+    const timings: JobTimings = { textEncodeMs: 0, imageEncodeMs: 0, denoiseMs: 0, unetMs: 0, samplerMs: 0, vaeDecodeMs: 0, toRgbMs: 0, ortMs: 0, totalMs: 0 };
+    const checkAbort = () => {
+      if (hooks.aborted?.()) throw new AbortError('generation aborted');
+    };
+    const timed = async (session: OpenedSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>) => {
+      checkAbort();
+      const t0 = performance.now();
+      try {
+        await session.session.run(feeds, fetches);
+      } catch (e) {
+        throw new RagdiffError('MODEL_RUN_FAILED', `${session.path}: ${String((e as Error)?.message ?? e).split('\n')[0]}`, { cause: e });
+      }
+      const ms = performance.now() - t0;
+      timings.ortMs += ms;
+      return ms;
+    };
+
+    const batch = job.seeds.length;
+    const { branches, weights } = job.plan;
+    const nb = branches.length;
+    const { channels: C, height: h, width: w } = info.latent;
+    const latentSize = C * h * w;
+    const { textLength: L, tokenWidth: W, neighbourSlots: S } = info;
+
+    const scheduler = createScheduler(info.schedulerConfig, { sampler: job.sampler, useKarrasSigmas: job.karras, eta: job.eta });
+    scheduler.setTimesteps(job.steps);
+    const timesteps = scheduler.timesteps;
+    if (weights.length !== timesteps.length * nb) {
+      throw new RagdiffError('INTERNAL', `guidance weights cover ${weights.length / nb} steps, the schedule has ${timesteps.length}`);
+    }
+
+    // ---- text encoder: all distinct texts in one call
+    hooks.progress?.(0, 1, 'encode-text');
+    let t0 = performance.now();
+    const T = job.texts.length;
+    const ids = new BigInt64Array(T * L);
+    job.texts.forEach((seq, i) => ids.set(seq, i * L));
+    const idsTensor = integerTensor(info.idsType, Array.from(ids, Number), [T, L]);
+    const textStates = new FloatBoundary(floatTypeOf(tensorMeta(this.textEncoder, this.names.textOut, 'output').type, this.textEncoder.path), [T, L, W]);
+    await timed(this.textEncoder, { input_ids: idsTensor }, { [this.names.textOut]: textStates.tensor });
+    textStates.fromModel();
+    timings.textEncodeMs = performance.now() - t0;
+
+    // ---- per-job buffers, allocated once
+    const dtype = info.dtype;
+    const latent = new Float32Array(batch * latentSize);
+    const noise = new Float32Array(batch * latentSize);
+    const modelInput = new FloatBoundary(dtype, [nb * batch, C, h, w]);
+    const modelOutput = new FloatBoundary(dtype, [nb * batch, C, h, w]);
+    const ehs = new FloatBoundary(floatTypeOf(tensorMeta(this.unet, 'encoder_hidden_states', 'input').type, this.unet.path), [nb * batch, L + S, W]);
+    buildEncoderHiddenStates(ehs.data, { batch, textLength: L, slots: S, width: W }, branches, textStates.data);
+    ehs.toModel();
+    const timestep = integerTensor(info.timestepType, new Array(nb * batch).fill(0), [nb * batch]);
+    const generators = job.seeds.map((s) => new NoiseGenerator(s));
+    const fillNoise = (out: Float32Array) => {
+      generators.forEach((g, i) => g.fillNormal(out.subarray(i * latentSize, (i + 1) * latentSize)));
+    };
+
+    // ---- initial latent: resumed, image-to-image, or pure noise
+    let startIndex = 0;
+    if (job.start) {
+      startIndex = job.start.step;
+      latent.set(job.start.latent);
+    } else if (job.init) {
+      const initSteps = Math.min(Math.floor(job.steps * job.init.strength), job.steps);
+      if (initSteps < 1) throw rangeError('OUT_OF_RANGE', `strength ${job.init.strength} × steps ${job.steps} leaves no step to run; raise strength or steps`);
+      startIndex = job.steps - initSteps;
+      if (!this.vaeEncoder) throw new RagdiffError('UNSUPPORTED', `${info.dir} has no vae_encoder/model.onnx; image-to-image is unavailable`);
+      hooks.progress?.(0, 1, 'encode-image');
+      t0 = performance.now();
+      const { height: H, width: Wd } = info.image;
+      const pixels = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeEncoder, 'sample', 'input').type, this.vaeEncoder.path), [1, 3, H, Wd], job.init.chw);
+      const encoded = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeEncoder, this.names.encOut, 'output').type, this.vaeEncoder.path), [1, C, h, w]);
+      await timed(this.vaeEncoder, { sample: pixels.toModel() }, { [this.names.encOut]: encoded.tensor });
+      const x0 = encoded.fromModel();
+      for (let j = 0; j < latentSize; j++) x0[j] = x0[j]! * info.scalingFactor;
+      fillNoise(noise);
+      const tStart = timesteps[startIndex]!;
+      for (let i = 0; i < batch; i++) {
+        scheduler.addNoise(x0, noise.subarray(i * latentSize, (i + 1) * latentSize), tStart, latent.subarray(i * latentSize, (i + 1) * latentSize));
+      }
+      timings.imageEncodeMs = performance.now() - t0;
+    } else {
+      fillNoise(latent);
+      const sigma = scheduler.initNoiseSigma;
+      if (sigma !== 1) for (let j = 0; j < latent.length; j++) latent[j] = latent[j]! * sigma;
+    }
+
+    // ---- denoising loop
+    const total = timesteps.length - startIndex;
+    const capture = new Set(job.captureSteps ?? []);
+    const feeds = { sample: modelInput.tensor, timestep, encoder_hidden_states: ehs.tensor };
+    const fetches = { [this.names.unetOut]: modelOutput.tensor };
+    const loopTiming = { samplerMs: 0 };
+    t0 = performance.now();
+    hooks.progress?.(0, total, 'denoise');
+    const nfe = await denoiseLoop({
+      scheduler,
+      buffers: { latent, modelInput: modelInput.data, modelOutput: modelOutput.data, noise },
+      branches: nb,
+      weights,
+      startIndex,
+      fillNoise,
+      timing: loopTiming,
+      runModel: async (t) => {
+        fillScalar(timestep, t);
+        modelInput.toModel();
+        timings.unetMs += await timed(this.unet, feeds, fetches);
+        modelOutput.fromModel();
+      },
+      afterStep: (i, t, x) => {
+        if (capture.has(i)) hooks.latent?.(i, t, x);
+        hooks.progress?.(i - startIndex + 1, total, 'denoise');
+      },
+    });
+    timings.samplerMs = loopTiming.samplerMs;
+    timings.denoiseMs = performance.now() - t0;
+
+    // ---- decode, one image at a time (bounded memory for large models)
+    t0 = performance.now();
+    const { height: H, width: Wd } = info.image;
+    const decIn = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeDecoder, 'latent_sample', 'input').type, this.vaeDecoder.path), [1, C, h, w]);
+    const decOut = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeDecoder, this.names.decOut, 'output').type, this.vaeDecoder.path), [1, 3, H, Wd]);
+    const images: Uint8Array[] = [];
+    const inv = 1 / info.scalingFactor;
+    for (let i = 0; i < batch; i++) {
+      hooks.progress?.(i, batch, 'decode');
+      const src = latent.subarray(i * latentSize, (i + 1) * latentSize);
+      for (let j = 0; j < latentSize; j++) decIn.data[j] = src[j]! * inv;
+      await timed(this.vaeDecoder, { latent_sample: decIn.toModel() }, { [this.names.decOut]: decOut.tensor });
+      const tr = performance.now();
+      images.push(chwToRgb8(decOut.fromModel(), Wd, H));
+      timings.toRgbMs += performance.now() - tr;
+    }
+    hooks.progress?.(batch, batch, 'decode');
+    timings.vaeDecodeMs = performance.now() - t0 - timings.toRgbMs;
+    timings.totalMs = performance.now() - started;
+    return { images, width: Wd, height: H, nfe, branches: nb, stepsRun: total, timings };
+  }
+}
+
+/** Reads the shapes and types the bundle's sessions declare, filling symbolic dimensions from the configs. */
+function resolveInfo(
+  manifest: BundleManifest,
+  te: OpenedSession,
+  unet: OpenedSession,
+  dec: OpenedSession,
+  enc: OpenedSession | null,
+  textOut: string,
+  decOut: string,
+): ModelInfo {
+  const rd = manifest.ragdiff ?? {};
+  const unetConfig = optionalJson(join(manifest.dir, 'unet', 'config.json'), 'UNet config');
+  const vaeConfig = optionalJson(join(manifest.dir, 'vae_decoder', 'config.json'), 'VAE config');
+
+  const sample = tensorMeta(unet, 'sample', 'input');
+  const ehsMeta = tensorMeta(unet, 'encoder_hidden_states', 'input');
+  const ts = tensorMeta(unet, 'timestep', 'input');
+  const idsMeta = tensorMeta(te, 'input_ids', 'input');
+  const textMeta = tensorMeta(te, textOut, 'output');
+  const decOutMeta = tensorMeta(dec, decOut, 'output');
+
+  const num = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined);
+  const latentC = dim(sample.shape[1]) ?? num(unetConfig.in_channels) ?? rd.latent_channels ?? 4;
+  const latentH = dim(sample.shape[2]) ?? num(unetConfig.sample_size) ?? rd.latent_size ?? 64;
+  const latentW = dim(sample.shape[3]) ?? num(unetConfig.sample_size) ?? rd.latent_size ?? 64;
+  const blocks = Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 0;
+  const factor = rd.image_size && rd.latent_size ? rd.image_size / rd.latent_size : blocks > 0 ? 2 ** (blocks - 1) : 8;
+  const imageH = dim(decOutMeta.shape[2]) ?? latentH * factor;
+  const imageW = dim(decOutMeta.shape[3]) ?? latentW * factor;
+  const textLength = dim(idsMeta.shape[1]) ?? rd.text_max_length ?? 77;
+  const tokenWidth = dim(textMeta.shape[2]) ?? dim(ehsMeta.shape[2]) ?? rd.token_width;
+  if (!tokenWidth) throw new RagdiffError('MODEL_IO_MISMATCH', `${te.path}: cannot tell the token width (last_hidden_state has shape ${JSON.stringify(textMeta.shape)})`);
+  const ehsWidth = dim(ehsMeta.shape[2]);
+  if (ehsWidth !== undefined && ehsWidth !== tokenWidth) {
+    throw new RagdiffError('MODEL_IO_MISMATCH', `${unet.path}: encoder_hidden_states width ${ehsWidth} differs from the text encoder's ${tokenWidth}`);
+  }
+  const seq = dim(ehsMeta.shape[1]) ?? textLength + manifest.neighbourSlots;
+  const slots = seq - textLength;
+  if (slots < 0) {
+    throw new RagdiffError('MODEL_IO_MISMATCH', `${unet.path}: encoder_hidden_states holds ${seq} tokens, fewer than the text encoder's ${textLength}`);
+  }
+  const batchDim = sample.shape[0];
+  if (typeof batchDim === 'number' && batchDim > 0) {
+    throw new RagdiffError('UNSUPPORTED', `${unet.path}: the UNet has a fixed batch of ${batchDim}; re-export it with a dynamic batch axis`);
+  }
+  if (!['int64', 'int32', 'float32', 'float16'].includes(ts.type)) {
+    throw new RagdiffError('MODEL_IO_MISMATCH', `${unet.path}: timestep has type ${ts.type}; expected int64, int32, float32 or float16`);
+  }
+  if (!['int64', 'int32'].includes(idsMeta.type)) {
+    throw new RagdiffError('MODEL_IO_MISMATCH', `${te.path}: input_ids has type ${idsMeta.type}; expected int64 or int32`);
+  }
+  const dtype = floatTypeOf(sample.type, `${unet.path}: sample`);
+  floatTypeOf(tensorMeta(unet, unet.session.outputNames.includes('out_sample') ? 'out_sample' : unet.session.outputNames[0]!, 'output').type, `${unet.path}: output`);
+
+  return {
+    name: manifest.name,
+    dir: manifest.dir,
+    hash: '',
+    image: { channels: 3, height: imageH, width: imageW },
+    latent: { channels: latentC, height: latentH, width: latentW },
+    textLength,
+    tokenWidth,
+    neighbourSlots: slots,
+    scalingFactor: manifest.scalingFactor,
+    dtype,
+    timestepType: ts.type,
+    idsType: idsMeta.type,
+    canImg2Img: enc !== null,
+    providers: [],
+    schedulerConfig: manifest.schedulerConfig,
+  };
+}
