@@ -1,0 +1,207 @@
+// Serving behaviour: bounded queue with an immediate BusyError, concurrency,
+// abort (queued and running), callbacks that throw, worker loss, close, and
+// load-time failures (bad files, unavailable execution providers).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cpSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Pipeline, type GenerateRequest } from '../src/pipeline/index.js';
+import { AbortError, BusyError } from '../src/errors.js';
+import { repoPath, tempDir } from './helpers.js';
+
+/** Resolves when `p` rejects with an error `check` accepts; fails the test otherwise. */
+async function rejects(p: Promise<unknown>, check: (e: unknown) => boolean, message?: string): Promise<void> {
+  let error: unknown;
+  try {
+    await p;
+  } catch (e) {
+    error = e;
+  }
+  if (error === undefined) assert.unreachable(message ?? 'expected a rejection');
+  assert.ok(check(error), `${message ?? 'unexpected rejection'}: ${String((error as Error)?.stack ?? error)}`);
+}
+
+
+const BUNDLE = repoPath('test/fixtures/pipeline/tiny-bundle');
+const base: GenerateRequest = { prompt: 'a red cat', seed: 7, steps: 6, guidanceScale: 4 };
+const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
+
+function settled<T>(p: Promise<T>): { done: () => boolean; p: Promise<T> } {
+  let done = false;
+  p.then(() => (done = true), () => (done = true));
+  return { done: () => done, p };
+}
+
+test('a full queue rejects at once with BusyError; admitted work completes', async () => {
+  const pipeline = await Pipeline.load(BUNDLE, { concurrency: 1, maxQueue: 1 });
+  try {
+    const running = settled(pipeline.generate({ ...base, steps: 300 }));
+    const queued = settled(pipeline.generate(base));
+    let busy: unknown;
+    try {
+      await pipeline.generate(base);
+    } catch (e) {
+      busy = e;
+    }
+    assert.ok(busy instanceof BusyError, 'third call is refused');
+    assert.is((busy as BusyError).code, 'BUSY');
+    assert.not.ok(running.done(), 'refused while the first generation is still running');
+    assert.equal(pipeline.queueState, { running: 1, queued: 1, capacity: 2 });
+    await running.p;
+    await queued.p;
+    assert.equal(pipeline.queueState, { running: 0, queued: 0, capacity: 2 });
+    await pipeline.generate(base); // capacity is back
+  } finally {
+    await pipeline.close();
+  }
+});
+
+test('abort while running stops within a step or so, and the pipeline serves the next call identically', async () => {
+  const pipeline = await Pipeline.load(BUNDLE);
+  try {
+    const reference = await pipeline.generate(base);
+    const controller = new AbortController();
+    let last = 0;
+    let seenAtAbort = 0;
+    const p = pipeline.generate({
+      ...base,
+      steps: 1000,
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.stage !== 'denoise') return;
+        last = e.step;
+        if (e.step === 5) {
+          seenAtAbort = e.step;
+          controller.abort();
+        }
+      },
+    });
+    await rejects(p, (e: unknown) => e instanceof AbortError && (e as AbortError).code === 'ABORTED');
+    assert.ok(seenAtAbort === 5);
+    assert.ok(last < 1000, `stopped early (last step reported ${last})`);
+    assert.equal(pipeline.queueState.running, 0);
+    const after = await pipeline.generate(base);
+    assert.ok(after.images[0]!.png.equals(reference.images[0]!.png));
+  } finally {
+    await pipeline.close();
+  }
+});
+
+test('abort while queued leaves the queue at once without touching the running job', async () => {
+  const pipeline = await Pipeline.load(BUNDLE);
+  try {
+    const running = settled(pipeline.generate({ ...base, steps: 300 }));
+    const controller = new AbortController();
+    const started: string[] = [];
+    const queued = pipeline.generate({ ...base, signal: controller.signal, onProgress: (e) => {
+      started.push(e.stage);
+      if (e.stage === 'queued') controller.abort();
+    } });
+    await rejects(queued, (e: unknown) => e instanceof AbortError);
+    assert.not.ok(running.done());
+    assert.equal(started, ['queued'], 'never reached a worker');
+    await running.p;
+  } finally {
+    await pipeline.close();
+  }
+});
+
+test('an error thrown by onProgress aborts the generation and is what it rejects with', async () => {
+  const pipeline = await Pipeline.load(BUNDLE);
+  try {
+    const boom = new Error('progress callback failed');
+    await rejects(pipeline.generate({ ...base, steps: 200, onProgress: (e) => { if (e.step === 3) throw boom; } }), (e: unknown) => e === boom);
+    await pipeline.generate(base);
+  } finally {
+    await pipeline.close();
+  }
+});
+
+test('two workers run two generations at once with the same results as one worker', async () => {
+  const pipeline = await Pipeline.load(BUNDLE, { concurrency: 2, threads: 1 });
+  try {
+    const a = pipeline.generate({ ...base, steps: 100 });
+    const b = pipeline.generate({ ...base, steps: 100, seed: 9 });
+    await new Promise((r) => setImmediate(r));
+    assert.is(pipeline.queueState.running, 2);
+    const [ra, rb] = await Promise.all([a, b]);
+    const one = await Pipeline.load(BUNDLE);
+    try {
+      assert.ok((await one.generate({ ...base, steps: 100 })).images[0]!.png.equals(ra.images[0]!.png));
+      assert.ok((await one.generate({ ...base, steps: 100, seed: 9 })).images[0]!.png.equals(rb.images[0]!.png));
+    } finally {
+      await one.close();
+    }
+  } finally {
+    await pipeline.close();
+  }
+});
+
+test('a lost worker fails its generation with WORKER_FAILED and is replaced', async () => {
+  const pipeline = await Pipeline.load(BUNDLE);
+  try {
+    const p = pipeline.generate({ ...base, steps: 1000, onProgress: (e) => {
+      if (e.stage === 'denoise' && e.step === 2) void (pipeline as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!.worker.terminate();
+    } });
+    await rejects(p, code('WORKER_FAILED'));
+    const r = await pipeline.generate(base); // served by the replacement worker
+    assert.is(r.images.length, 1);
+  } finally {
+    await pipeline.close();
+  }
+});
+
+test('close rejects queued work with CLOSED, aborts running work, then refuses new calls', async () => {
+  const pipeline = await Pipeline.load(BUNDLE);
+  let isRunning!: () => void;
+  const runningNow = new Promise<void>((r) => (isRunning = r));
+  let isQueued!: () => void;
+  const queuedNow = new Promise<void>((r) => (isQueued = r));
+  const running = pipeline.generate({ ...base, steps: 1000, onProgress: (e) => e.stage === 'denoise' && e.step === 1 && isRunning() });
+  await runningNow;
+  const queued = pipeline.generate({ ...base, onProgress: (e) => e.stage === 'queued' && isQueued() });
+  await queuedNow;
+  const closing = pipeline.close();
+  await rejects(queued, code('CLOSED'));
+  await rejects(running, (e: unknown) => e instanceof AbortError);
+  await closing;
+  await rejects(pipeline.generate(base), code('CLOSED'));
+  await pipeline.close(); // idempotent
+});
+
+test('load errors name the file: corrupt model, wrong inputs', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const corrupt = join(dir, 'corrupt');
+    cpSync(BUNDLE, corrupt, { recursive: true });
+    writeFileSync(join(corrupt, 'unet', 'model.onnx'), 'this is not an onnx file');
+    await rejects(Pipeline.load(corrupt), (e: unknown) => code('MODEL_FILE_INVALID')(e) && (e as Error).message.includes(join('unet', 'model.onnx')));
+    const swapped = join(dir, 'swapped');
+    cpSync(BUNDLE, swapped, { recursive: true });
+    cpSync(join(BUNDLE, 'vae_decoder', 'model.onnx'), join(swapped, 'unet', 'model.onnx'));
+    await rejects(Pipeline.load(swapped), (e: unknown) => code('MODEL_IO_MISMATCH')(e) && /missing inputs .*timestep/.test((e as Error).message));
+  } finally {
+    cleanup();
+  }
+});
+
+test('an execution provider that cannot load falls back to CPU with a warning', async () => {
+  const warnings: string[] = [];
+  const pipeline = await Pipeline.load(BUNDLE, { executionProviders: ['cuda'], onWarning: (m) => warnings.push(m) });
+  try {
+    if (pipeline.info.providers.includes('cuda')) return; // a machine with CUDA libraries: nothing to fall back from
+    assert.equal(pipeline.info.providers, ['cpu']);
+    assert.ok(warnings.some((w) => w.includes('cuda')), warnings.join('\n'));
+    assert.is((await pipeline.generate(base)).images.length, 1);
+  } finally {
+    await pipeline.close();
+  }
+});
+
+test('options are validated', async () => {
+  await rejects(Pipeline.load(BUNDLE, { concurrency: 0 }), code('OUT_OF_RANGE'));
+  await rejects(Pipeline.load(BUNDLE, { maxQueue: -1 }), code('OUT_OF_RANGE'));
+  await rejects(Pipeline.load(repoPath('test/fixtures/pipeline/nope')), code('MODEL_FILE_MISSING'));
+});
+
+test.run();
