@@ -16,42 +16,34 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RagdiffError } from './errors.js';
 
-/** Flags of {@link NativeStepParams}; keep in sync with native/core/step_kernel.h. */
-export const enum StepFlags {
-  Clip = 1,
-  EpsFromClippedX0 = 2,
-}
-
-/** Scheduler handle created by `createScheduler` (native/binding/scheduler_binding.cc). */
+/** Scheduler handle (native/binding/scheduler_binding.cc). */
 export interface NativeScheduler {
-  /** Computes the schedule for n inference steps; returns timesteps and sigmas (sigmas has n + 1 entries, or is empty for DDIM). */
-  setTimesteps(n: number): { timesteps: Float64Array; sigmas: Float64Array };
-  /** Model-input scale at step index i (1 / sqrt(sigma^2 + 1) for sigma samplers, 1 for DDIM / DPM++). */
-  inputScale(stepIndex: number): number;
-  /** sqrt(alpha_cumprod) and sqrt(1 - alpha_cumprod) of a train timestep (0..num_train_timesteps-1), for addNoise. */
-  noiseCoefficients(t: number): [number, number];
   /**
-   * One (guided) step at step index i: modelOutput = sum_k weights[k] * branches[k*len ... ].
-   * `histIn` / `histOut` are the solver's previous / next data predictions (DPM++; null otherwise).
-   * Returns -1, or the index (into the concatenated inputs) of the first non-finite value, in which
-   * case `out` and `histOut` hold unspecified values and nothing else changed.
+   * Computes the schedule for n inference steps. `sigmas` is empty for DDIM. `flags[i]`: 1 = step i needs
+   * noise, 2 = step i is second order when history is held, 4 = step i keeps x0 as history, 128 = undefined.
+   */
+  setTimesteps(n: number): { timesteps: Float64Array; sigmas: Float64Array; flags: Uint8Array; initNoiseSigma: number };
+  initNoiseSigma(): number;
+  /** scale_model_input divides by this at step i (1 for DDIM and DPM-Solver++). */
+  inputDivisor(stepIndex: number): number;
+  /** add_noise(x, z) = a*x + b*z at step i (sigma samplers) or training timestep t (DDIM). */
+  noiseCoefficients(stepIndex: number, t: number): [number, number];
+  /**
+   * Step i: model output = sum_k weights[k] * branches[k*len ...]; `history` is the previous data prediction
+   * (second-order DPM-Solver++), `x0Out` receives this step's data prediction. `out` may be `sample`.
+   * Returns false when an input holds NaN/Inf (out and x0Out are then unspecified).
    */
   step(
     stepIndex: number,
-    t: number,
+    hasHistory: boolean,
     branches: Float32Array,
     weights: Float64Array,
     sample: Float32Array,
     noise: Float32Array | null,
-    histIn: Float32Array | null,
-    histOut: Float32Array | null,
+    history: Float32Array | null,
+    x0Out: Float32Array | null,
     out: Float32Array,
-    lowerOrder: boolean,
-  ): number;
-  /** Whether step index i needs `noise`. */
-  needsNoise(stepIndex: number): boolean;
-  /** Whether step index i reads the solver history (second-order update). */
-  usesHistory(stepIndex: number): boolean;
+  ): boolean;
 }
 
 export interface NativeSchedulerConfig {
@@ -71,6 +63,7 @@ export interface NativeSchedulerConfig {
   setAlphaToOne: boolean;
   rescaleBetasZeroSnr: boolean;
   interpolationType: 'linear' | 'log_linear';
+  continuousTimesteps: boolean;
   sigmaMin: number; // NaN: unset
   sigmaMax: number; // NaN: unset
   finalSigmasType: 'zero' | 'sigma_min';
@@ -92,16 +85,15 @@ export interface NativeCuda {
   step(
     scheduler: NativeScheduler,
     stepIndex: number,
-    t: number,
+    hasHistory: boolean,
     branches: Float32Array,
     weights: Float64Array,
     sample: Float32Array,
     noise: Float32Array | null,
-    histIn: Float32Array | null,
-    histOut: Float32Array | null,
+    history: Float32Array | null,
+    x0Out: Float32Array | null,
     out: Float32Array,
-    lowerOrder: boolean,
-  ): number;
+  ): boolean;
   /** The CUDA twin of normalFill. */
   normalFill(seed: number, offset: number, out: Float32Array): Float32Array;
   /**
@@ -121,6 +113,12 @@ export interface NativeAddon {
   chwToRgb8(src: Float32Array, width: number, height: number, out: Uint8Array): number;
   rgb8ToChw(src: Uint8Array, width: number, height: number, channels: number, out: Float32Array): Float32Array;
   createScheduler(config: NativeSchedulerConfig): NativeScheduler;
+  /** out = x / d (float32); false on non-finite x. out may be x. */
+  scaleDiv(x: Float32Array, d: number, out: Float32Array): boolean;
+  /** out = a*x + b*y (float32); false on non-finite input. out may be x or y. */
+  axpby(a: number, x: Float32Array, b: number, y: Float32Array, out: Float32Array): boolean;
+  /** out = sum_k weights[k] * branches[k*len ...]; false on non-finite input. */
+  combineBranches(branches: Float32Array, weights: Float64Array, out: Float32Array): boolean;
   cuda: NativeCuda;
 }
 
