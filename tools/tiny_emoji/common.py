@@ -15,7 +15,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUNDLE = os.path.join(ROOT, 'models', 'tiny-emoji')
+REPO_BUNDLE = os.path.join(ROOT, 'models', 'tiny-emoji')
+# Where ONNX files and configs are written/read; TINY_EMOJI_BUNDLE redirects it (debug runs).
+# The tokenizer and split.json always come from the repo bundle.
+BUNDLE = os.environ.get('TINY_EMOJI_BUNDLE', REPO_BUNDLE)
 DATA_DIR = os.path.join(ROOT, '.carry', 'tiny-emoji')
 EMOJI_PKG = os.path.join(ROOT, 'node_modules', 'emoji-datasource-twitter')
 
@@ -67,7 +70,7 @@ class WordTokenizer:
 
     @classmethod
     def load(cls, path=None):
-        path = path or os.path.join(BUNDLE, 'tokenizer', 'tokenizer.json')
+        path = path or os.path.join(REPO_BUNDLE, 'tokenizer', 'tokenizer.json')
         with open(path) as f:
             return cls(json.load(f)['model']['vocab'])
 
@@ -366,14 +369,14 @@ def timestep_embedding(t, dim):
 class UNet(nn.Module):
     """sample [B,4,16,16], timestep int64 [B] or [1], encoder_hidden_states [B,20,128] -> out_sample."""
 
-    def __init__(self, ch=(64, 128, 128), tdim=256, sa_low=True):
+    def __init__(self, ch=(64, 96, 128), tdim=256, sa_low=True, sa_high=True):
         super().__init__()
         c0, c1, c2 = ch
         self.c0 = c0
         self.temb = nn.Sequential(nn.Linear(c0, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
         self.inp = nn.Conv2d(LATENT_CHANNELS, c0, 3, 1, 1)
         self.down0 = ResBlock(c0, c0, tdim)
-        self.att_d0 = SpatialTransformer(c0, self_attn=False)
+        self.att_d0 = SpatialTransformer(c0, self_attn=sa_high)
         self.ds0 = nn.Conv2d(c0, c0, 3, 2, 1)                  # 16 -> 8
         self.down1 = ResBlock(c0, c1, tdim)
         self.att_d1 = SpatialTransformer(c1, self_attn=True)
@@ -389,7 +392,7 @@ class UNet(nn.Module):
         self.att_u1 = SpatialTransformer(c1, self_attn=True)
         self.us0 = nn.Conv2d(c1, c0, 3, 1, 1)                  # 8 -> 16
         self.up0 = ResBlock(c0 + c0, c0, tdim)
-        self.att_u0 = SpatialTransformer(c0, self_attn=False)
+        self.att_u0 = SpatialTransformer(c0, self_attn=sa_high)
         self.norm = gn(c0)
         self.out = nn.Conv2d(c0, LATENT_CHANNELS, 3, 1, 1)
 

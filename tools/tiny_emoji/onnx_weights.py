@@ -22,13 +22,13 @@ def onnx_state_dict(rel):
     return {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in m.graph.initializer}
 
 
-def load_into(module, rel):
+def load_into(module, rel, prefix=''):
     sd = onnx_state_dict(rel)
     want = module.state_dict()
-    missing = [k for k in want if k not in sd]
+    missing = [k for k in want if prefix + k not in sd]
     if missing:
         raise RuntimeError(f'{rel}: initializers missing for {missing[:5]}')
-    module.load_state_dict({k: sd[k] for k in want})
+    module.load_state_dict({k: sd[prefix + k] for k in want})
     return module.eval()
 
 
@@ -40,7 +40,8 @@ def load_bundle(parts=('text', 'image', 'vae', 'unet')):
     if 'image' in parts:
         out['image'] = load_into(C.ImageEncoder(), 'image_encoder/model.onnx')
     if 'vae' in parts:
-        out['vae_enc'] = load_into(C.VAEEncoder(), 'vae_encoder/model.onnx')
+        enc = load_into(C.VAEEncoder(), 'vae_encoder/model.onnx', 'encoder.')
+        out['vae_enc'] = lambda x: enc(x)[0]          # posterior mean, as the ONNX file
         out['vae_dec'] = load_into(C.VAEDecoder(), 'vae_decoder/model.onnx')
         with open(os.path.join(C.BUNDLE, 'vae_decoder', 'config.json')) as f:
             out['scaling_factor'] = json.load(f)['scaling_factor']
@@ -77,7 +78,7 @@ def golden():
     if 'image' in b:
         g['image_encoder'] = {'image_embeds': summary(b['image'](pattern((2, 3, 64, 64))))}
     if 'vae_enc' in b:
-        g['vae_encoder'] = {'latent_sample': summary(b['vae_enc'](pattern((2, 3, 64, 64)))[0])}
+        g['vae_encoder'] = {'latent_sample': summary(b['vae_enc'](pattern((2, 3, 64, 64))))}
         g['vae_decoder'] = {'sample': summary(b['vae_dec'](pattern((2, 4, 16, 16))))}
     if 'unet' in b:
         g['image_proj'] = {'image_prompt_embeds': summary(b['image_proj'](pattern((2, C.K_NEIGHBOURS, C.EMBED))))}

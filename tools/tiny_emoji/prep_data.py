@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import (BUNDLE, DATA_DIR, EMOJI_PKG, HELDOUT_SUBCATEGORIES, MAX_LEN, SKIN_TONES,  # noqa: E402
+from common import (REPO_BUNDLE as BUNDLE, DATA_DIR, EMOJI_PKG, HELDOUT_SUBCATEGORIES, MAX_LEN, SKIN_TONES,  # noqa: E402
                     WordTokenizer, pre_tokenize, tokenizer_json)
 
 

@@ -85,14 +85,12 @@ class Loop:
         args = self.args
         t0 = last_save = time.time()
         start = self.step
-        calib = None
-        if self.seconds and start == 0:
-            calib = 30
-        warm = max(1, min(500, self.steps // 20))
+        calib = (start + 10, start + 40) if self.seconds and start == 0 else None
+        t_cal = None
         ema_params = list(self.ema.parameters()) if self.ema is not None else None
         params = list(self.model.parameters())
-        running = 0.0
         while self.step < self.steps:
+            warm = max(1, min(500, self.steps // 20))
             for g in self.opt.param_groups:
                 g['lr'] = lr_at(self.step, self.steps, self.lr, warm)
             if self.dev == 'cuda':
@@ -110,12 +108,15 @@ class Loop:
                     torch._foreach_mul_(ema_params, d)
                     torch._foreach_add_(ema_params, params, alpha=1 - d)
             self.step += 1
-            running += float(loss.detach()) if self.step % 50 == 0 or self.step == self.steps else 0.0
-            if calib and self.step == start + calib:
+            if calib and self.step in calib:
+                # steps for a seconds budget: timed over steps 10..40 (after warm-up)
                 if self.dev == 'cuda':
                     torch.cuda.synchronize()
-                per = (time.time() - t0) / calib
-                self.steps = max(self.step + 1, int(self.seconds / per))
+                if self.step == calib[0]:
+                    t_cal = time.time()
+                    continue
+                per = (time.time() - t_cal) / (calib[1] - calib[0])
+                self.steps = max(self.step + 1, int((self.seconds - (t_cal - t0)) / per) + calib[0])
                 log(args, f'{self.name}: {per * 1000:.1f} ms/step -> {self.steps} steps in {self.seconds}s')
             if self.step % 500 == 0 or self.step == self.steps:
                 log(args, f'{self.name} step {self.step}/{self.steps} loss {float(loss):.4f} '
