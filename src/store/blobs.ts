@@ -1,0 +1,65 @@
+/**
+ * Content-addressed image bytes: `blobs/ab/<sha256>`. Writes go to a temporary
+ * file and are renamed into place, so a killed process leaves either no file
+ * or the whole file, never a partial one under its final name.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export class BlobStore {
+  private readonly tmp: string;
+  constructor(readonly root: string) {
+    this.tmp = join(root, 'tmp');
+    mkdirSync(this.tmp, { recursive: true });
+  }
+
+  pathOf(sha256: string): string {
+    return join(this.root, sha256.slice(0, 2), sha256);
+  }
+
+  has(sha256: string): boolean {
+    return existsSync(this.pathOf(sha256));
+  }
+
+  /** Stores bytes under their hash; returns the path. A file already there is kept. */
+  put(sha256: string, bytes: Uint8Array): string {
+    const dest = this.pathOf(sha256);
+    if (existsSync(dest) && statSync(dest).size === bytes.byteLength) return dest;
+    mkdirSync(join(this.root, sha256.slice(0, 2)), { recursive: true });
+    const tmp = join(this.tmp, `${sha256}.${randomBytes(6).toString('hex')}`);
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, dest);
+    return dest;
+  }
+
+  read(sha256: string): Buffer {
+    return readFileSync(this.pathOf(sha256));
+  }
+
+  delete(sha256: string): void {
+    rmSync(this.pathOf(sha256), { force: true });
+  }
+
+  /**
+   * Deletes files no row keeps (left by a process killed between writing the
+   * bytes and committing the row) and stray temporary files. Returns how many.
+   */
+  sweep(keep: (sha256: string) => boolean): number {
+    let removed = 0;
+    for (const f of readdirSync(this.tmp)) {
+      rmSync(join(this.tmp, f), { force: true });
+      removed++;
+    }
+    for (const d of readdirSync(this.root)) {
+      if (d === 'tmp' || !/^[0-9a-f]{2}$/.test(d)) continue;
+      for (const f of readdirSync(join(this.root, d))) {
+        if (!keep(f)) {
+          rmSync(join(this.root, d, f), { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The demo stores: the emoji shipped in npm (Twemoji from
+ * emoji-datasource-twitter, CC-BY 4.0; Noto from emoji-datasource-google,
+ * Apache-2.0), embedded with the tiny-emoji encoders on first use and cached.
+ *
+ * The cache is keyed by dataset and encoder: retraining the encoders builds
+ * a fresh store instead of mixing embeddings. A store is built in a private
+ * directory and renamed into place when complete, so a killed build or two
+ * processes building at once never leave a half-built store behind.
+ */
+import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RagdiffError, rangeError } from '../errors.js';
+import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
+import { ImageStore, type AddInput, type AddProgress, type ImageStoreOptions } from './store.js';
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const DEFAULT_ENCODER_DIR = join(packageRoot, 'models', 'tiny-emoji');
+
+export type DemoDataset = 'twemoji' | 'noto';
+
+interface DatasetInfo {
+  pkg: string;
+  imageDir: string;
+  hasFlag: 'has_img_twitter' | 'has_img_google';
+  source: string;
+  licence: string;
+  attribution: string;
+}
+
+const DATASETS: Record<DemoDataset, DatasetInfo> = {
+  twemoji: {
+    pkg: 'emoji-datasource-twitter',
+    imageDir: 'img/twitter/64',
+    hasFlag: 'has_img_twitter',
+    source: 'twemoji',
+    licence: 'CC-BY-4.0',
+    attribution: 'Twemoji © Twitter, Inc and other contributors, CC-BY 4.0 (via emoji-datasource-twitter)',
+  },
+  noto: {
+    pkg: 'emoji-datasource-google',
+    imageDir: 'img/google/64',
+    hasFlag: 'has_img_google',
+    source: 'noto',
+    licence: 'Apache-2.0',
+    attribution: 'Noto Emoji © Google LLC, Apache-2.0 (via emoji-datasource-google)',
+  },
+};
+
+interface EmojiEntry {
+  name: string | null;
+  unified: string;
+  image: string;
+  short_name: string;
+  short_names: string[];
+  category: string;
+  subcategory: string;
+  has_img_twitter?: boolean;
+  has_img_google?: boolean;
+}
+
+export interface DemoStoreOptions {
+  dataset?: DemoDataset;
+  /** An encoder; default: the tiny-emoji bundle's (see `encoderDir`). */
+  encoder?: ImageTextEncoder;
+  encoderDir?: string;
+  /** Where cached stores live. Default $RAGDIFF_CACHE_DIR, else <package>/.cache. */
+  cacheDir?: string;
+  /** Progress while building (first use only). */
+  onProgress?: (p: AddProgress) => void;
+  /** Extra store options (screen, exactSearchBelow, …). */
+  store?: Omit<ImageStoreOptions, 'encoder'>;
+}
+
+export function defaultCacheDir(): string {
+  return process.env.RAGDIFF_CACHE_DIR ? resolve(process.env.RAGDIFF_CACHE_DIR) : join(packageRoot, '.cache');
+}
+
+/** The emoji of a dataset as store inputs with their metadata (one image per base emoji). */
+export function demoInputs(dataset: DemoDataset = 'twemoji'): AddInput[] {
+  const info = DATASETS[dataset];
+  if (!info) throw rangeError('INVALID_VALUE', `dataset must be "twemoji" or "noto", got ${JSON.stringify(dataset)}`);
+  let root: string;
+  try {
+    root = dirname(createRequire(import.meta.url).resolve(`${info.pkg}/package.json`));
+  } catch (e) {
+    throw new RagdiffError('DEMO_DATA_MISSING', `the demo store needs the npm package ${info.pkg}; install it`, { cause: e });
+  }
+  const emoji = JSON.parse(readFileSync(join(root, 'emoji.json'), 'utf8')) as EmojiEntry[];
+  return emoji
+    .filter((e) => e[info.hasFlag] && existsSync(join(root, info.imageDir, e.image)))
+    .map((e) => ({
+      path: join(root, info.imageDir, e.image),
+      meta: {
+        name: (e.name ?? e.short_name.replace(/_/g, ' ')).toLowerCase(),
+        tags: [`category:${e.category}`, `subcategory:${e.subcategory}`, `unified:${e.unified}`, ...e.short_names.slice(0, 8)],
+      },
+    }));
+}
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
+}
+
+/**
+ * Opens the demo store of `dataset`, building it on first use (about 2,000
+ * images; seconds). The caller owns the returned store and closes it.
+ */
+export async function openDemoStore(options: DemoStoreOptions = {}): Promise<ImageStore> {
+  const dataset = options.dataset ?? 'twemoji';
+  const info = DATASETS[dataset];
+  if (!info) throw rangeError('INVALID_VALUE', `dataset must be "twemoji" or "noto", got ${JSON.stringify(dataset)}`);
+  const encoder = options.encoder ?? (await loadClipEncoders(options.encoderDir ?? DEFAULT_ENCODER_DIR));
+  const cache = options.cacheDir ?? defaultCacheDir();
+  const prefix = `demo-${dataset}-`;
+  const dir = join(cache, `${prefix}${safeName(encoder.id ?? `anonymous-${encoder.dim}`)}`);
+  const storeOptions: ImageStoreOptions = { nearDuplicates: false, ...options.store, encoder };
+  if (existsSync(join(dir, 'COMPLETE'))) return ImageStore.open(dir, { ...storeOptions, create: false });
+
+  mkdirSync(cache, { recursive: true });
+  const partial = `${dir}.partial-${process.pid}-${Date.now()}`;
+  const store = await ImageStore.open(partial, storeOptions);
+  try {
+    // Distinct emoji share pixels (flags of territories, family variants): exact copies
+    // are reported as duplicates and skipped; near-duplicate merging is off for the demo.
+    const report = await store.add(demoInputs(dataset), { source: info.source, licence: info.licence, attribution: info.attribution }, { onProgress: options.onProgress });
+    if (report.failed > 0) {
+      const first = report.items.find((i) => i.status === 'failed');
+      throw new RagdiffError('DEMO_BUILD_FAILED', `${report.failed} demo images failed to ingest (first: ${first?.input}: ${first?.error?.message})`);
+    }
+  } catch (e) {
+    await store.close();
+    rmSync(partial, { recursive: true, force: true });
+    throw e;
+  }
+  await store.close();
+  writeFileSync(join(partial, 'COMPLETE'), new Date().toISOString());
+  try {
+    renameSync(partial, dir);
+  } catch {
+    // Another process finished first: use its store.
+    rmSync(partial, { recursive: true, force: true });
+  }
+  // Stores of older encoders are stale; remove the ones nobody holds.
+  for (const f of readdirSync(cache)) {
+    const p = join(cache, f);
+    if (f.startsWith(prefix) && p !== dir && !f.includes('.partial-') && !existsSync(join(p, 'LOCK'))) rmSync(p, { recursive: true, force: true });
+  }
+  return ImageStore.open(dir, { ...storeOptions, create: false });
+}

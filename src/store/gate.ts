@@ -1,0 +1,135 @@
+/**
+ * The one path every image takes before its pixels or its embedding reach a
+ * model — stored images at ingest, per-request uploads, query images:
+ *
+ *   bytes → size cap → decode (header checked first, pixel cap, first frame,
+ *   sRGB 8-bit, alpha on white) → SHA-256 + perceptual hash → screen
+ *   (before embedding) → embed → screen (after embedding) → caller
+ *
+ * Screening is a seam for operator policies (hash blocklists, source and
+ * licence rules, concept embeddings): the store calls the hooks, it does not
+ * define the policies.
+ */
+import { createHash } from 'node:crypto';
+import { RagdiffError, rangeError, typeError } from '../errors.js';
+import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
+import type { ImageTextEncoder, RgbImage } from '../models/encoders.js';
+import type { NormalisedMeta } from './meta.js';
+import { perceptualHash, PHASH_SIZE, type PerceptualHash } from './phash.js';
+
+/** What a screen decides. `reason` is recorded with blocked images. */
+export type ScreenVerdict = { allow: true } | { allow: false; reason: string };
+
+export type ImagePurpose = 'ingest' | 'reference' | 'query';
+
+export interface ScreenCandidate {
+  purpose: ImagePurpose;
+  sha256: string;
+  phash: PerceptualHash;
+  width: number;
+  height: number;
+  format: string;
+  meta: NormalisedMeta;
+  /** Where the bytes came from (path, URL or "buffer"). */
+  origin: string;
+}
+
+/** Operator policy hooks. Each may be sync or async; a throw counts as a block. */
+export interface ImageScreen {
+  /** Before any model sees the pixels: hash blocklists, source and licence rules. */
+  beforeEmbed?(c: ScreenCandidate): ScreenVerdict | Promise<ScreenVerdict>;
+  /** With the embedding (the one retrieval uses): concept similarity checks. */
+  afterEmbed?(c: ScreenCandidate & { embedding: Float32Array }): ScreenVerdict | Promise<ScreenVerdict>;
+  /**
+   * At retrieval time, for stored images (policies change after ingest).
+   * Synchronous and cheap: it runs inside queries.
+   */
+  atRetrieval?(c: { id: string; source: string; licence: string; tags: readonly string[]; phash: string }): boolean;
+}
+
+export interface GateOptions {
+  maxPixels?: number;
+  /** Largest input accepted, in bytes. Default 50 MiB. */
+  maxBytes?: number;
+}
+
+export const DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024;
+
+export interface DecodedCandidate {
+  bytes: Uint8Array;
+  sha256: string;
+  phash: PerceptualHash;
+  /** Pixels at the encoder's size. */
+  pixels: RgbImage;
+  width: number;
+  height: number;
+  format: string;
+}
+
+/** Decodes and hashes untrusted bytes. Throws RagdiffErrors with IMAGE_* codes. */
+export async function decodeCandidate(bytes: Uint8Array, encoder: ImageTextEncoder, options: GateOptions = {}): Promise<DecodedCandidate> {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_INPUT_BYTES;
+  if (bytes.byteLength > maxBytes) throw new RagdiffError('IMAGE_TOO_LARGE', `image input is ${bytes.byteLength} bytes, over the limit of ${maxBytes}`);
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const size = encoder.imageSize ?? { width: 224, height: 224 };
+  const pixels = await decodeImage(bytes, { maxPixels, width: size.width, height: size.height, fit: 'cover' });
+  const small = await decodeImage(bytes, { maxPixels, width: PHASH_SIZE, height: PHASH_SIZE, fit: 'fill' });
+  return {
+    bytes,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    phash: perceptualHash(small.rgb),
+    pixels: { rgb: pixels.rgb, width: pixels.width, height: pixels.height },
+    width: pixels.source.width,
+    height: pixels.source.height,
+    format: pixels.source.format,
+  };
+}
+
+/** Runs a screen hook; a hook that throws blocks (fail closed) with its message as the reason. */
+export async function runScreen<T>(hook: ((c: T) => ScreenVerdict | Promise<ScreenVerdict>) | undefined, c: T): Promise<ScreenVerdict> {
+  if (!hook) return { allow: true };
+  try {
+    const v = await hook(c);
+    if (v && v.allow === false) return { allow: false, reason: String(v.reason || 'blocked by policy') };
+    if (v && v.allow === true) return v;
+    return { allow: false, reason: 'screen returned no verdict' };
+  } catch (e) {
+    return { allow: false, reason: `screen failed: ${(e as Error)?.message ?? String(e)}` };
+  }
+}
+
+/** Embeds candidates in one encoder call, checking what comes back. */
+export async function embedCandidates(encoder: ImageTextEncoder, images: readonly RgbImage[]): Promise<Float32Array[]> {
+  if (images.length === 0) return [];
+  let out: Float32Array[];
+  try {
+    out = await encoder.embedImages(images);
+  } catch (e) {
+    throw new RagdiffError('EMBED_FAILED', `the image encoder failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  }
+  if (!Array.isArray(out) || out.length !== images.length) {
+    throw new RagdiffError('EMBED_FAILED', `the image encoder returned ${Array.isArray(out) ? out.length : 'no'} embeddings for ${images.length} images`);
+  }
+  try {
+    return out.map((v, i) => normaliseEmbedding(v, encoder.dim, `image embedding ${i}`));
+  } catch (e) {
+    throw new RagdiffError('EMBED_FAILED', `the image encoder returned a bad embedding: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Copies, checks (width, finite, non-zero) and L2-normalises an embedding. */
+export function normaliseEmbedding(v: ArrayLike<number>, dim: number, what = 'embedding'): Float32Array {
+  if (!(v instanceof Float32Array) && !Array.isArray(v)) throw typeError('INVALID_TYPE', `${what} must be a Float32Array or number[]`);
+  if (v.length !== dim) throw rangeError('LENGTH_MISMATCH', `${what} must have ${dim} values (the store's width), got ${v.length}`);
+  const out = Float32Array.from(v);
+  let s = 0;
+  for (let i = 0; i < dim; i++) {
+    const x = out[i]!;
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw rangeError('NON_FINITE', `${what}[${i}] is ${x}; embeddings must be finite`);
+    s += x * x;
+  }
+  if (s === 0) throw rangeError('INVALID_VALUE', `${what} is all zeros; it has no direction to search`);
+  const inv = 1 / Math.sqrt(s);
+  for (let i = 0; i < dim; i++) out[i]! *= inv;
+  return out;
+}
