@@ -133,18 +133,26 @@ const HELP =
 
 let cached: NativeAddon | undefined;
 
-/** The loaded addon; throws a RagdiffError (ADDON_NOT_BUILT / ADDON_LOAD_FAILED) when it cannot be loaded. */
-export function native(): NativeAddon {
-  if (cached) return cached;
-  if (!existsSync(addonPath)) {
-    throw new RagdiffError('ADDON_NOT_BUILT', `ragdiff's native addon is missing: ${addonPath} does not exist. ${HELP}`);
+/**
+ * Loads an addon file. Throws RagdiffError ADDON_NOT_BUILT when `path` does not
+ * exist and ADDON_LOAD_FAILED when it does not load, each naming the path, the
+ * cause and what to install.
+ */
+export function loadAddon(path: string = addonPath): NativeAddon {
+  if (!existsSync(path)) {
+    throw new RagdiffError('ADDON_NOT_BUILT', `ragdiff's native addon is missing: ${path} does not exist. ${HELP}`);
   }
   try {
     const require = createRequire(import.meta.url);
-    cached = require(addonPath) as NativeAddon;
+    return require(path) as NativeAddon;
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new RagdiffError('ADDON_LOAD_FAILED', `ragdiff's native addon ${addonPath} could not be loaded: ${why}. ${HELP}`, { cause: e });
+    throw new RagdiffError('ADDON_LOAD_FAILED', `ragdiff's native addon ${path} could not be loaded: ${why}. ${HELP}`, { cause: e });
   }
+}
+
+/** The loaded addon (cached); throws like loadAddon when it cannot be loaded. */
+export function native(): NativeAddon {
+  cached ??= loadAddon(addonPath);
   return cached;
 }
