@@ -13,6 +13,11 @@ export interface SessionOptions {
   executionProviders?: ExecutionProvider[];
   /** Intra-op threads (default: ONNX Runtime's choice). */
   intraOpNumThreads?: number;
+  /**
+   * Let intra-op threads spin-wait between parallel sections (ONNX Runtime's default, true).
+   * Off, idle threads sleep: better when cores are shared (several workers, a busy event loop).
+   */
+  allowSpinning?: boolean;
   /** Receives warnings such as a provider fallback. Default: console.warn. */
   onWarning?: (message: string) => void;
 }
@@ -31,6 +36,7 @@ export async function openSession(path: string, options: SessionOptions = {}): P
   const wanted = options.executionProviders?.length ? options.executionProviders : ['cpu'];
   const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
   if (options.intraOpNumThreads) base.intraOpNumThreads = options.intraOpNumThreads;
+  if (options.allowSpinning === false) base.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
 
   const tryOpen = (providers: string[]) => ort.InferenceSession.create(path, { ...base, executionProviders: providers });
   const nonCpu = wanted.filter((p) => p !== 'cpu');

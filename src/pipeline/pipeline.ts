@@ -13,9 +13,10 @@
  * a queued one leaves the queue at once. Either way the promise rejects with an
  * AbortError and every buffer of the call is released.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AbortError, BusyError, RagdiffError, rangeError } from '../errors.js';
-import { assertInteger, assertPlainObject } from '../validate.js';
+import { assertBoolean, assertInteger, assertPlainObject } from '../validate.js';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
 import { rgb8ToChw } from '../image/pixels.js';
 import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
@@ -34,8 +35,13 @@ export interface PipelineOptions {
   concurrency?: number;
   /** Generations that may wait for a worker (0..10000, default 16); beyond that generate() rejects with BusyError. */
   maxQueue?: number;
-  /** Intra-op threads per session (default: ONNX Runtime's choice, one per core). */
+  /** Intra-op threads per session (default: the machine's cores divided among the workers). */
   threads?: number;
+  /**
+   * Let ONNX Runtime's idle intra-op threads spin-wait (its own default). Default false here: on
+   * shared or small machines spinning threads take CPU from the event loop and from other workers.
+   */
+  spinning?: boolean;
   /** Pixel limit for init images, checked from the header before decoding (default 40 M). */
   maxInitImagePixels?: number;
   /** Receives warnings such as an execution-provider fallback (default: console.warn). */
@@ -144,10 +150,12 @@ export class Pipeline {
     const maxQueue = options.maxQueue ?? 16;
     assertInteger('maxQueue', maxQueue, 0, 10_000);
     if (options.threads !== undefined) assertInteger('threads', options.threads, 1, 256);
+    if (options.spinning !== undefined) assertBoolean('spinning', options.spinning);
+    const threads = options.threads ?? Math.max(1, Math.floor(availableParallelism() / concurrency));
     const maxInitImagePixels = options.maxInitImagePixels ?? DEFAULT_MAX_PIXELS;
     assertInteger('maxInitImagePixels', maxInitImagePixels, 1, 2 ** 31);
     const manifest = readBundle(dir);
-    const opts = { ...options, concurrency, maxQueue, maxInitImagePixels };
+    const opts = { ...options, concurrency, maxQueue, maxInitImagePixels, threads };
 
     const slots: Slot[] = [];
     let info: ModelInfo;
@@ -172,7 +180,7 @@ export class Pipeline {
 
   /** Starts one worker and resolves with its model info once its sessions are open. */
   private static spawn(manifest: BundleManifest, options: PipelineOptions, into: Slot[]): Promise<ModelInfo> {
-    const data: WorkerData = { manifest, options: { executionProviders: options.executionProviders, threads: options.threads } };
+    const data: WorkerData = { manifest, options: { executionProviders: options.executionProviders, threads: options.threads, spinning: options.spinning } };
     const worker = new Worker(WORKER_URL, { workerData: data });
     const slot: Slot = { worker, task: null, ready: false };
     into.push(slot);

@@ -26,6 +26,8 @@ export interface RunnerOptions {
   executionProviders?: ExecutionProvider[];
   /** Intra-op threads per session (default: ONNX Runtime's choice). */
   threads?: number;
+  /** ONNX Runtime's spin-waiting intra-op threads (default false: idle threads sleep). */
+  spinning?: boolean;
   onWarning?: (message: string) => void;
 }
 
@@ -165,7 +167,7 @@ export class ModelRunner {
   ) {}
 
   static async open(manifest: BundleManifest, options: RunnerOptions = {}): Promise<ModelRunner> {
-    const so = { executionProviders: options.executionProviders, intraOpNumThreads: options.threads, onWarning: options.onWarning };
+    const so = { executionProviders: options.executionProviders, intraOpNumThreads: options.threads, allowSpinning: options.spinning ?? false, onWarning: options.onWarning };
     const opened: OpenedSession[] = [];
     try {
       const open = async (p: string) => {
