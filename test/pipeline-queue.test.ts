@@ -65,7 +65,7 @@ test('abort while running stops within a step or so, and the pipeline serves the
     let seenAtAbort = 0;
     const p = pipeline.generate({
       ...base,
-      steps: 1000,
+      steps: 500,
       signal: controller.signal,
       onProgress: (e) => {
         if (e.stage !== 'denoise') return;
@@ -78,7 +78,7 @@ test('abort while running stops within a step or so, and the pipeline serves the
     });
     await rejects(p, (e: unknown) => e instanceof AbortError && (e as AbortError).code === 'ABORTED');
     assert.ok(seenAtAbort === 5);
-    assert.ok(last < 1000, `stopped early (last step reported ${last})`);
+    assert.ok(last < 500, `stopped early (last step reported ${last})`);
     assert.equal(pipeline.queueState.running, 0);
     const after = await pipeline.generate(base);
     assert.ok(after.images[0]!.png.equals(reference.images[0]!.png));
@@ -140,7 +140,7 @@ test('two workers run two generations at once with the same results as one worke
 test('a lost worker fails its generation with WORKER_FAILED and is replaced', async () => {
   const pipeline = await Pipeline.load(BUNDLE);
   try {
-    const p = pipeline.generate({ ...base, steps: 1000, onProgress: (e) => {
+    const p = pipeline.generate({ ...base, steps: 500, onProgress: (e) => {
       if (e.stage === 'denoise' && e.step === 2) void (pipeline as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!.worker.terminate();
     } });
     await rejects(p, code('WORKER_FAILED'));
@@ -157,7 +157,7 @@ test('close rejects queued work with CLOSED, aborts running work, then refuses n
   const runningNow = new Promise<void>((r) => (isRunning = r));
   let isQueued!: () => void;
   const queuedNow = new Promise<void>((r) => (isQueued = r));
-  const running = pipeline.generate({ ...base, steps: 1000, onProgress: (e) => e.stage === 'denoise' && e.step === 1 && isRunning() });
+  const running = pipeline.generate({ ...base, steps: 500, onProgress: (e) => e.stage === 'denoise' && e.step === 1 && isRunning() });
   await runningNow;
   const queued = pipeline.generate({ ...base, onProgress: (e) => e.stage === 'queued' && isQueued() });
   await queuedNow;
@@ -180,6 +180,10 @@ test('load errors name the file: corrupt model, wrong inputs', async () => {
     cpSync(BUNDLE, swapped, { recursive: true });
     cpSync(join(BUNDLE, 'vae_decoder', 'model.onnx'), join(swapped, 'unet', 'model.onnx'));
     await rejects(Pipeline.load(swapped), (e: unknown) => code('MODEL_IO_MISMATCH')(e) && /missing inputs .*timestep/.test((e as Error).message));
+    const badSchedule = join(dir, 'bad-schedule');
+    cpSync(BUNDLE, badSchedule, { recursive: true });
+    writeFileSync(join(badSchedule, 'scheduler', 'scheduler_config.json'), JSON.stringify({ _class_name: 'DDIMScheduler', beta_schedule: 'cosine-ish' }));
+    await rejects(Pipeline.load(badSchedule), (e: unknown) => code('MODEL_FILE_INVALID')(e) && (e as Error).message.includes('scheduler_config.json'));
   } finally {
     cleanup();
   }

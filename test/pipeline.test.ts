@@ -139,14 +139,17 @@ test('neighbour tokens fill the slots after the text tokens and change the image
 });
 
 test('latent hook and resume: restarting from a captured latent reproduces the full run', async () => {
-  const seen: number[] = [];
-  const full = await pipeline.generate({ ...base, captureLatents: [2], onLatent: (e) => seen.push(e.step) });
-  assert.equal(seen, [2]);
-  assert.is(full.latents.length, 1);
-  const { latent } = full.latents[0]!;
-  const resumed = await pipeline.generate({ ...base, startFrom: { step: 3, latent } });
-  assert.is(resumed.stats.nfe, base.steps! - 3);
-  assert.ok((await pixels(resumed.images[0]!.png)).equals(await pixels(full.images[0]!.png)));
+  for (const sampler of ['ddim', 'dpmpp-2m', 'euler'] as const) {
+    const seen: number[] = [];
+    const full = await pipeline.generate({ ...base, sampler, captureLatents: [2], onLatent: (e) => seen.push(e.step) });
+    assert.equal(seen, [2]);
+    assert.is(full.latents.length, 1);
+    const { latent, history } = full.latents[0]!;
+    assert.is(history !== null, sampler === 'dpmpp-2m', 'DPM-Solver++ hands over its history');
+    const resumed = await pipeline.generate({ ...base, sampler, startFrom: { step: 3, latent, history } });
+    assert.is(resumed.stats.nfe, base.steps! - 3);
+    assert.ok((await pixels(resumed.images[0]!.png)).equals(await pixels(full.images[0]!.png)), sampler);
+  }
 });
 
 test('image-to-image: init image resized to the model size, about steps × strength run', async () => {
@@ -195,6 +198,8 @@ test('bad arguments reject before anything is queued', async () => {
   await rejects(pipeline.generate({ ...base, steps: 0 }), code('OUT_OF_RANGE'));
   await rejects(pipeline.generate({ ...base, steps: 1001 }), code('OUT_OF_RANGE'));
   await rejects(pipeline.generate({ ...base, seed: 0.5 }), code('INVALID_VALUE'));
+  // 1000 'leading' steps with steps_offset 1 would need timestep 1000: refused by the scheduler, before queueing.
+  await rejects(pipeline.generate({ ...base, steps: 1000 }), (e) => e instanceof RangeError);
   await rejects(pipeline.generate({ ...base, startFrom: { step: 1, latent: new Float32Array(3) } }), code('LENGTH_MISMATCH'));
   await rejects(pipeline.generate({ ...base, guidance: { branches: [{ text: 0, neighbours: new Float32Array(5) }], weights: new Float32Array(6) } }), code('LENGTH_MISMATCH'));
   assert.is(pipeline.queueState.running + pipeline.queueState.queued, 0);

@@ -9,13 +9,10 @@
  * before the end; `afterStep` sees (and may replace, in place) the latent after
  * every step; the weight table gives any number of branches per-step weights.
  */
-/** The part of the sampler the loop drives (see src/scheduler). */
-export interface LoopScheduler {
-  readonly timesteps: ArrayLike<number>;
-  scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array;
-  stepGuided(branchOutputs: Float32Array, weights: ArrayLike<number>, t: number, sample: Float32Array, o?: { noise?: Float32Array; out?: Float32Array }): Float32Array;
-  needsNoise(stepIndex: number): boolean;
-}
+import type { Scheduler } from '../scheduler/index.js';
+
+/** The part of the sampler the loop drives. */
+export type LoopScheduler = Pick<Scheduler, 'timesteps' | 'scaleModelInput' | 'stepGuided' | 'setStepIndex'>;
 
 export interface LoopBuffers {
   /** batch × latentSize; updated in place by every step. */
@@ -24,7 +21,7 @@ export interface LoopBuffers {
   modelInput: Float32Array;
   /** branches × batch × latentSize: the denoiser's outputs, branch-major. */
   modelOutput: Float32Array;
-  /** batch × latentSize: per-step noise for stochastic samplers. */
+  /** batch × latentSize: per-step noise, used by stochastic samplers (ancestral, DDIM with eta > 0). */
   noise: Float32Array;
 }
 
@@ -34,13 +31,19 @@ export interface LoopOptions {
   branches: number;
   /** timesteps.length × branches, row-major. */
   weights: Float32Array;
-  /** First step index to run (0 = from pure noise; > 0 to resume mid-schedule). */
+  /** First step index to run (0 = from pure noise; > 0 re-enters the schedule there). */
   startIndex?: number;
+  /** DPM-Solver++: the data prediction of step startIndex − 1, so a resumed solver stays second order. */
+  history?: Float32Array | null;
   /** One past the last step index to run (default: all). */
   endIndex?: number;
   /** Runs the denoiser on buffers.modelInput at timestep t, filling buffers.modelOutput. */
   runModel(t: number, stepIndex: number): Promise<void>;
-  /** Fills buffers.noise for a stochastic step (per-image seeded streams). */
+  /**
+   * Fills buffers.noise before every step from per-image seeded streams, so a
+   * batch image's noise never depends on the others. Deterministic samplers
+   * ignore it (the cost is one Philox draw per latent element per step).
+   */
   fillNoise(noise: Float32Array): void;
   /** Called before each denoiser call; throw to stop (abort). */
   beforeStep?(stepIndex: number): void;
@@ -59,6 +62,7 @@ export async function denoiseLoop(o: LoopOptions): Promise<number> {
   const end = o.endIndex ?? ts.length;
   const n = latent.length;
   let calls = 0;
+  if (start > 0) scheduler.setStepIndex(start, { history: o.history ?? null });
   for (let i = start; i < end; i++) {
     const t = ts[i]!;
     o.beforeStep?.(i);
@@ -72,12 +76,8 @@ export async function denoiseLoop(o: LoopOptions): Promise<number> {
     calls++;
 
     t0 = performance.now();
-    const stochastic = scheduler.needsNoise(i);
-    if (stochastic) o.fillNoise(noise);
-    scheduler.stepGuided(modelOutput, o.weights.subarray(i * branches, (i + 1) * branches), t, latent, {
-      noise: stochastic ? noise : undefined,
-      out: latent,
-    });
+    o.fillNoise(noise);
+    scheduler.stepGuided(modelOutput, o.weights.subarray(i * branches, (i + 1) * branches), t, latent, { noise, out: latent });
     samplerMs += performance.now() - t0;
     if (o.timing) o.timing.samplerMs += samplerMs;
     o.afterStep?.(i, t, latent);

@@ -6,11 +6,12 @@
 import { AbortError, rangeError, typeError } from '../errors.js';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
 import { MAX_SEED } from '../rng.js';
+import { SAMPLER_NAMES, type SamplerName } from '../scheduler/index.js';
 import type { GuidanceBranch } from './guidance.js';
 import type { Stage } from './runner.js';
 
-export const SAMPLERS = ['ddim', 'euler', 'euler-ancestral', 'dpmpp-2m'] as const;
-export type SamplerChoice = (typeof SAMPLERS)[number];
+export const SAMPLERS: readonly SamplerName[] = SAMPLER_NAMES;
+export type SamplerChoice = SamplerName;
 export const MAX_STEPS = 1000;
 export const MAX_BATCH = 16;
 export const MAX_GUIDANCE = 100;
@@ -28,6 +29,8 @@ export interface LatentEvent {
   t: number;
   /** batch × latent floats after that step (a copy). */
   latent: Float32Array;
+  /** DPM-Solver++ only: the data prediction a resume at step + 1 needs to stay second order; else null. */
+  history: Float32Array | null;
 }
 
 export interface GenerateRequest {
@@ -59,8 +62,11 @@ export interface GenerateRequest {
   /** Advanced (trajectory seams): report the latent after these step indices through onLatent / result.latents. */
   captureLatents?: number[];
   onLatent?: (e: LatentEvent) => void;
-  /** Advanced: start at schedule index `step` from `latent` (batch × latent floats) instead of noise. */
-  startFrom?: { step: number; latent: Float32Array };
+  /**
+   * Advanced: start at schedule index `step` from `latent` (batch × latent floats) instead of noise;
+   * `history` (from a LatentEvent) keeps DPM-Solver++ second order across the restart.
+   */
+  startFrom?: { step: number; latent: Float32Array; history?: Float32Array | null };
 }
 
 export interface NormalizedRequest {
@@ -71,7 +77,8 @@ export interface NormalizedRequest {
   seed: number;
   batch: number;
   sampler: SamplerChoice;
-  karras: boolean;
+  /** Undefined: the scheduler config's use_karras_sigmas. */
+  karras?: boolean;
   initImage?: Uint8Array;
   strength?: number;
   onProgress?: (e: ProgressEvent) => void;
@@ -116,8 +123,8 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
   assertInteger('seed', seed, 0, MAX_SEED - (batch - 1));
   const sampler = r.sampler ?? defaults.sampler;
   assertOneOf('sampler', sampler, SAMPLERS);
-  const karras = r.karras ?? false;
-  assertBoolean('karras', karras);
+  const karras = r.karras;
+  if (karras !== undefined) assertBoolean('karras', karras);
   if (r.onProgress !== undefined && typeof r.onProgress !== 'function') throw typeError('INVALID_TYPE', 'onProgress must be a function');
   if (r.onLatent !== undefined && typeof r.onLatent !== 'function') throw typeError('INVALID_TYPE', 'onLatent must be a function');
 
@@ -140,6 +147,7 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     assertInteger('startFrom.step', r.startFrom.step, 0, steps - 1);
     if (!(r.startFrom.latent instanceof Float32Array)) throw typeError('INVALID_TYPE', 'startFrom.latent must be a Float32Array');
     if (r.initImage !== undefined) throw rangeError('INVALID_VALUE', 'startFrom and initImage cannot be combined');
+    if (r.startFrom.history != null && !(r.startFrom.history instanceof Float32Array)) throw typeError('INVALID_TYPE', 'startFrom.history must be a Float32Array or null');
   }
   if (r.guidance !== undefined) {
     assertPlainObject('guidance', r.guidance);

@@ -14,6 +14,7 @@
  * AbortError and every buffer of the call is released.
  */
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AbortError, BusyError, RagdiffError, rangeError } from '../errors.js';
 import { assertBoolean, assertInteger, assertPlainObject } from '../validate.js';
@@ -21,9 +22,10 @@ import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
 import { rgb8ToChw } from '../image/pixels.js';
 import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
 import type { ExecutionProvider } from '../models/session.js';
+import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/index.js';
 import { readBundle, type BundleManifest } from './bundle.js';
 import { cfgPlan, checkPlan, pruneZeroBranches, type GuidancePlan } from './guidance.js';
-import { normalizeRequest, samplerFromConfig, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
+import { normalizeRequest, samplerFromConfig, SAMPLERS, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
 import { encodePng, type GenerationParameters } from './output.js';
 import { deserializeError, type FromWorker, type ToWorker, type WorkerData } from './protocol.js';
 import type { Job, JobResult, JobTimings, ModelInfo } from './runner.js';
@@ -138,7 +140,7 @@ export class Pipeline {
     private readonly tokenizer: PromptTokenizer,
   ) {
     const d = (manifest.ragdiff as { defaults?: { steps?: number; guidance_scale?: number; sampler?: string } } | null)?.defaults ?? {};
-    const sampler = (['ddim', 'euler', 'euler-ancestral', 'dpmpp-2m'] as const).find((s) => s === d.sampler) ?? samplerFromConfig(manifest.schedulerConfig);
+    const sampler = SAMPLERS.find((s) => s === d.sampler) ?? samplerFromConfig(manifest.schedulerConfig);
     this.info = { ...info, defaults: { steps: d.steps ?? 25, guidanceScale: d.guidance_scale ?? 7.5, sampler } };
   }
 
@@ -155,6 +157,11 @@ export class Pipeline {
     const maxInitImagePixels = options.maxInitImagePixels ?? DEFAULT_MAX_PIXELS;
     assertInteger('maxInitImagePixels', maxInitImagePixels, 1, 2 ** 31);
     const manifest = readBundle(dir);
+    try {
+      createScheduler(manifest.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: samplerFromConfig(manifest.schedulerConfig) });
+    } catch (e) {
+      throw new RagdiffError('MODEL_FILE_INVALID', `${join(manifest.dir, 'scheduler', 'scheduler_config.json')}: ${(e as Error).message}`, { cause: e });
+    }
     const opts = { ...options, concurrency, maxQueue, maxInitImagePixels, threads };
 
     const slots: Slot[] = [];
@@ -230,7 +237,7 @@ export class Pipeline {
           this.progress(task, { step: m.step, total: m.total, stage: m.stage });
           break;
         case 'latent': {
-          const e = { step: m.step, t: m.t, latent: m.latent };
+          const e = { step: m.step, t: m.t, latent: m.latent, history: m.history };
           task.latents.push(e);
           if (task.req.onLatent) this.callUser(task, () => task.req.onLatent!(e));
           break;
@@ -388,7 +395,7 @@ export class Pipeline {
       negativePrompt: req.negativePrompt,
       steps: req.steps,
       sampler: req.sampler,
-      karras: req.karras,
+      karras: req.karras ?? this.manifest.schedulerConfig.use_karras_sigmas === true,
       guidanceScale: req.guidanceScale,
       seed: req.seed,
       width: this.info.image.width,
@@ -402,6 +409,10 @@ export class Pipeline {
 
   private async prepare(req: NormalizedRequest): Promise<Prepared> {
     const info = this.info;
+    // The schedule, resolved here so a configuration the sampler refuses fails before queueing.
+    const schedule = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: req.sampler, ...(req.karras !== undefined ? { useKarrasSigmas: req.karras } : {}) });
+    schedule.setTimesteps(req.steps);
+    if (schedule.timesteps.length !== req.steps) throw new RagdiffError('INTERNAL', `the ${req.sampler} schedule has ${schedule.timesteps.length} timesteps for ${req.steps} steps`);
     const texts = req.guidance?.texts ?? [req.prompt, req.negativePrompt];
     const slotsLength = info.neighbourSlots * info.tokenWidth;
     let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, req.steps);
@@ -437,8 +448,13 @@ export class Pipeline {
         const x = latent[i]!;
         if (x - x !== 0) throw rangeError('NON_FINITE', `startFrom.latent[${i}] is ${x}; tensors must be finite`);
       }
-      job.start = { step: req.startFrom.step, latent };
+      const history = req.startFrom.history ? req.startFrom.history.slice() : null;
+      if (history && history.length !== latent.length) {
+        throw rangeError('LENGTH_MISMATCH', `startFrom.history must have ${latent.length} elements like startFrom.latent, got ${history.length}`);
+      }
+      job.start = { step: req.startFrom.step, latent, history };
       transfer.push(latent.buffer);
+      if (history) transfer.push(history.buffer);
     }
     if (req.initImage) {
       if (!info.canImg2Img) throw new RagdiffError('UNSUPPORTED', `${info.dir} has no vae_encoder/model.onnx; image-to-image is unavailable`);

@@ -19,7 +19,7 @@ export type FromWorker =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'warning'; message: string }
   | { type: 'progress'; id: number; step: number; total: number; stage: Stage }
-  | { type: 'latent'; id: number; step: number; t: number; latent: Float32Array }
+  | { type: 'latent'; id: number; step: number; t: number; latent: Float32Array; history: Float32Array | null }
   | { type: 'result'; id: number; result: JobResult }
   | { type: 'error'; id: number | null; error: SerializedError }
   | { type: 'closed' };

@@ -13,8 +13,7 @@ import { join, relative } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { AbortError, RagdiffError, rangeError } from '../errors.js';
 import { openSession, expectIO, type ExecutionProvider, type OpenedSession } from '../models/session.js';
-import * as schedulerModule from '../scheduler/index.js';
-import type { LoopScheduler } from './loop.js';
+import { createScheduler, type DiffusersSchedulerConfig, type SamplerName } from '../scheduler/index.js';
 import { NoiseGenerator } from '../rng.js';
 import { chwToRgb8 } from '../image/pixels.js';
 import { readJsonFile, type BundleManifest } from './bundle.js';
@@ -58,15 +57,18 @@ export interface Job {
   texts: BigInt64Array[];
   plan: GuidancePlan;
   steps: number;
-  sampler: 'ddim' | 'euler' | 'euler-ancestral' | 'dpmpp-2m';
+  sampler: SamplerName;
   karras?: boolean;
   eta?: number;
   /** One seed per image; image i's noise comes only from its own seeded stream. */
   seeds: number[];
   /** Image-to-image: the init image as [3, H, W] floats in [-1, 1] at the model's size, and the strength. */
   init?: { chw: Float32Array; strength: number };
-  /** Resume mid-schedule: batch × latent floats (unscaled sampler state) entering step index `step`. */
-  start?: { step: number; latent: Float32Array };
+  /**
+   * Resume mid-schedule: batch × latent floats (the sampler's state) entering step index `step`,
+   * and for DPM-Solver++ the data prediction of step − 1 (else that step is first order).
+   */
+  start?: { step: number; latent: Float32Array; history?: Float32Array | null };
   /** Step indices after which the latent is reported through hooks.latent. */
   captureSteps?: number[];
 }
@@ -77,7 +79,8 @@ export interface JobHooks {
   progress?(step: number, total: number, stage: Stage): void;
   /** Polled before every model call; true stops the job with an AbortError. */
   aborted?(): boolean;
-  latent?(stepIndex: number, t: number, latent: Float32Array): void;
+  /** The latent after a captured step, and the DPM-Solver++ history a resume from it needs. */
+  latent?(stepIndex: number, t: number, latent: Float32Array, history: Float32Array | null): void;
 }
 
 export interface JobTimings {
@@ -105,14 +108,6 @@ export interface JobResult {
   stepsRun: number;
   timings: JobTimings;
 }
-
-type RunnerScheduler = LoopScheduler & {
-  setTimesteps(n: number): void;
-  readonly initNoiseSigma: number;
-  addNoise(original: Float32Array, noise: Float32Array, t: number, out?: Float32Array): Float32Array;
-};
-// Until src/scheduler lands its types.
-const createScheduler = (schedulerModule as unknown as { createScheduler: (c: unknown, o: unknown) => RunnerScheduler }).createScheduler;
 
 function dim(v: number | string | undefined): number | undefined {
   return typeof v === 'number' && v > 0 ? v : undefined;
@@ -231,8 +226,12 @@ export class ModelRunner {
     const latentSize = C * h * w;
     const { textLength: L, tokenWidth: W, neighbourSlots: S } = info;
 
-    const scheduler = createScheduler(info.schedulerConfig, { sampler: job.sampler, useKarrasSigmas: job.karras, eta: job.eta });
-    scheduler.setTimesteps(job.steps);
+    const scheduler = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, {
+      sampler: job.sampler,
+      ...(job.karras !== undefined ? { useKarrasSigmas: job.karras } : {}),
+      ...(job.eta !== undefined ? { eta: job.eta } : {}),
+    });
+    scheduler.setTimesteps(job.steps, { sampleLength: job.seeds.length * info.latent.channels * info.latent.height * info.latent.width });
     const timesteps = scheduler.timesteps;
     if (weights.length !== timesteps.length * nb) {
       throw new RagdiffError('INTERNAL', `guidance weights cover ${weights.length / nb} steps, the schedule has ${timesteps.length}`);
@@ -285,6 +284,7 @@ export class ModelRunner {
       for (let j = 0; j < latentSize; j++) x0[j] = x0[j]! * info.scalingFactor;
       fillNoise(noise);
       const tStart = timesteps[startIndex]!;
+      scheduler.setStepIndex(startIndex);
       for (let i = 0; i < batch; i++) {
         scheduler.addNoise(x0, noise.subarray(i * latentSize, (i + 1) * latentSize), tStart, latent.subarray(i * latentSize, (i + 1) * latentSize));
       }
@@ -309,6 +309,7 @@ export class ModelRunner {
       branches: nb,
       weights,
       startIndex,
+      history: job.start?.history ?? null,
       fillNoise,
       timing: loopTiming,
       runModel: async (t) => {
@@ -318,7 +319,7 @@ export class ModelRunner {
         modelOutput.fromModel();
       },
       afterStep: (i, t, x) => {
-        if (capture.has(i)) hooks.latent?.(i, t, x);
+        if (capture.has(i)) hooks.latent?.(i, t, x, scheduler.history);
         hooks.progress?.(i - startIndex + 1, total, 'denoise');
       },
     });

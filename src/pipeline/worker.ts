@@ -42,7 +42,7 @@ port.on('message', (msg: ToWorker) => {
       const result = await runner.run(job, {
         aborted: () => Atomics.load(flag, 0) !== 0,
         progress: (step, total, stage) => post({ type: 'progress', id, step, total, stage }),
-        latent: (step, t, latent) => post({ type: 'latent', id, step, t, latent: latent.slice() }),
+        latent: (step, t, latent, history) => post({ type: 'latent', id, step, t, latent: latent.slice(), history }),
       });
       post({ type: 'result', id, result }, result.images.map((im) => im.buffer as ArrayBuffer));
     } catch (e) {
