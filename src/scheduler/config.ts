@@ -279,9 +279,9 @@ export function parseSchedulerConfigJson(text: string): DiffusersSchedulerConfig
     }
     if (ch === '"') { inString = true; out += ch; continue; }
     const rest = text.slice(i, i + 9);
-    if (rest.startsWith('-Infinity')) { out += '"\u0000-Infinity"'; i += 8; continue; }
-    if (rest.startsWith('Infinity')) { out += '"\u0000Infinity"'; i += 7; continue; }
-    if (rest.startsWith('NaN')) { out += '"\u0000NaN"'; i += 2; continue; }
+    if (rest.startsWith('-Infinity')) { out += '"\\u0000-Infinity"'; i += 8; continue; }
+    if (rest.startsWith('Infinity')) { out += '"\\u0000Infinity"'; i += 7; continue; }
+    if (rest.startsWith('NaN')) { out += '"\\u0000NaN"'; i += 2; continue; }
     out += ch;
   }
   const parsed: unknown = JSON.parse(out, (_k, v) =>

@@ -42,11 +42,14 @@ export interface CreateSchedulerOptions {
   generator?: NoiseGenerator;
 }
 
-export interface StepOptions {
+/** A Float32Array this module allocates. */
+type OwnedF32 = Float32Array<ArrayBuffer>;
+
+export interface StepOptions<O extends Float32Array = OwnedF32> {
   /** Noise for stochastic steps (euler-ancestral; ddim with eta > 0); drawn from the scheduler's generator when absent. */
   noise?: Float32Array;
   /** Where to write the next sample; may be `sample` itself. A new array when absent. */
-  out?: Float32Array;
+  out?: O;
   /** Receives the step's prediction of the clean sample (diffusers' pred_original_sample). */
   predOriginal?: Float32Array;
 }
@@ -203,7 +206,7 @@ export class Scheduler {
    * samplers; DDIM and DPM-Solver++ need no scaling and return `sample` itself
    * (or copy it into `out`). Fixes the step index from t when it is not set.
    */
-  scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array {
+  scaleModelInput<S extends Float32Array>(sample: S, t: number, out?: S): S {
     checkTensor('sample', sample);
     if (out !== undefined) checkTensor('out', out, sample.length);
     const i = this.#resolveIndex(t);
@@ -213,13 +216,13 @@ export class Scheduler {
       if (out !== undefined && out !== sample) out.set(sample);
       return out ?? sample;
     }
-    const dst = out ?? new Float32Array(sample.length);
+    const dst = out ?? (new Float32Array(sample.length) as Float32Array as S);
     if (!native().scaleDiv(sample, d, dst)) this.#throwNonFinite([['sample', sample]]);
     return dst;
   }
 
   /** One step from `sample` at timestep t given the model output; returns the sample at the next timestep. */
-  step(modelOutput: Float32Array, t: number, sample: Float32Array, options: StepOptions = {}): Float32Array {
+  step<O extends Float32Array = OwnedF32>(modelOutput: Float32Array, t: number, sample: Float32Array, options: StepOptions<O> = {}): O {
     checkTensor('sample', sample);
     checkTensor('modelOutput', modelOutput, sample.length);
     return this.#step(modelOutput, this.#one, t, sample, options, 'modelOutput');
@@ -231,7 +234,9 @@ export class Scheduler {
    * (N x sample.length, branch-major). Classifier-free guidance at scale g:
    * branches [uncond, cond], weights [1 - g, g]. Weights may change every step.
    */
-  stepGuided(branchOutputs: Float32Array, weights: ArrayLike<number>, t: number, sample: Float32Array, options: StepOptions = {}): Float32Array {
+  stepGuided<O extends Float32Array = OwnedF32>(
+    branchOutputs: Float32Array, weights: ArrayLike<number>, t: number, sample: Float32Array, options: StepOptions<O> = {},
+  ): O {
     checkTensor('sample', sample);
     checkTensor('branchOutputs', branchOutputs);
     if (weights === null || typeof weights !== 'object' || typeof weights.length !== 'number') {
@@ -257,7 +262,7 @@ export class Scheduler {
    * timestep t; the sigma samplers use the step of t in the schedule (or the index
    * set by setStepIndex), as diffusers' add_noise.
    */
-  addNoise(original: Float32Array, noise: Float32Array, t: number, out?: Float32Array): Float32Array {
+  addNoise<O extends Float32Array = OwnedF32>(original: Float32Array, noise: Float32Array, t: number, out?: O): O {
     checkTensor('original', original);
     checkTensor('noise', noise, original.length);
     if (out !== undefined) checkTensor('out', out, original.length);
@@ -270,7 +275,7 @@ export class Scheduler {
       throw rangeError('OUT_OF_RANGE', `t must be an integer training timestep in 0..${this.config.num_train_timesteps - 1}, got ${t}`);
     }
     const [a, b] = this.#native.noiseCoefficients(i, t);
-    const dst = out ?? new Float32Array(original.length);
+    const dst = out ?? (new Float32Array(original.length) as Float32Array as O);
     if (!native().axpby(a, original, b, noise, dst)) this.#throwNonFinite([['original', original], ['noise', noise]]);
     return dst;
   }
@@ -330,7 +335,7 @@ export class Scheduler {
     }
   }
 
-  #step(branches: Float32Array, weights: Float64Array, t: number, sample: Float32Array, options: StepOptions, name: string): Float32Array {
+  #step<O extends Float32Array>(branches: Float32Array, weights: Float64Array, t: number, sample: Float32Array, options: StepOptions<O>, name: string): O {
     if (typeof options !== 'object' || options === null) throw typeError('INVALID_TYPE', 'options must be an object');
     const i = this.#resolveIndex(t);
     const len = sample.length;
@@ -360,7 +365,7 @@ export class Scheduler {
     }
     const history = this.#hasHistory && flags & FLAG_SECOND_ORDER ? this.#hist[this.#cur] : null;
     const x0Out = keepsX0 ? this.#hist[1 - this.#cur]! : predOriginal ?? null;
-    const dst = out ?? new Float32Array(len);
+    const dst = out ?? (new Float32Array(len) as Float32Array as O);
     const ok = this.#native.step(i, this.#hasHistory, branches, weights, sample, noise, history, x0Out, dst);
     if (!ok) {
       if (noise !== null && options.noise === undefined) this.generator.seek(offsetBefore);
