@@ -104,7 +104,7 @@ export interface QueryRequest {
   text?: string;
   image?: Uint8Array;
   embedding?: Float32Array | readonly number[];
-  /** Results wanted: 1..size. Default 10. */
+  /** Results wanted: 1..size (a larger k is a RangeError). Default min(10, size). */
   k?: number;
   /** Only images from these sources / with these licences / with at least one of these tags. */
   sources?: readonly string[];
@@ -931,10 +931,12 @@ export class ImageStore extends EventEmitter {
   }
 
   private checkQuery(r: Omit<QueryRequest, 'text' | 'image' | 'embedding'>): number {
-    const k = r.k ?? 10;
-    if (typeof k !== 'number') throw typeError('INVALID_TYPE', `k must be an integer, got ${typeof k}`);
-    if (!Number.isInteger(k) || k < 1) throw rangeError('OUT_OF_RANGE', `k must be a positive integer, got ${k}`);
+    if (r.k !== undefined) {
+      if (typeof r.k !== 'number') throw typeError('INVALID_TYPE', `k must be an integer, got ${typeof r.k}`);
+      if (!Number.isInteger(r.k) || r.k < 1) throw rangeError('OUT_OF_RANGE', `k must be a positive integer, got ${r.k}`);
+    }
     if (this.size === 0) throw new RagdiffError('STORE_EMPTY', `the store ${this.dir} has no active images to search`);
+    const k = r.k ?? Math.min(10, this.size);
     if (k > this.size) throw rangeError('OUT_OF_RANGE', `k must be in 1..${this.size} (the store's active images), got ${k}`);
     for (const f of ['sources', 'licences', 'tags', 'excludeTags', 'excludeIds'] as const) checkStrings(f, r[f]);
     if (r.minScore !== undefined && (typeof r.minScore !== 'number' || !Number.isFinite(r.minScore))) {
