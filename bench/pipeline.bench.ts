@@ -18,6 +18,7 @@ import { readBundle } from '../src/pipeline/bundle.js';
 import { ModelRunner, type Job } from '../src/pipeline/runner.js';
 import { cfgPlan } from '../src/pipeline/guidance.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
+import { clipTop1 } from '../src/pipeline/evaluate.js';
 import { writeResultsSection } from './results.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -100,9 +101,23 @@ async function main(): Promise<void> {
     const r = await pipeline.generate({ prompt: 'rocket', seed: 1, steps: STEPS, guidanceScale: GUIDANCE });
     unetCallMs.push(r.stats.timings.unetMs / r.stats.nfe);
   }
+  // 4. Recognisability: the bundle's own CLIP classifies the images among the prompts (chance 1/6).
+  let recog = '';
+  if (existsSync(join(bundle, 'image_encoder', 'model.onnx'))) {
+    const cells: string[] = [];
+    for (const g of [GUIDANCE, 1]) {
+      const imgs: { png: Buffer; prompt: string }[] = [];
+      for (const prompt of PROMPTS) {
+        const r = await pipeline.generate({ prompt, seed: 1, batch: quick ? 2 : 4, steps: STEPS, guidanceScale: g });
+        imgs.push(...r.images.map((im) => ({ png: im.png, prompt })));
+      }
+      cells.push(`CFG ${g}: **${f1(100 * (await clipTop1(bundle, imgs, PROMPTS)))}%** of ${imgs.length}`);
+    }
+    recog = `\nRecognisability (the bundle's CLIP, top-1 among the ${PROMPTS.length} demo prompts, chance ${f1(100 / PROMPTS.length)}%): ${cells.join('; ')}.`;
+  }
   await pipeline.close();
 
-  // 4. The alternative: the same runner on the main thread (what a user without workers would write).
+  // 5. The alternative: the same runner on the main thread (what a user without workers would write).
   const manifest = readBundle(bundle);
   const runner = await ModelRunner.open(manifest);
   const tok = loadTokenizer(manifest.files.tokenizerDir, { maxLength: runner.info.textLength });
@@ -143,7 +158,7 @@ Main-thread event-loop delay (\`monitorEventLoopDelay\`, 1 ms resolution) while 
 ${loopRows.join('\n')}
 
 Abort: the promise rejects ${f1(mean(abortMs))} ms (mean of ${abortMs.length}, max ${f1(Math.max(...abortMs))}) after \`abort()\`; one UNet call takes ${f1(mean(unetCallMs))} ms — the worker stops before its next model call.
-Main-thread baseline: ${f1(mean(inproc))} ms per image, overhead ${f3(mean(inproc) / mean(inprocOrt))}, but the event loop is blocked for each ONNX run (p99 above).`;
+Main-thread baseline: ${f1(mean(inproc))} ms per image, overhead ${f3(mean(inproc) / mean(inprocOrt))}, but the event loop is blocked for each ONNX run (p99 above).${recog}`;
   writeResultsSection('Generation pipeline', md, `npm run bench pipeline${dirArg ? ` -- ${dirArg}` : ''}${quick ? ' --quick' : ''}`);
   console.log(md);
 }
