@@ -1,0 +1,72 @@
+/**
+ * The demo store: built from the Twemoji in emoji-datasource-twitter with the
+ * tiny-emoji encoders on first use, cached, and answering text queries.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { openDemoStore, demoInputs, type ImageStore } from '../src/store/index.js';
+import { loadClipEncoders, type ClipEncoders } from '../src/models/encoders.js';
+import { repoPath, tempDir } from './helpers.js';
+
+const t = tempDir('ragdiff-demo-');
+let enc: ClipEncoders;
+let store: ImageStore;
+
+test.before(async () => {
+  enc = await loadClipEncoders(repoPath('models/tiny-emoji'));
+  store = await openDemoStore({ encoder: enc, cacheDir: t.dir });
+});
+
+test.after(async () => {
+  await store.close();
+  await enc.close();
+  t.cleanup();
+});
+
+test('builds from the emoji package with provenance on every image', () => {
+  const inputs = demoInputs('twemoji');
+  assert.is(inputs.length, 1911);
+  const stats = store.stats();
+  // Some emoji share identical pixels (territory flags): those are skipped as exact duplicates.
+  assert.ok(stats.active > 1850 && stats.active <= 1911, `active ${stats.active}`);
+  assert.is(stats.encoderId, enc.id);
+  const apple = store.list({ limit: 5000 }).find((r) => r.name === 'red apple')!;
+  assert.ok(apple);
+  assert.is(apple.source, 'twemoji');
+  assert.is(apple.licence, 'CC-BY-4.0');
+  assert.match(apple.attribution, /Twemoji/);
+  assert.ok(apple.tags.includes('subcategory:food-fruit'));
+  assert.is(apple.width, 64);
+});
+
+test('"red apple" finds the apple among the top results', async () => {
+  const hits = await store.query({ text: 'red apple', k: 10 });
+  const rank = hits.findIndex((h) => h.name === 'red apple');
+  assert.ok(rank >= 0, `apple not in the top 10: ${hits.map((h) => h.name).join(', ')}`);
+  // and an apple picture finds itself first
+  const image = (await store.query({ text: 'red apple', k: 10 }))[rank]!;
+  const self = await store.query({ image: store.readImage(image.id), k: 1 });
+  assert.is(self[0]!.id, image.id);
+});
+
+test('filters by tag: only fruit', async () => {
+  const hits = await store.query({ text: 'red apple', k: 5, tags: ['subcategory:food-fruit'] });
+  assert.is(hits.length, 5);
+  assert.ok(hits.every((h) => h.tags.includes('subcategory:food-fruit')));
+  const held = await store.query({ text: 'red apple', k: 5, excludeTags: ['subcategory:food-fruit'] });
+  assert.ok(held.every((h) => !h.tags.includes('subcategory:food-fruit')));
+});
+
+test('is cached: a second open reuses the built store', async () => {
+  const dirs = readdirSync(t.dir);
+  assert.is(dirs.length, 1);
+  assert.ok(existsSync(join(t.dir, dirs[0]!, 'COMPLETE')));
+  await store.close();
+  store = await openDemoStore({ encoder: enc, cacheDir: t.dir });
+  assert.equal(readdirSync(t.dir), dirs);
+  assert.ok(store.size > 1850);
+});
+
+test.run();
