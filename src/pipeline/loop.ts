@@ -40,10 +40,11 @@ export interface LoopOptions {
   /** Runs the denoiser on buffers.modelInput at timestep t, filling buffers.modelOutput. */
   runModel(t: number, stepIndex: number): Promise<void>;
   /**
-   * Fills buffers.noise before every step from per-image seeded streams, so a
-   * batch image's noise never depends on the others. Deterministic samplers
-   * ignore it (the cost is one Philox draw per latent element per step).
+   * True for samplers that draw noise at every step (Euler ancestral, DDIM with eta > 0):
+   * buffers.noise is then refilled before each step by fillNoise.
    */
+  stochastic: boolean;
+  /** Fills buffers.noise from per-image seeded streams, so a batch image's noise never depends on the others. */
   fillNoise(noise: Float32Array): void;
   /** Called before each denoiser call; throw to stop (abort). */
   beforeStep?(stepIndex: number): void;
@@ -76,8 +77,8 @@ export async function denoiseLoop(o: LoopOptions): Promise<number> {
     calls++;
 
     t0 = performance.now();
-    o.fillNoise(noise);
-    scheduler.stepGuided(modelOutput, o.weights.subarray(i * branches, (i + 1) * branches), t, latent, { noise, out: latent });
+    if (o.stochastic) o.fillNoise(noise);
+    scheduler.stepGuided(modelOutput, o.weights.subarray(i * branches, (i + 1) * branches), t, latent, o.stochastic ? { noise, out: latent } : { out: latent });
     samplerMs += performance.now() - t0;
     if (o.timing) o.timing.samplerMs += samplerMs;
     o.afterStep?.(i, t, latent);

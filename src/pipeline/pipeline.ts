@@ -160,6 +160,8 @@ export class Pipeline {
     try {
       createScheduler(manifest.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: samplerFromConfig(manifest.schedulerConfig) });
     } catch (e) {
+      const c = (e as { code?: string }).code;
+      if (c !== 'INVALID_CONFIG' && c !== 'UNSUPPORTED_CONFIG') throw e; // e.g. the addon failed to load
       throw new RagdiffError('MODEL_FILE_INVALID', `${join(manifest.dir, 'scheduler', 'scheduler_config.json')}: ${(e as Error).message}`, { cause: e });
     }
     const opts = { ...options, concurrency, maxQueue, maxInitImagePixels, threads };

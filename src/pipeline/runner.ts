@@ -230,6 +230,7 @@ export class ModelRunner {
       sampler: job.sampler,
       ...(job.karras !== undefined ? { useKarrasSigmas: job.karras } : {}),
       ...(job.eta !== undefined ? { eta: job.eta } : {}),
+      seed: job.seeds[0]!, // only used if a stochastic sampler ever steps without our per-image noise
     });
     scheduler.setTimesteps(job.steps, { sampleLength: job.seeds.length * info.latent.channels * info.latent.height * info.latent.width });
     const timesteps = scheduler.timesteps;
@@ -310,6 +311,7 @@ export class ModelRunner {
       weights,
       startIndex,
       history: job.start?.history ?? null,
+      stochastic: job.sampler === 'euler-ancestral' || (job.eta ?? 0) > 0,
       fillNoise,
       timing: loopTiming,
       runModel: async (t) => {
