@@ -293,6 +293,7 @@ export class ImageStore extends EventEmitter {
   private tagsOf: (Int32Array | undefined)[] = [];
 
   private unsaved = 0;
+  private reembedReport: RebuildReport | undefined;
   /** Active rows without a usable embedding (fixed by rebuild with reembed). */
   private unindexed = 0;
   private closed = false;
@@ -394,7 +395,7 @@ export class ImageStore extends EventEmitter {
       }
       const store = new ImageStore(root, options, db, release, params, dim, storedEncoder);
       store.loadState();
-      if (mismatch) await store.rebuild({ reembed: true });
+      if (mismatch) store.reembedReport = await store.rebuild({ reembed: true });
       return store;
     } catch (e) {
       db?.close();
@@ -484,6 +485,11 @@ export class ImageStore extends EventEmitter {
     const run = this.chain.then(fn, fn);
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  /** When open() re-embedded the store for a new encoder (onEncoderMismatch 'reembed'): what that did. */
+  get reembeddedOnOpen(): RebuildReport | undefined {
+    return this.reembedReport;
   }
 
   /** Number of active (searchable) images. */

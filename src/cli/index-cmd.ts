@@ -1,0 +1,293 @@
+/**
+ * `ragdiff index …`: the image store from the command line, over the same API.
+ *
+ *   ragdiff index add <paths…> --store DIR [--source S --licence L --attribution A --tags a,b]
+ *   ragdiff index add-url <urls…> --store DIR [--allow-host H]…
+ *   ragdiff index query "<text>" --store DIR [-k N] [--image FILE] [--source S]… [--tag T]…
+ *   ragdiff index remove <ids…> --store DIR
+ *   ragdiff index rebuild --store DIR [--reembed]
+ *   ragdiff index info --store DIR
+ *
+ * `--json` prints one JSON document on stdout (errors too, as {"error": {code, message}}).
+ * The exit code is 1 when anything failed (a failed item, an unknown id, an error), else 0.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { InvalidArgumentError, type Command } from 'commander';
+import { RagdiffError } from '../errors.js';
+import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
+import { openDemoStore } from '../store/demo.js';
+import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const DEFAULT_MODEL_DIR = join(packageRoot, 'models', 'tiny-emoji');
+
+interface CommonOptions {
+  store?: string;
+  demo?: boolean;
+  model: string;
+  encoder?: string;
+  json?: boolean;
+}
+
+interface MetaOptions {
+  source?: string;
+  licence?: string;
+  attribution?: string;
+  name?: string;
+  tags?: string;
+}
+
+function int(name: string, min: number) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+}
+
+function num(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** Loads the encoder: a JS module (`--encoder`, exporting createEncoder() or a default factory) or an ONNX bundle (`--model`). */
+async function loadEncoder(o: CommonOptions): Promise<ImageTextEncoder> {
+  if (o.encoder) {
+    const mod = (await import(pathToFileURL(resolve(o.encoder)).href)) as { createEncoder?: () => unknown; default?: unknown };
+    const factory = mod.createEncoder ?? mod.default;
+    const enc = (await (typeof factory === 'function' ? (factory as () => unknown)() : factory)) as ImageTextEncoder | undefined;
+    if (!enc || typeof enc.embedImages !== 'function') throw new RagdiffError('ENCODER_INVALID', `${o.encoder} does not export createEncoder() returning an encoder`);
+    return enc;
+  }
+  return loadClipEncoders(o.model);
+}
+
+async function openStore(o: CommonOptions, extra: Partial<ImageStoreOptions> = {}): Promise<ImageStore> {
+  const encoder = await loadEncoder(o);
+  if (o.demo) return openDemoStore({ encoder, store: extra });
+  if (!o.store) throw new RagdiffError('INVALID_ARGUMENT', 'say which store: --store DIR (or --demo for the emoji demo store)');
+  return ImageStore.open(o.store, { ...extra, encoder });
+}
+
+function metaOf(o: MetaOptions): ImageMeta {
+  const meta: ImageMeta = {};
+  if (o.source !== undefined) meta.source = o.source;
+  if (o.licence !== undefined) meta.licence = o.licence;
+  if (o.attribution !== undefined) meta.attribution = o.attribution;
+  if (o.name !== undefined) meta.name = o.name;
+  if (o.tags !== undefined) meta.tags = o.tags.split(',').map((s) => s.trim()).filter(Boolean);
+  return meta;
+}
+
+function out(o: { json?: boolean }, json: unknown, text: string): void {
+  process.stdout.write(o.json ? JSON.stringify(json, null, 2) + '\n' : text + (text.endsWith('\n') || text === '' ? '' : '\n'));
+}
+
+/** Runs a command body; errors become exit code 1 (and a JSON error document with --json). */
+async function run(o: { json?: boolean }, body: () => Promise<boolean>): Promise<void> {
+  try {
+    const ok = await body();
+    if (!ok) process.exitCode = 1;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ error: { code: err.code ?? 'INTERNAL', message: err.message ?? String(e) } }, null, 2) + '\n');
+    } else {
+      process.stderr.write(`ragdiff: ${err.code ? `[${err.code}] ` : ''}${err.message ?? String(e)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
+
+/** A progress bar on stderr when it is a terminal and output is not JSON. */
+function progress(o: { json?: boolean }): { update(p: AddProgress): void; done(): void } {
+  const stream = process.stderr;
+  if (o.json || !stream.isTTY) return { update() {}, done() {} };
+  let drawn = false;
+  return {
+    update(p) {
+      const width = 30;
+      const filled = Math.round((p.done / Math.max(1, p.total)) * width);
+      stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} added ${p.added} skipped ${p.skipped} failed ${p.failed}\x1b[K`);
+      drawn = true;
+    },
+    done() {
+      if (drawn) stream.write('\r\x1b[K');
+    },
+  };
+}
+
+function reportText(r: AddReport): string {
+  const lines = r.items.map((i) => {
+    switch (i.status) {
+      case 'added':
+        return `added      ${i.id}  ${i.input}`;
+      case 'failed':
+        return `FAILED     ${i.input}  [${i.error!.code}] ${i.error!.message}`;
+      case 'blocked':
+        return `blocked    ${i.input}  ${i.reason ?? ''}`;
+      default:
+        return `${i.status.padEnd(10)} ${i.input}  (of ${i.duplicateOf}${i.distance !== undefined ? `, distance ${i.distance}` : ''})`;
+    }
+  });
+  lines.push(`${r.added} added, ${r.skipped} skipped, ${r.failed} failed`);
+  return lines.join('\n');
+}
+
+function common(cmd: Command, requireStore = true): Command {
+  return cmd
+    .option('--store <dir>', requireStore ? 'the store directory (created if missing)' : 'the store directory')
+    .option('--model <dir>', 'encoder bundle (text_encoder, image_encoder, tokenizer, feature_extractor)', DEFAULT_MODEL_DIR)
+    .option('--encoder <module>', 'a JS module exporting createEncoder() (instead of --model)')
+    .option('--json', 'print the result as JSON');
+}
+
+function metaOptions(cmd: Command): Command {
+  return cmd
+    .option('--source <s>', 'where the images come from')
+    .option('--licence <l>', 'licence identifier, e.g. CC-BY-4.0')
+    .option('--attribution <a>', 'credit line')
+    .option('--name <n>', 'caption')
+    .option('--tags <list>', 'comma-separated tags');
+}
+
+export function registerIndexCommands(program: Command): void {
+  const index = program.command('index').description('manage an image store: add, add-url, query, remove, rebuild, info');
+
+  metaOptions(common(index.command('add').argument('<paths...>', 'image files or directories').description('add images from files and directories')))
+    .option('--no-copy', 'reference files by path instead of copying them into the store')
+    .option('--no-near-duplicates', 'only skip exact duplicates')
+    .option('--near-distance <n>', 'perceptual-hash distance (0..64) counted as a near-duplicate', int('near-distance', 0))
+    .action(async (paths: string[], o: CommonOptions & MetaOptions & { copy: boolean; nearDuplicates: boolean; nearDistance?: number }) => {
+      await run(o, async () => {
+        const near = o.nearDuplicates === false ? false : o.nearDistance !== undefined ? { maxDistance: o.nearDistance } : undefined;
+        const store = await openStore(o, { nearDuplicates: near });
+        try {
+          const bar = progress(o);
+          const report = await store.add(paths, metaOf(o), { copy: o.copy, onProgress: (p) => bar.update(p) });
+          bar.done();
+          out(o, report, reportText(report));
+          return report.failed === 0;
+        } finally {
+          await store.close();
+        }
+      });
+    });
+
+  metaOptions(common(index.command('add-url').argument('<urls...>', 'http(s) URLs of images').description('fetch images from URLs (loopback, private and metadata addresses are refused) and add them')))
+    .option('--allow-host <host>', 'permit this host (host or host:port) even if it is local or private; repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--max-bytes <n>', 'largest response accepted', int('max-bytes', 1))
+    .option('--timeout <ms>', 'time limit per URL, redirects included', int('timeout', 1))
+    .action(async (urls: string[], o: CommonOptions & MetaOptions & { allowHost?: string[]; maxBytes?: number; timeout?: number }) => {
+      await run(o, async () => {
+        const store = await openStore(o);
+        try {
+          const bar = progress(o);
+          const report = await store.addUrl(urls, metaOf(o), {
+            allowHosts: o.allowHost,
+            maxBytes: o.maxBytes,
+            timeoutMs: o.timeout,
+            onProgress: (p) => bar.update(p),
+          });
+          bar.done();
+          out(o, report, reportText(report));
+          return report.failed === 0;
+        } finally {
+          await store.close();
+        }
+      });
+    });
+
+  common(index.command('query').argument('[text]', 'what to look for').description('find the images closest to a text (or --image)'))
+    .option('--demo', 'query the emoji demo store (built on first use)')
+    .option('-k, --k <n>', 'number of results', int('k', 1))
+    .option('--image <file>', 'query by an image file instead of text (not stored)')
+    .option('--source <s>', 'only these sources (repeatable or comma-separated)', collect)
+    .option('--licence <l>', 'only these licences (repeatable or comma-separated)', collect)
+    .option('--tag <t>', 'only images with one of these tags (repeatable)', collect)
+    .option('--exclude-tag <t>', 'never images with these tags (repeatable)', collect)
+    .option('--exclude-id <id>', 'never these images (repeatable)', collect)
+    .option('--min-score <x>', 'drop results scoring below x', num('min-score'))
+    .action(async (text: string | undefined, o: CommonOptions & { k?: number; image?: string; source?: string[]; licence?: string[]; tag?: string[]; excludeTag?: string[]; excludeId?: string[]; minScore?: number }) => {
+      await run(o, async () => {
+        if ((text === undefined) === (o.image === undefined)) throw new RagdiffError('INVALID_ARGUMENT', 'give a query text or --image FILE (one of them)');
+        const store = await openStore(o);
+        try {
+          const hits = await store.query({
+            ...(text !== undefined ? { text } : { image: new Uint8Array(readFileSync(o.image!)) }),
+            k: o.k,
+            sources: o.source,
+            licences: o.licence,
+            tags: o.tag,
+            excludeTags: o.excludeTag,
+            excludeIds: o.excludeId,
+            minScore: o.minScore,
+          });
+          const lines = hits.map((h, i) => `${String(i + 1).padStart(3)}. ${h.score.toFixed(4)}  ${h.id}  ${h.name || h.origin}  [${[h.source, h.licence].filter(Boolean).join(', ')}]`);
+          out(o, hits, lines.join('\n') || 'no results');
+          return true;
+        } finally {
+          await store.close();
+        }
+      });
+    });
+
+  common(index.command('remove').argument('<ids...>', 'image ids').description('remove images (opt-out): never returned again, bytes deleted'))
+    .option('--reason <text>', 'recorded with the removal', 'removed on request')
+    .action(async (ids: string[], o: CommonOptions & { reason: string }) => {
+      await run(o, async () => {
+        const store = await openStore(o);
+        const results: { id: string; status: 'removed' | 'already-removed' | 'failed'; error?: { code: string; message: string } }[] = [];
+        try {
+          for (const id of ids) {
+            try {
+              results.push({ id, status: (await store.remove(id, o.reason)) ? 'removed' : 'already-removed' });
+            } catch (e) {
+              const err = e as { code?: string; message?: string };
+              results.push({ id, status: 'failed', error: { code: err.code ?? 'INTERNAL', message: err.message ?? String(e) } });
+            }
+          }
+        } finally {
+          await store.close();
+        }
+        out(o, results, results.map((r) => (r.error ? `FAILED   ${r.id}  [${r.error.code}] ${r.error.message}` : `${r.status.padEnd(8)} ${r.id}`)).join('\n'));
+        return results.every((r) => r.status !== 'failed');
+      });
+    });
+
+  common(index.command('rebuild').description('recreate the vector index from the metadata (and, with --reembed, the stored images)'))
+    .option('--reembed', 're-decode and re-embed every image with the current encoder (after an encoder change)')
+    .action(async (o: CommonOptions & { reembed?: boolean }) => {
+      await run(o, async () => {
+        const store = await openStore(o, { onEncoderMismatch: o.reembed ? 'reembed' : 'error' });
+        try {
+          const report = store.reembeddedOnOpen ?? (await store.rebuild({ reembed: o.reembed === true }));
+          out(o, report, [`indexed ${report.indexed}, re-embedded ${report.reembedded}, failed ${report.failed.length}`, ...report.failed.map((f) => `FAILED ${f.id} [${f.code}] ${f.message}`)].join('\n'));
+          return report.failed.length === 0;
+        } finally {
+          await store.close();
+        }
+      });
+    });
+
+  common(index.command('info').description('what the store holds'))
+    .option('--demo', 'the emoji demo store')
+    .action(async (o: CommonOptions) => {
+      await run(o, async () => {
+        const store = await openStore(o);
+        try {
+          const s = store.stats();
+          out(o, s, `${s.dir}\n${s.active} active, ${s.removed} removed, ${s.blocked} blocked; width ${s.dim}; encoder ${s.encoderId}; hnsw M=${s.hnsw.M} efConstruction=${s.hnsw.efConstruction} efSearch=${s.hnsw.efSearch}`);
+          return true;
+        } finally {
+          await store.close();
+        }
+      });
+    });
+}
