@@ -39,6 +39,7 @@ test('SD conventions are read from the sessions: fp16, float timestep, int32 ids
   assert.is(i.scalingFactor, 0.18215);
   assert.equal(i.image, { channels: 3, height: 64, width: 64 });
   assert.is(i.name, 'sd-fp16');
+  assert.is(i.textBatch, 1, 'text encoder exported with a fixed batch of one');
 });
 
 test('fp16 generation works, is deterministic and converts at the boundary', async () => {

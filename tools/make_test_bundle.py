@@ -9,7 +9,8 @@ fp16/float-timestep boundaries and bad files. Their images mean nothing.
                 latent 4x8x8 -> image 32x32, vae scaling_factor 0.5.
   sd-fp16/      Stable-Diffusion-style export: no `ragdiff` block, 77 tokens,
                 int32 input_ids, float16 tensors and float16 timestep at every
-                boundary (computation inside is fp32), latent 4x8x8 -> 64x64,
+                boundary (computation inside is fp32), a text encoder with a
+                fixed batch of 1, latent 4x8x8 -> 64x64,
                 no vae_decoder/config.json (scaling factor defaults to 0.18215).
 
 Usage: /usr/bin/python3 tools/make_test_bundle.py   (torch 1.13, onnx; ~10 s)
@@ -196,9 +197,10 @@ def make(name, *, length, factor, half, ragdiff, scaling_factor, ids_dtype):
     ctx_len = length + (K if ragdiff else 0)
 
     te = TextEncoder(vocab, length, half)
-    export(te, (torch.zeros(2, length, dtype=ids_dtype),), os.path.join(d, 'text_encoder', 'model.onnx'),
+    # The SD-style text encoder has a fixed batch of 1, as some exports do: the pipeline runs it once per text.
+    export(te, (torch.zeros(1 if half else 2, length, dtype=ids_dtype),), os.path.join(d, 'text_encoder', 'model.onnx'),
            ['input_ids'], ['last_hidden_state', 'text_embeds' if ragdiff else 'pooler_output'],
-           {'input_ids': {0: 'batch'}, 'last_hidden_state': {0: 'batch'}})
+           None if half else {'input_ids': {0: 'batch'}, 'last_hidden_state': {0: 'batch'}})
     un = UNet(half)
     t_dummy = torch.tensor([500, 500], dtype=torch.int64) if not half else torch.tensor([500.0, 500.0], dtype=fdt)
     export(un, (torch.randn(2, LATENT_C, LATENT, LATENT).to(fdt), t_dummy, torch.randn(2, ctx_len, WIDTH).to(fdt)),

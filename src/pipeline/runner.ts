@@ -47,6 +47,8 @@ export interface ModelInfo {
   dtype: FloatType;
   timestepType: string;
   idsType: string;
+  /** 'dynamic', or 1 for text encoders exported with a fixed batch of one (run once per text). */
+  textBatch: 'dynamic' | 1;
   canImg2Img: boolean;
   providers: string[];
   schedulerConfig: Record<string, unknown>;
@@ -238,16 +240,20 @@ export class ModelRunner {
       throw new RagdiffError('INTERNAL', `guidance weights cover ${weights.length / nb} steps, the schedule has ${timesteps.length}`);
     }
 
-    // ---- text encoder: all distinct texts in one call
+    // ---- text encoder: all distinct texts in one call (one at a time for exports with a fixed batch of 1)
     hooks.progress?.(0, 1, 'encode-text');
     let t0 = performance.now();
     const T = job.texts.length;
-    const ids = new BigInt64Array(T * L);
-    job.texts.forEach((seq, i) => ids.set(seq, i * L));
-    const idsTensor = integerTensor(info.idsType, Array.from(ids, Number), [T, L]);
-    const textStates = new FloatBoundary(floatTypeOf(tensorMeta(this.textEncoder, this.names.textOut, 'output').type, this.textEncoder.path), [T, L, W]);
-    await timed(this.textEncoder, { input_ids: idsTensor }, { [this.names.textOut]: textStates.tensor });
-    textStates.fromModel();
+    const textType = floatTypeOf(tensorMeta(this.textEncoder, this.names.textOut, 'output').type, this.textEncoder.path);
+    const textStates = new Float32Array(T * L * W);
+    const perCall = info.textBatch === 'dynamic' ? T : 1;
+    for (let first = 0; first < T; first += perCall) {
+      const ids: number[] = [];
+      for (let i = first; i < first + perCall; i++) for (const id of job.texts[i]!) ids.push(Number(id));
+      const out = new FloatBoundary(textType, [perCall, L, W], textStates.subarray(first * L * W, (first + perCall) * L * W));
+      await timed(this.textEncoder, { input_ids: integerTensor(info.idsType, ids, [perCall, L]) }, { [this.names.textOut]: out.tensor });
+      out.fromModel();
+    }
     timings.textEncodeMs = performance.now() - t0;
 
     // ---- per-job buffers, allocated once
@@ -257,7 +263,7 @@ export class ModelRunner {
     const modelInput = new FloatBoundary(dtype, [nb * batch, C, h, w]);
     const modelOutput = new FloatBoundary(dtype, [nb * batch, C, h, w]);
     const ehs = new FloatBoundary(floatTypeOf(tensorMeta(this.unet, 'encoder_hidden_states', 'input').type, this.unet.path), [nb * batch, L + S, W]);
-    buildEncoderHiddenStates(ehs.data, { batch, textLength: L, slots: S, width: W }, branches, textStates.data);
+    buildEncoderHiddenStates(ehs.data, { batch, textLength: L, slots: S, width: W }, branches, textStates);
     ehs.toModel();
     const timestep = integerTensor(info.timestepType, new Array(nb * batch).fill(0), [nb * batch]);
     const generators = job.seeds.map((s) => new NoiseGenerator(s));
@@ -402,6 +408,11 @@ function resolveInfo(
   if (!['int64', 'int32'].includes(idsMeta.type)) {
     throw new RagdiffError('MODEL_IO_MISMATCH', `${te.path}: input_ids has type ${idsMeta.type}; expected int64 or int32`);
   }
+  const idsBatch = idsMeta.shape[0];
+  if (typeof idsBatch === 'number' && idsBatch > 1) {
+    throw new RagdiffError('UNSUPPORTED', `${te.path}: the text encoder has a fixed batch of ${idsBatch}; re-export it with a dynamic batch axis`);
+  }
+  const textBatch: 'dynamic' | 1 = typeof idsBatch === 'number' ? 1 : 'dynamic';
   const dtype = floatTypeOf(sample.type, `${unet.path}: sample`);
   floatTypeOf(tensorMeta(unet, unet.session.outputNames.includes('out_sample') ? 'out_sample' : unet.session.outputNames[0]!, 'output').type, `${unet.path}: output`);
 
@@ -418,6 +429,7 @@ function resolveInfo(
     dtype,
     timestepType: ts.type,
     idsType: idsMeta.type,
+    textBatch,
     canImg2Img: enc !== null,
     providers: [],
     schedulerConfig: manifest.schedulerConfig,
