@@ -82,6 +82,21 @@ async function main(): Promise<void> {
     loopRows.push(`| ↳ burst throughput: ${f2((1000 * burst.length) / wall)} images/s | | | | |`);
   }
 
+  // 2b. The same burst on two workers (each with its own sessions; intra-op threads split between them).
+  {
+    const two = await Pipeline.load(bundle, { concurrency: 2 });
+    await Promise.all([0, 1].map((i) => two.generate({ prompt: PROMPTS[i]!, seed: i, steps: STEPS, guidanceScale: GUIDANCE })));
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    t0 = performance.now();
+    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => two.generate({ prompt: PROMPTS[i % PROMPTS.length]!, seed: 100 + i, steps: STEPS, guidanceScale: GUIDANCE })));
+    const wall = performance.now() - t0;
+    h.disable();
+    await two.close();
+    loopRows.push(`| burst of 8 on 2 workers (concurrency 2) | ${burst.length} | ${f1(ms(h, 50))} | ${f1(ms(h, 99))} | ${f1(h.max / 1e6)} |`);
+    loopRows.push(`| ↳ burst throughput: ${f2((1000 * burst.length) / wall)} images/s | | | | |`);
+  }
+
   // 3. Abort latency: abort after step 5 of a long run; time until the promise rejects.
   const abortMs: number[] = [];
   const unetCallMs: number[] = [];
