@@ -1,0 +1,34 @@
+// Host-side entry points of the CUDA twins (native/cuda/*.cu). Plain C++: the
+// binding includes this only when the addon is built WITH_CUDA.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+#include "core/step_kernel.h"
+
+namespace ragdiff {
+namespace cuda {
+
+// Whether a CUDA device is usable; `reason` says why not. Cached after the first call.
+bool available(std::string* reason);
+std::string device_name();
+
+// The CUDA twin of apply_step on host buffers: copies them to the device, runs
+// the kernel, copies `out` and `x0_out` back. *finite = false when an input held NaN/Inf.
+Status step_host(const StepCoefficients& c, const StepBuffers& b, bool* finite, std::string* error);
+
+// The CUDA twin of normal_fill, into a host buffer.
+Status normal_fill_host(uint64_t seed, uint64_t offset, float* out, size_t n, std::string* error);
+
+struct BenchResult {
+  double copy_gbs, ddim_gbs, dpmpp_gbs, guided_gbs;  // bytes read + written per second / 1e9
+  double guided_bytes;                               // bytes one guided step touches
+};
+// Times device-resident kernels on len floats (`branches` guidance branches).
+Status bench(size_t len, size_t branches, int iterations, BenchResult* r, std::string* error);
+
+}  // namespace cuda
+}  // namespace ragdiff
