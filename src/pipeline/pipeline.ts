@@ -362,12 +362,13 @@ export class Pipeline {
 
       const tp = performance.now();
       const params = this.parameters(req);
-      const images: GeneratedImage[] = [];
-      for (let i = 0; i < result.images.length; i++) {
+      let encoded = 0;
+      const images: GeneratedImage[] = await Promise.all(result.images.map(async (rgb, i) => {
         const seed = req.seed + i;
-        images.push({ png: await encodePng(result.images[i]!, result.width, result.height, { ...params, seed }), width: result.width, height: result.height, seed });
-        this.progress(task, { step: i + 1, total: result.images.length, stage: 'png' });
-      }
+        const png = await encodePng(rgb, result.width, result.height, { ...params, seed });
+        this.progress(task, { step: ++encoded, total: result.images.length, stage: 'png' });
+        return { png, width: result.width, height: result.height, seed };
+      }));
       if (task.failure !== undefined) throw task.failure;
       const pngMs = performance.now() - tp;
       return {
