@@ -68,7 +68,9 @@ if (!forceGyp && onPath('cmake')) {
   } catch {
     fail('cmake-js is missing from node_modules; run `npm install` first.');
   }
-  const argv = [cmakeJs, 'rebuild', '--directory', root, '--out', join(root, 'build', 'cmake'), '--config', 'Release', '--parallel', jobs];
+  // 'rebuild' starts from a clean tree (fresh clones, --force); 'build' reuses an existing one.
+  const verb = force || !existsSync(join(root, 'build', 'cmake', 'CMakeCache.txt')) ? 'rebuild' : 'build';
+  const argv = [cmakeJs, verb, '--directory', root, '--out', join(root, 'build', 'cmake'), '--config', 'Release', '--parallel', jobs];
   if (onPath('ninja')) argv.push('--generator', 'Ninja');
   if (cudaArg !== undefined) argv.push(`--CDWITH_CUDA=${/^(1|on|true|yes)$/i.test(cudaArg) ? 'ON' : 'OFF'}`);
   run(process.execPath, argv, 'cmake-js');

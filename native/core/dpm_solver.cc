@@ -85,7 +85,7 @@ Status dpm_step(const Schedule& s, int i, bool has_history, StepCoefficients* c,
   const int N = schedule_steps(s);
   const bool lower_order_final =
       i == N - 1 && (cfg.euler_at_final || (cfg.lower_order_final && N < 15) || cfg.final_sigmas == FinalSigmas::kZero);
-  const bool second = cfg.solver_order == 2 && has_history && !lower_order_final && i >= 1;
+  bool second = cfg.solver_order == 2 && has_history && !lower_order_final && i >= 1;
   const double sig_s0 = s.sigmas[static_cast<size_t>(i)], sig_t = s.sigmas[static_cast<size_t>(i) + 1];
   double alpha_s, sigma_s;
   sigma_to_alpha_sigma(sig_s0, &alpha_s, &sigma_s);
@@ -112,11 +112,18 @@ Status dpm_step(const Schedule& s, int i, bool has_history, StepCoefficients* c,
     const double c0 = alpha_t * std::expm1(-h);  // alpha_t * (exp(-h) - 1)
     A = sigma_t / sigma_s;
     B = -c0;
+    double r0 = 0;
     if (second) {
       double alpha_s1, sigma_s1;
       sigma_to_alpha_sigma(s.sigmas[static_cast<size_t>(i) - 1], &alpha_s1, &sigma_s1);
       const double lambda_s1 = std::log(alpha_s1) - std::log(sigma_s1);
-      const double r0 = (lambda_s0 - lambda_s1) / h;
+      r0 = (lambda_s0 - lambda_s1) / h;
+      // Repeated timesteps (e.g. 1000 steps over 1000 training timesteps) make two
+      // consecutive sigmas equal: r0 is 0 or infinite and diffusers produces NaN.
+      // Take a first-order step there instead.
+      if (!(std::isfinite(r0) && r0 != 0 && h != 0)) second = false;
+    }
+    if (second) {
       if (cfg.solver_type == SolverType::kMidpoint) {
         B = -c0 - 0.5 * c0 / r0;
         C = 0.5 * c0 / r0;

@@ -4,13 +4,17 @@
 #include <atomic>
 #include <cstring>
 
+#include "core/step_kernel_avx2.h"
 #include "core/thread_pool.h"
 
 namespace ragdiff {
 namespace {
 
-constexpr size_t kBlock = 16;
 constexpr size_t kGrain = 1 << 16;  // elements per thread at least (256 KiB of floats)
+
+#if RAGDIFF_SIMD
+const bool g_avx2 = avx2::supported();
+#endif
 
 inline uint32_t nonfinite(float v) {
   uint32_t u;
@@ -18,126 +22,106 @@ inline uint32_t nonfinite(float v) {
   return (u & 0x7f800000u) == 0x7f800000u;
 }
 
+}  // namespace
+
+#if RAGDIFF_SIMD
+// 4 lanes: SSE2 on x86-64, NEON on arm64.
+namespace sse {
+typedef float VF __attribute__((vector_size(16)));
+typedef int32_t VI __attribute__((vector_size(16)));
+constexpr int W = 4;
+inline VF load(const float* p) {
+  VF v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, VF v) { std::memcpy(p, &v, sizeof v); }
+inline VI nonfinite_v(VF v) {
+  VI u;
+  std::memcpy(&u, &v, sizeof u);
+  return (u & 0x7f800000) == 0x7f800000;
+}
+inline VF splat(float s) { return VF{s, s, s, s}; }
+#include "core/step_kernel_impl.h"
+}  // namespace sse
+#endif
+
+namespace {
+
+// One element, in the order the CUDA twin repeats.
 template <bool CLIP, bool NOISE, bool HIST, bool X0>
-uint32_t step_range(const FoldedStep& f, const StepBuffers& b, size_t begin, size_t end) {
+inline uint32_t step_one(const FoldedStep& f, const StepBuffers& b, size_t i) {
   const size_t len = b.len, nb = b.n_branches;
+  float x = b.sample[i];
+  uint32_t bad = nonfinite(x);
+  float acc, x0 = 0, eps = 0;
+  if (!CLIP) {
+    acc = f.cx * x;
+    if (X0) x0 = f.px * x;
+    for (size_t k = 0; k < nb; ++k) {
+      float v = b.branches[k * len + i];
+      bad |= nonfinite(v);
+      acc = acc + f.cm[k] * v;
+      if (X0) x0 = x0 + f.pm[k] * v;
+    }
+    if (HIST) {
+      float h = b.history[i];
+      bad |= nonfinite(h);
+      acc = acc + f.ch * h;
+    }
+  } else {
+    x0 = f.px * x;
+    eps = f.ex * x;
+    for (size_t k = 0; k < nb; ++k) {
+      float v = b.branches[k * len + i];
+      bad |= nonfinite(v);
+      x0 = x0 + f.pm[k] * v;
+      eps = eps + f.em[k] * v;
+    }
+    float c = x0 < f.lo ? f.lo : x0;
+    x0 = c > f.hi ? f.hi : c;
+    acc = f.dx0 * x0 + f.deps * eps;
+  }
+  if (NOISE) {
+    float z = b.noise[i];
+    bad |= nonfinite(z);
+    acc = acc + f.cn * z;
+  }
+  b.out[i] = acc;
+  if (X0) b.x0_out[i] = x0;
+  return bad;
+}
+
+// NB: the branch count when known at compile time (1 or 2), 0 for any.
+template <bool CLIP, bool NOISE, bool HIST, bool X0, size_t NB>
+uint32_t step_range(const FoldedStep& f, const StepBuffers& b, size_t begin, size_t end) {
   uint32_t bad = 0;
   size_t i = begin;
-  // Blocks: every input of a block is loaded before any output of it is stored,
-  // which makes out == sample (or out == a branch) safe and lets the compiler vectorize.
-  for (; i + kBlock <= end; i += kBlock) {
-    float x[kBlock], acc[kBlock], x0[kBlock], eps[kBlock];
-    for (size_t j = 0; j < kBlock; ++j) {
-      x[j] = b.sample[i + j];
-      bad |= nonfinite(x[j]);
-    }
-    if (!CLIP) {
-      for (size_t j = 0; j < kBlock; ++j) acc[j] = f.cx * x[j];
-      if (X0) for (size_t j = 0; j < kBlock; ++j) x0[j] = f.px * x[j];
-      for (size_t k = 0; k < nb; ++k) {
-        const float* br = b.branches + k * len + i;
-        const float cm = f.cm[k], pm = f.pm[k];
-        for (size_t j = 0; j < kBlock; ++j) {
-          float v = br[j];
-          bad |= nonfinite(v);
-          acc[j] = acc[j] + cm * v;
-          if (X0) x0[j] = x0[j] + pm * v;
-        }
-      }
-      if (HIST) {
-        for (size_t j = 0; j < kBlock; ++j) {
-          float h = b.history[i + j];
-          bad |= nonfinite(h);
-          acc[j] = acc[j] + f.ch * h;
-        }
-      }
-    } else {
-      for (size_t j = 0; j < kBlock; ++j) {
-        x0[j] = f.px * x[j];
-        eps[j] = f.ex * x[j];
-      }
-      for (size_t k = 0; k < nb; ++k) {
-        const float* br = b.branches + k * len + i;
-        const float pm = f.pm[k], em = f.em[k];
-        for (size_t j = 0; j < kBlock; ++j) {
-          float v = br[j];
-          bad |= nonfinite(v);
-          x0[j] = x0[j] + pm * v;
-          eps[j] = eps[j] + em * v;
-        }
-      }
-      for (size_t j = 0; j < kBlock; ++j) {
-        float c = x0[j] < f.lo ? f.lo : x0[j];
-        x0[j] = c > f.hi ? f.hi : c;
-        acc[j] = f.dx0 * x0[j] + f.deps * eps[j];
-      }
-    }
-    if (NOISE) {
-      for (size_t j = 0; j < kBlock; ++j) {
-        float z = b.noise[i + j];
-        bad |= nonfinite(z);
-        acc[j] = acc[j] + f.cn * z;
-      }
-    }
-    for (size_t j = 0; j < kBlock; ++j) b.out[i + j] = acc[j];
-    if (X0) for (size_t j = 0; j < kBlock; ++j) b.x0_out[i + j] = x0[j];
-  }
-  // Tail: the same arithmetic, one element at a time.
-  for (; i < end; ++i) {
-    float x = b.sample[i];
-    bad |= nonfinite(x);
-    float acc, x0 = 0, eps = 0;
-    if (!CLIP) {
-      acc = f.cx * x;
-      if (X0) x0 = f.px * x;
-      for (size_t k = 0; k < nb; ++k) {
-        float v = b.branches[k * len + i];
-        bad |= nonfinite(v);
-        acc = acc + f.cm[k] * v;
-        if (X0) x0 = x0 + f.pm[k] * v;
-      }
-      if (HIST) {
-        float h = b.history[i];
-        bad |= nonfinite(h);
-        acc = acc + f.ch * h;
-      }
-    } else {
-      x0 = f.px * x;
-      eps = f.ex * x;
-      for (size_t k = 0; k < nb; ++k) {
-        float v = b.branches[k * len + i];
-        bad |= nonfinite(v);
-        x0 = x0 + f.pm[k] * v;
-        eps = eps + f.em[k] * v;
-      }
-      float c = x0 < f.lo ? f.lo : x0;
-      x0 = c > f.hi ? f.hi : c;
-      acc = f.dx0 * x0 + f.deps * eps;
-    }
-    if (NOISE) {
-      float z = b.noise[i];
-      bad |= nonfinite(z);
-      acc = acc + f.cn * z;
-    }
-    b.out[i] = acc;
-    if (X0) b.x0_out[i] = x0;
-  }
+#if RAGDIFF_SIMD
+  if (g_avx2) bad = avx2::step_range_vec<CLIP, NOISE, HIST, X0, NB>(f, b, begin, end, &i);
+  else bad = sse::step_range_vec<CLIP, NOISE, HIST, X0, NB>(f, b, begin, end, &i);
+#endif
+  for (; i < end; ++i) bad |= step_one<CLIP, NOISE, HIST, X0>(f, b, i);
   return bad;
 }
 
 using RangeKernel = uint32_t (*)(const FoldedStep&, const StepBuffers&, size_t, size_t);
 
+template <bool CLIP, bool NOISE, bool HIST, bool X0>
+RangeKernel pick_nb(size_t nb) {
+  return nb == 1 ? step_range<CLIP, NOISE, HIST, X0, 1> : nb == 2 ? step_range<CLIP, NOISE, HIST, X0, 2> : step_range<CLIP, NOISE, HIST, X0, 0>;
+}
 template <bool CLIP, bool NOISE, bool HIST>
-RangeKernel pick_x0(bool x0) {
-  return x0 ? step_range<CLIP, NOISE, HIST, true> : step_range<CLIP, NOISE, HIST, false>;
+RangeKernel pick_x0(bool x0, size_t nb) {
+  return x0 ? pick_nb<CLIP, NOISE, HIST, true>(nb) : pick_nb<CLIP, NOISE, HIST, false>(nb);
 }
 template <bool CLIP, bool NOISE>
-RangeKernel pick_hist(bool hist, bool x0) {
-  return hist ? pick_x0<CLIP, NOISE, true>(x0) : pick_x0<CLIP, NOISE, false>(x0);
+RangeKernel pick_hist(bool hist, bool x0, size_t nb) {
+  return hist ? pick_x0<CLIP, NOISE, true>(x0, nb) : pick_x0<CLIP, NOISE, false>(x0, nb);
 }
 template <bool CLIP>
-RangeKernel pick_noise(bool noise, bool hist, bool x0) {
-  return noise ? pick_hist<CLIP, true>(hist, x0) : pick_hist<CLIP, false>(hist, x0);
+RangeKernel pick_noise(bool noise, bool hist, bool x0, size_t nb) {
+  return noise ? pick_hist<CLIP, true>(hist, x0, nb) : pick_hist<CLIP, false>(hist, x0, nb);
 }
 
 }  // namespace
@@ -169,7 +153,7 @@ bool apply_step(const StepCoefficients& c, const StepBuffers& b) {
   FoldedStep f;
   if (!fold_step(c, b.weights, b.n_branches, &f)) return false;
   const bool x0 = b.x0_out != nullptr;
-  RangeKernel k = f.clip ? pick_noise<true>(f.noise, false, x0) : pick_noise<false>(f.noise, f.history, x0);
+  RangeKernel k = f.clip ? pick_noise<true>(f.noise, false, x0, b.n_branches) : pick_noise<false>(f.noise, f.history, x0, b.n_branches);
   std::atomic<uint32_t> bad{0};
   parallel_for(b.len, kGrain, [&](size_t lo, size_t hi) {
     if (k(f, b, lo, hi)) bad.store(1, std::memory_order_relaxed);
