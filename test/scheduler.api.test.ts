@@ -281,4 +281,13 @@ test('zero-SNR schedules: epsilon prediction is refused where it is undefined, v
   assert.ok(x.every(Number.isFinite));
 });
 
+test('DPM-Solver++ with repeated timesteps (1000 steps over 1000) stays finite: first order where two sigmas coincide', () => {
+  const s = createScheduler(SD, { sampler: 'dpmpp-2m' });
+  s.setTimesteps(1000);
+  s.setStepIndex(0);
+  let x = randomArray(16);
+  for (const t of s.timesteps) x = s.step(randomArray(16).map((v) => v * 0.1), t, x);
+  assert.ok(x.every(Number.isFinite));
+});
+
 test.run();
