@@ -46,9 +46,9 @@ function fail(message) {
   process.exit(1);
 }
 
-function run(cmd, argv, what) {
+function run(cmd, argv, what, env = process.env) {
   console.log(`ragdiff: ${what}: ${[cmd, ...argv].join(' ')}`);
-  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit', env: process.env });
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit', env });
   if (r.error) fail(`${what} could not start: ${r.error.message}`);
   if (r.status !== 0) fail(`${what} exited with status ${r.status ?? r.signal}; the compiler output above says why.`);
 }
@@ -73,7 +73,13 @@ if (!forceGyp && onPath('cmake')) {
   const argv = [cmakeJs, verb, '--directory', root, '--out', join(root, 'build', 'cmake'), '--config', 'Release', '--parallel', jobs];
   if (onPath('ninja')) argv.push('--generator', 'Ninja');
   if (cudaArg !== undefined) argv.push(`--CDWITH_CUDA=${/^(1|on|true|yes)$/i.test(cudaArg) ? 'ON' : 'OFF'}`);
-  run(process.execPath, argv, 'cmake-js');
+  // cmake-js takes Node-API headers from the node-api-headers package when package.json
+  // declares binary.napi_versions; otherwise it would download Node's headers. Point it
+  // at the running Node's own headers when they are installed, so no download is needed.
+  const env = { ...process.env };
+  const prefix = join(dirname(process.execPath), '..');
+  if (!env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node.h'))) env.npm_config_nodedir = prefix;
+  run(process.execPath, argv, 'cmake-js', env);
 } else {
   // node-gyp: npm exposes its bundled copy to install scripts; fall back to the one beside npm or on PATH.
   const candidates = [
