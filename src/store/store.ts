@@ -33,7 +33,7 @@ import {
   blobToEmbedding, currentSeq, embeddingToBlob, getMeta, nextSeq, openDatabase, setMeta,
   type ImageRow, type ImageStatus,
 } from './schema.js';
-import { DEFAULT_HNSW, VectorIndex, type Hit, type HnswParams } from './vectors.js';
+import { DEFAULT_HNSW, VectorIndex, type HnswParams } from './vectors.js';
 
 export type { ImageMeta } from './meta.js';
 export type { ImageStatus } from './schema.js';
@@ -983,19 +983,6 @@ export class ImageStore extends EventEmitter {
     return { mask, labels: Int32Array.from(labels) };
   }
 
-  private candidates(vec: Float32Array, want: number, filter: { mask: Uint8Array; labels: Int32Array } | undefined): Hit[] {
-    const total = filter ? filter.labels.length : this.size;
-    const exactBelow = this.options.exactSearchBelow ?? 2048;
-    if (total <= exactBelow) return this.vectors.exact(vec, want, filter?.labels);
-    const selectivity = total / this.size;
-    if (filter && selectivity < 0.02) return this.vectors.exact(vec, want, filter.labels);
-    // Filtered HNSW search explores more of the graph to find enough allowed nodes.
-    const ef = Math.min(total, Math.ceil(Math.max(this.hnswParams.efSearch, 2 * want) / Math.sqrt(selectivity)));
-    const hits = this.vectors.approximate(vec, want, ef, filter?.mask);
-    if (!hits || hits.length < Math.min(want, total)) return this.vectors.exact(vec, want, filter?.labels);
-    return hits;
-  }
-
   /**
    * Synchronous search by an L2-normalised embedding of the store's width —
    * usable from inside a generation loop. Same options as {@link query}.
@@ -1013,7 +1000,7 @@ export class ImageStore extends EventEmitter {
     let want = Math.min(k, total);
     for (;;) {
       out.length = 0;
-      const hits = this.candidates(vec, want, filter);
+      const hits = this.vectors.search(vec, want, filter, this.options.exactSearchBelow ?? 2048);
       let belowMin = false;
       for (const h of hits) {
         if (h.score < minScore) {

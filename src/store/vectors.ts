@@ -229,6 +229,45 @@ export class VectorIndex {
     return hits.sort((a, b) => b.score - a.score);
   }
 
+  /**
+   * The store's search strategy:
+   * - at most `exactBelow` candidates: exact search;
+   * - unfiltered: HNSW (ef = max(efSearch, k));
+   * - filtered: HNSW for enough unfiltered neighbours that k of them should
+   *   pass (2k / selectivity, up to 1024), filtered afterwards — no per-node
+   *   callback into JS; when the filter passes too few for that, exact search
+   *   over the filtered set (up to 20k), else HNSW with the filter callback and
+   *   a deeper ef;
+   * - any short HNSW answer falls back to exact search.
+   */
+  search(
+    query: Float32Array,
+    want: number,
+    filter: { mask: Uint8Array; labels: Int32Array } | undefined,
+    exactBelow: number,
+    limits: { postFilterMax?: number; exactFilteredMax?: number } = {},
+  ): Hit[] {
+    const total = filter ? filter.labels.length : this.size;
+    if (total === 0) return [];
+    const k = Math.min(want, total);
+    if (total <= exactBelow) return this.exact(query, k, filter?.labels);
+    if (!filter) {
+      const hits = this.approximate(query, k, Math.max(this.params.efSearch, k));
+      return hits && hits.length >= k ? hits : this.exact(query, k);
+    }
+    const selectivity = total / this.size;
+    const wide = Math.ceil((2 * k) / selectivity) + 10;
+    if (wide <= (limits.postFilterMax ?? 1024)) {
+      const hits = this.approximate(query, Math.min(wide, this.size), Math.max(this.params.efSearch, wide));
+      const passed = hits?.filter((h) => filter.mask[h.label] === 1);
+      if (passed && passed.length >= k) return passed.slice(0, k);
+    }
+    if (total <= (limits.exactFilteredMax ?? 20_000)) return this.exact(query, k, filter.labels);
+    const ef = Math.min(total, Math.ceil(Math.max(this.params.efSearch, 2 * k) / Math.sqrt(selectivity)));
+    const hits = this.approximate(query, k, ef, filter.mask);
+    return hits && hits.length >= k ? hits : this.exact(query, k, filter.labels);
+  }
+
   /** Writes the graph for change sequence `seq`, atomically; removes older files. */
   save(dir: string, seq: number, onWritten?: (stage: string) => void): void {
     mkdirSync(dir, { recursive: true });
