@@ -75,7 +75,11 @@ test('adds Buffers with provenance and finds them by text, image and embedding',
     assert.ok(byImage[0]!.score >= byImage[1]!.score && byImage[1]!.score >= byImage[2]!.score, 'results in descending order');
     assert.is(store.size, 3, 'query images are not stored');
 
+    const picked = store.embeddingOf(report.items[1]!.id!)!;
+    assert.is(picked.length, 48);
+    assert.is(store.embeddingOf('unknown'), undefined);
     const withEmb = await store.query({ image: blue, k: 1, withEmbeddings: true });
+    assert.equal(Array.from(withEmb[0]!.embedding!), Array.from(picked));
     const byEmbedding = store.search(withEmb[0]!.embedding!, { k: 1 });
     assert.is(byEmbedding[0]!.id, report.items[1]!.id);
     assert.is(withEmb[0]!.embedding!.length, 48);
@@ -105,6 +109,28 @@ test('files and directories are ingested, with progress events and a per-item re
     } finally {
       t.cleanup();
     }
+  });
+});
+
+test('animated GIF, CMYK JPEG, 16-bit PNG, greyscale and alpha are normalised by the one decode path', async () => {
+  await withStore(async (store) => {
+    const size = 24;
+    const rgba = Buffer.alloc(size * size * 4);
+    for (let i = 0; i < size * size; i++) rgba.set([(i * 7) % 256, (i * 3) % 256, 90, i % 2 ? 0 : 255], i * 4);
+    const alpha = await sharp(rgba, { raw: { width: size, height: size, channels: 4 } }).png().toBuffer();
+    const frames = Buffer.alloc(size * size * 3 * 3);
+    for (let i = 0; i < frames.length; i++) frames[i] = (i * 13) % 251;
+    const animated = await sharp(frames, { raw: { width: size, height: size * 3, channels: 3, pageHeight: size } }).gif().toBuffer();
+    assert.is((await sharp(animated).metadata()).pages, 3);
+    const cmyk = await sharp(await makePng([200, 120, 40], 3, 40)).toColourspace('cmyk').jpeg().toBuffer();
+    const deep = await sharp(await makePng([10, 150, 240], 4, 40)).toColourspace('rgb16').png().toBuffer();
+    const grey = await sharp(await makePng([90, 90, 90], 5, 40)).greyscale().png().toBuffer();
+    assert.is((await sharp(deep).metadata()).depth, 'ushort');
+    assert.is((await sharp(cmyk).metadata()).space, 'cmyk');
+    const r = await store.add([alpha, animated, cmyk, deep, grey]);
+    assert.equal(r.items.map((i) => i.status), ['added', 'added', 'added', 'added', 'added'], JSON.stringify(r.items));
+    assert.is(store.get(r.items[2]!.id!)!.format, 'jpeg');
+    assert.is(store.get(r.items[0]!.id!)!.width, size);
   });
 });
 

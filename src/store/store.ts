@@ -540,6 +540,17 @@ export class ImageStore extends EventEmitter {
     return row ? this.toImage(row) : undefined;
   }
 
+  /**
+   * The stored embedding of an active image (e.g. a reference the user picked
+   * by id), or undefined when the id is unknown or not active.
+   */
+  embeddingOf(id: string): Float32Array | undefined {
+    this.assertOpen();
+    if (typeof id !== 'string') throw typeError('INVALID_TYPE', `id must be a string, got ${typeof id}`);
+    const label = this.byId.get(id);
+    return label === undefined ? undefined : this.vectors.vector(label);
+  }
+
   /** The stored bytes of an active or blocked image (throws IMAGE_NOT_FOUND otherwise). */
   readImage(id: string): Buffer {
     this.assertOpen();
@@ -1050,8 +1061,9 @@ export class ImageStore extends EventEmitter {
   /**
    * Removes an image at its owner's request: it is never returned again (the
    * change is committed before this resolves), its bytes and embedding are
-   * deleted, and re-adding the same image is reported as 'removed'.
-   * Resolves false when it was already removed.
+   * deleted, and re-adding the same image is reported as 'removed'. (Files
+   * added by reference are the caller's: the store drops its reference and
+   * embedding but leaves the file.) Resolves false when it was already removed.
    */
   async remove(id: string, reason = 'removed on request'): Promise<boolean> {
     this.assertOpen();
