@@ -87,7 +87,7 @@ test('the binding validates scheduler configs and step arguments itself', () => 
 test('step results do not depend on the number of threads', () => {
   const n = native();
   const before = n.threadCount();
-  const len = 4 * 128 * 128 * 2 + 7;
+  const len = 4 * 128 * 128 * 16 + 7; // above the size where the pool starts (2 x 2^19 elements)
   const rand = seededRandom(11);
   const branches = Float32Array.from({ length: 2 * len }, () => rand() * 2 - 1);
   const sample = Float32Array.from({ length: len }, () => rand() * 2 - 1);

@@ -247,6 +247,12 @@ test('NaN / Infinity in any input tensor: NON_FINITE naming it, and the schedule
     s.step(randomArray(40), s.timesteps[1]!, x);
     assert.is(s.stepIndex, 2);
   }
+  // finite inputs whose result overflows float32 are refused the same way
+  const e = createScheduler(SD, { sampler: 'euler' });
+  e.setTimesteps(4);
+  assert.throws(() => e.step(new Float32Array(4).fill(-3e38), e.timesteps[0]!, new Float32Array(4).fill(3e38)), (err: unknown) =>
+    coded(RangeError, 'NON_FINITE')(err) && /too large/.test((err as Error).message));
+  assert.is(e.stepIndex, null);
   const d = createScheduler(SD, { sampler: 'ddim' });
   d.setTimesteps(2);
   const noisy = new Float32Array(4).fill(Infinity);

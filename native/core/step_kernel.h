@@ -56,9 +56,12 @@ struct FoldedStep {
 // Returns false when n_branches is 0 or above kMaxBranches.
 bool fold_step(const StepCoefficients& c, const double* weights, size_t n_branches, FoldedStep* f);
 
-// One step over len elements, threaded for large tensors. Returns false when any
-// input read (branches, sample, noise, history) holds NaN or +-Inf; `out` and
-// `x0_out` then hold unspecified values. No allocation.
+// One step over len elements, threaded for large tensors. Returns false when an
+// output element is NaN or +-Inf, which happens exactly when an input read
+// (branches, sample, noise, history) holds NaN or +-Inf (every input enters each
+// output through a product, and 0 * Inf is NaN) or when finite inputs overflow
+// float32; `out` and `x0_out` then hold unspecified values. Checking the output
+// instead of every input keeps the check to one test per element. No allocation.
 bool apply_step(const StepCoefficients& c, const StepBuffers& b);
 
 // out = x * (1 / d) computed as x / d in float32; returns false on non-finite x.

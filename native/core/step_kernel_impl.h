@@ -15,20 +15,17 @@ uint32_t step_range_vec(const FoldedStep& f, const StepBuffers& b, size_t begin,
   const VF dx0 = splat(f.dx0), deps = splat(f.deps), lo = splat(f.lo), hi = splat(f.hi);
   for (; i + W <= end; i += W) {
     const VF x = load(b.sample + i);
-    badv |= nonfinite_v(x);
     VF acc, x0 = VF{};
     if (!CLIP) {
       acc = cx * x;
       if (X0) x0 = px * x;
       for (size_t k = 0; k < nb; ++k) {
         const VF v = load(b.branches + k * len + i);
-        badv |= nonfinite_v(v);
         acc = acc + splat(f.cm[k]) * v;
         if (X0) x0 = x0 + splat(f.pm[k]) * v;
       }
       if (HIST) {
         const VF h = load(b.history + i);
-        badv |= nonfinite_v(h);
         acc = acc + ch * h;
       }
     } else {
@@ -36,7 +33,6 @@ uint32_t step_range_vec(const FoldedStep& f, const StepBuffers& b, size_t begin,
       x0 = px * x;
       for (size_t k = 0; k < nb; ++k) {
         const VF v = load(b.branches + k * len + i);
-        badv |= nonfinite_v(v);
         x0 = x0 + splat(f.pm[k]) * v;
         eps = eps + splat(f.em[k]) * v;
       }
@@ -46,9 +42,9 @@ uint32_t step_range_vec(const FoldedStep& f, const StepBuffers& b, size_t begin,
     }
     if (NOISE) {
       const VF z = load(b.noise + i);
-      badv |= nonfinite_v(z);
       acc = acc + cn * z;
     }
+    badv |= nonfinite_v(acc);
     store(b.out + i, acc);
     if (X0) store(b.x0_out + i, x0);
   }

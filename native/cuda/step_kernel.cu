@@ -18,19 +18,16 @@ __device__ __forceinline__ unsigned nonfinite(float v) { return (__float_as_uint
 template <bool CLIP, bool NOISE, bool HIST, bool X0>
 __device__ __forceinline__ unsigned step_element(const FoldedStep& f, const float* __restrict__ br, size_t nb, size_t len, size_t i,
                                                  float x, float z, float h, float* out, float* x0o) {
-  unsigned bad = nonfinite(x);
   float acc, x0 = 0.0f;
   if (!CLIP) {
     acc = __fmul_rn(f.cx, x);
     if (X0) x0 = __fmul_rn(f.px, x);
     for (size_t k = 0; k < nb; ++k) {
       const float v = __ldg(br + k * len + i);
-      bad |= nonfinite(v);
       acc = __fadd_rn(acc, __fmul_rn(f.cm[k], v));
       if (X0) x0 = __fadd_rn(x0, __fmul_rn(f.pm[k], v));
     }
     if (HIST) {
-      bad |= nonfinite(h);
       acc = __fadd_rn(acc, __fmul_rn(f.ch, h));
     }
   } else {
@@ -38,7 +35,6 @@ __device__ __forceinline__ unsigned step_element(const FoldedStep& f, const floa
     x0 = __fmul_rn(f.px, x);
     for (size_t k = 0; k < nb; ++k) {
       const float v = __ldg(br + k * len + i);
-      bad |= nonfinite(v);
       x0 = __fadd_rn(x0, __fmul_rn(f.pm[k], v));
       eps = __fadd_rn(eps, __fmul_rn(f.em[k], v));
     }
@@ -47,12 +43,11 @@ __device__ __forceinline__ unsigned step_element(const FoldedStep& f, const floa
     acc = __fadd_rn(__fmul_rn(f.dx0, x0), __fmul_rn(f.deps, eps));
   }
   if (NOISE) {
-    bad |= nonfinite(z);
     acc = __fadd_rn(acc, __fmul_rn(f.cn, z));
   }
   *out = acc;
   if (X0) *x0o = x0;
-  return bad;
+  return nonfinite(acc);  // non-finite exactly when an input is (or the result overflows), as on the CPU
 }
 
 template <bool CLIP, bool NOISE, bool HIST, bool X0>
@@ -87,13 +82,11 @@ __global__ void step_kernel_vec4(const FoldedStep f, const float* __restrict__ b
       if (X0) {
         x0[0] = __fmul_rn(f.px, xv.x); x0[1] = __fmul_rn(f.px, xv.y); x0[2] = __fmul_rn(f.px, xv.z); x0[3] = __fmul_rn(f.px, xv.w);
       }
-      bad |= nonfinite(xv.x) | nonfinite(xv.y) | nonfinite(xv.z) | nonfinite(xv.w);
       for (size_t k = 0; k < nb; ++k) {
         const float4 v = __ldg(reinterpret_cast<const float4*>(br + k * len) + q);
         const float vs[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          bad |= nonfinite(vs[j]);
           acc[j] = __fadd_rn(acc[j], __fmul_rn(f.cm[k], vs[j]));
           if (X0) x0[j] = __fadd_rn(x0[j], __fmul_rn(f.pm[k], vs[j]));
         }
@@ -102,14 +95,13 @@ __global__ void step_kernel_vec4(const FoldedStep f, const float* __restrict__ b
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         if (HIST) {
-          bad |= nonfinite(hs[j]);
           acc[j] = __fadd_rn(acc[j], __fmul_rn(f.ch, hs[j]));
         }
         if (NOISE) {
-          bad |= nonfinite(zs[j]);
           acc[j] = __fadd_rn(acc[j], __fmul_rn(f.cn, zs[j]));
         }
       }
+      bad |= nonfinite(acc[0]) | nonfinite(acc[1]) | nonfinite(acc[2]) | nonfinite(acc[3]);
       ov = make_float4(acc[0], acc[1], acc[2], acc[3]);
       x0v = make_float4(x0[0], x0[1], x0[2], x0[3]);
     } else {

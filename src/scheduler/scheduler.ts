@@ -20,8 +20,10 @@
  *
  * Tensors are Float32Arrays of any shape, flattened. NaN / ±Infinity in any input
  * tensor is rejected with a RangeError (code NON_FINITE) naming the tensor and
- * index; the scheduler's state (step index, history, noise stream position) is
- * then unchanged, while `out` (which may be `sample` itself) holds unspecified values.
+ * index (so is a result that overflows float32); the scheduler's state (step
+ * index, history, noise stream position) is then unchanged, while `out` (which
+ * may be `sample` itself) holds unspecified values. The check costs one test per
+ * output element inside the fused kernel, not a separate pass.
  */
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import { native, type NativeScheduler } from '../native.js';
@@ -388,7 +390,7 @@ export class Scheduler {
       const k = firstNonFinite(v);
       if (k >= 0) throw rangeError('NON_FINITE', `${name}[${k}] is ${v[k]}; tensors must be finite (NaN and ±Infinity are rejected)`);
     }
-    throw rangeError('NON_FINITE', 'an input tensor holds NaN or ±Infinity');
+    throw rangeError('NON_FINITE', 'the result is not finite although every input is: the inputs are too large for float32');
   }
 }
 
