@@ -1,11 +1,9 @@
 /**
- * Output PNGs: encoded with fixed settings (so the same pixels always give the
- * same bytes) and tagged with the generation parameters, in the two forms other
- * tools read: a `parameters` text chunk in the A1111 layout, and a `ragdiff`
- * chunk holding the same as JSON.
+ * Output PNGs (encoded in the worker, see png.ts) are tagged with the
+ * generation parameters in the two forms other tools read: a `parameters` text
+ * chunk in the A1111 layout, and a `ragdiff` chunk holding the same as JSON.
  */
 import { readFileSync } from 'node:fs';
-import sharp from 'sharp';
 import { withPngText } from '../image/png-text.js';
 import type { SamplerChoice } from './params.js';
 
@@ -69,10 +67,8 @@ export function formatParameters(p: GenerationParameters): string {
   return lines.join('\n');
 }
 
-export async function encodePng(rgb: Uint8Array, width: number, height: number, params: GenerationParameters): Promise<Buffer> {
-  const png = await sharp(rgb, { raw: { width, height, channels: 3 } })
-    .png({ compressionLevel: 9, adaptiveFiltering: false, palette: false, effort: 10 })
-    .toBuffer();
+/** Adds the `parameters` (A1111 text) and `ragdiff` (JSON) chunks to an encoded PNG. */
+export function tagPng(png: Uint8Array, params: GenerationParameters): Buffer {
   return withPngText(png, {
     parameters: formatParameters(params),
     ragdiff: JSON.stringify({ ...params, version: ragdiffVersion() }),

@@ -26,7 +26,7 @@ import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/ind
 import { readBundle, type BundleManifest } from './bundle.js';
 import { cfgPlan, checkPlan, pruneZeroBranches, type GuidancePlan } from './guidance.js';
 import { normalizeRequest, samplerFromConfig, SAMPLERS, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
-import { encodePng, type GenerationParameters } from './output.js';
+import { tagPng, type GenerationParameters } from './output.js';
 import { deserializeError, type FromWorker, type ToWorker, type WorkerData } from './protocol.js';
 import type { Job, JobResult, JobTimings, ModelInfo } from './runner.js';
 
@@ -79,7 +79,7 @@ export interface GenerateStats {
   prompt: PromptStats;
   negativePrompt: PromptStats;
   initImage?: { sourceWidth: number; sourceHeight: number; format: string; resized: boolean };
-  timings: JobTimings & { queueMs: number; prepareMs: number; pngMs: number; /** generate() call to resolution, queue included */ wallMs: number };
+  timings: JobTimings & { queueMs: number; prepareMs: number; /** adding the parameter chunks */ tagMs: number; /** generate() call to resolution, queue included */ wallMs: number };
 }
 
 export interface GenerateResult {
@@ -362,15 +362,14 @@ export class Pipeline {
 
       const tp = performance.now();
       const params = this.parameters(req);
-      let encoded = 0;
-      const images: GeneratedImage[] = await Promise.all(result.images.map(async (rgb, i) => {
+      const images: GeneratedImage[] = result.images.map((png, i) => {
         const seed = req.seed + i;
-        const png = await encodePng(rgb, result.width, result.height, { ...params, seed });
-        this.progress(task, { step: ++encoded, total: result.images.length, stage: 'png' });
-        return { png, width: result.width, height: result.height, seed };
-      }));
+        const tagged = tagPng(png, { ...params, seed });
+        this.progress(task, { step: i + 1, total: result.images.length, stage: 'png' });
+        return { png: tagged, width: result.width, height: result.height, seed };
+      });
       if (task.failure !== undefined) throw task.failure;
-      const pngMs = performance.now() - tp;
+      const tagMs = performance.now() - tp;
       return {
         images,
         parameters: params,
@@ -384,7 +383,7 @@ export class Pipeline {
           prompt: prepared.prompt,
           negativePrompt: prepared.negativePrompt,
           ...(prepared.initImage ? { initImage: prepared.initImage } : {}),
-          timings: { ...result.timings, queueMs: task.startedAt - task.queuedAt, prepareMs, pngMs, wallMs: performance.now() - called },
+          timings: { ...result.timings, queueMs: task.startedAt - task.queuedAt, prepareMs, tagMs, wallMs: performance.now() - called },
         },
       };
     } finally {

@@ -20,6 +20,7 @@ import { readJsonFile, type BundleManifest } from './bundle.js';
 import { buildEncoderHiddenStates, type GuidancePlan } from './guidance.js';
 import { FloatBoundary, fillScalar, floatTypeOf, integerTensor, type FloatType } from './tensor-io.js';
 import { denoiseLoop } from './loop.js';
+import { encodeRgbPng } from './png.js';
 
 export interface RunnerOptions {
   executionProviders?: ExecutionProvider[];
@@ -93,13 +94,15 @@ export interface JobTimings {
   samplerMs: number;
   vaeDecodeMs: number;
   toRgbMs: number;
+  /** PNG encoding (in the worker). */
+  pngMs: number;
   /** Time inside ONNX Runtime runs, all models. */
   ortMs: number;
   totalMs: number;
 }
 
 export interface JobResult {
-  /** Interleaved RGB per image. */
+  /** One PNG per image (no text chunks yet: the Pipeline adds the parameters). */
   images: Uint8Array[];
   width: number;
   height: number;
@@ -204,7 +207,7 @@ export class ModelRunner {
   async run(job: Job, hooks: JobHooks = {}): Promise<JobResult> {
     const started = performance.now();
     const info = this.info;
-    const timings: JobTimings = { textEncodeMs: 0, imageEncodeMs: 0, denoiseMs: 0, unetMs: 0, samplerMs: 0, vaeDecodeMs: 0, toRgbMs: 0, ortMs: 0, totalMs: 0 };
+    const timings: JobTimings = { textEncodeMs: 0, imageEncodeMs: 0, denoiseMs: 0, unetMs: 0, samplerMs: 0, vaeDecodeMs: 0, toRgbMs: 0, pngMs: 0, ortMs: 0, totalMs: 0 };
     const checkAbort = () => {
       if (hooks.aborted?.()) throw new AbortError('generation aborted');
     };
@@ -347,11 +350,14 @@ export class ModelRunner {
       for (let j = 0; j < latentSize; j++) decIn.data[j] = src[j]! * inv;
       await timed(this.vaeDecoder, { latent_sample: decIn.toModel() }, { [this.names.decOut]: decOut.tensor });
       const tr = performance.now();
-      images.push(chwToRgb8(decOut.fromModel(), Wd, H));
-      timings.toRgbMs += performance.now() - tr;
+      const rgb = chwToRgb8(decOut.fromModel(), Wd, H);
+      const tp = performance.now();
+      images.push(encodeRgbPng(rgb, Wd, H));
+      timings.toRgbMs += tp - tr;
+      timings.pngMs += performance.now() - tp;
     }
     hooks.progress?.(batch, batch, 'decode');
-    timings.vaeDecodeMs = performance.now() - t0 - timings.toRgbMs;
+    timings.vaeDecodeMs = performance.now() - t0 - timings.toRgbMs - timings.pngMs;
     timings.totalMs = performance.now() - started;
     return { images, width: Wd, height: H, nfe, branches: nb, stepsRun: total, timings };
   }

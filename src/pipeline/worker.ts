@@ -44,7 +44,9 @@ port.on('message', (msg: ToWorker) => {
         progress: (step, total, stage) => post({ type: 'progress', id, step, total, stage }),
         latent: (step, t, latent, history) => post({ type: 'latent', id, step, t, latent: latent.slice(), history }),
       });
-      post({ type: 'result', id, result }, result.images.map((im) => im.buffer as ArrayBuffer));
+      // Transfer (not copy) the PNGs when each owns its whole buffer.
+      const own = result.images.filter((im) => im.byteOffset === 0 && im.byteLength === im.buffer.byteLength);
+      post({ type: 'result', id, result }, own.map((im) => im.buffer as ArrayBuffer));
     } catch (e) {
       post({ type: 'error', id, error: serializeError(e) });
     }
