@@ -20,12 +20,58 @@ function chunk(type: string, data: Uint8Array): Buffer {
   return out;
 }
 
-function paeth(a: number, b: number, c: number): number {
-  const p = a + b - c;
-  const pa = Math.abs(p - a);
-  const pb = Math.abs(p - b);
-  const pc = Math.abs(p - c);
-  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+/**
+ * Writes one row filtered with `type` into out[at..] and returns the sum of
+ * |residual| (residuals read as signed bytes). One specialised loop per type.
+ */
+function filterRow(type: number, cur: Uint8Array, up: Uint8Array, out: Uint8Array, at: number): number {
+  const n = cur.length;
+  let sum = 0;
+  let v = 0;
+  switch (type) {
+    case 0:
+      for (let i = 0; i < n; i++) {
+        v = cur[i]!;
+        out[at + i] = v;
+        sum += v < 128 ? v : 256 - v;
+      }
+      break;
+    case 1:
+      for (let i = 0; i < n; i++) {
+        v = (cur[i]! - (i >= 3 ? cur[i - 3]! : 0)) & 0xff;
+        out[at + i] = v;
+        sum += v < 128 ? v : 256 - v;
+      }
+      break;
+    case 2:
+      for (let i = 0; i < n; i++) {
+        v = (cur[i]! - up[i]!) & 0xff;
+        out[at + i] = v;
+        sum += v < 128 ? v : 256 - v;
+      }
+      break;
+    case 3:
+      for (let i = 0; i < n; i++) {
+        v = (cur[i]! - (((i >= 3 ? cur[i - 3]! : 0) + up[i]!) >> 1)) & 0xff;
+        out[at + i] = v;
+        sum += v < 128 ? v : 256 - v;
+      }
+      break;
+    default:
+      for (let i = 0; i < n; i++) {
+        const a = i >= 3 ? cur[i - 3]! : 0;
+        const b = up[i]!;
+        const c = i >= 3 ? up[i - 3]! : 0;
+        const p = a + b - c;
+        const pa = p > a ? p - a : a - p;
+        const pb = p > b ? p - b : b - p;
+        const pc = p > c ? p - c : c - p;
+        v = (cur[i]! - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 0xff;
+        out[at + i] = v;
+        sum += v < 128 ? v : 256 - v;
+      }
+  }
+  return sum;
 }
 
 /** Encodes interleaved 8-bit RGB (width × height × 3 bytes) as a PNG. */
@@ -37,35 +83,23 @@ export function encodeRgbPng(rgb: Uint8Array, width: number, height: number, lev
   const stride = width * 3;
   if (rgb.length !== stride * height) throw rangeError('LENGTH_MISMATCH', `rgb must have ${width} × ${height} × 3 = ${stride * height} bytes, got ${rgb.length}`);
   const raw = Buffer.allocUnsafe((stride + 1) * height);
+  const zero = new Uint8Array(stride);
   const trial = new Uint8Array(stride);
-  const best = new Uint8Array(stride);
   for (let y = 0; y < height; y++) {
-    const row = y * stride;
-    const prev = row - stride;
-    let bestSum = Infinity;
+    const cur = rgb.subarray(y * stride, (y + 1) * stride);
+    const up = y > 0 ? rgb.subarray((y - 1) * stride, y * stride) : zero;
     let bestType = 0;
+    let bestSum = Infinity;
     for (let type = 0; type < 5; type++) {
-      let sum = 0;
-      for (let i = 0; i < stride; i++) {
-        const x = rgb[row + i]!;
-        const a = i >= 3 ? rgb[row + i - 3]! : 0;
-        const b = y > 0 ? rgb[prev + i]! : 0;
-        const c = i >= 3 && y > 0 ? rgb[prev + i - 3]! : 0;
-        const pred = type === 0 ? 0 : type === 1 ? a : type === 2 ? b : type === 3 ? (a + b) >> 1 : paeth(a, b, c);
-        const v = (x - pred) & 0xff;
-        trial[i] = v;
-        sum += v < 128 ? v : 256 - v;
-        if (sum >= bestSum) break;
-      }
+      const sum = filterRow(type, cur, up, trial, 0);
       if (sum < bestSum) {
         bestSum = sum;
         bestType = type;
-        best.set(trial);
       }
     }
     const at = y * (stride + 1);
     raw[at] = bestType;
-    raw.set(best, at + 1);
+    filterRow(bestType, cur, up, raw, at + 1);
   }
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
