@@ -51,15 +51,22 @@ test('branches that are zero at every step are pruned (CFG at scale 1 runs one b
 });
 
 test('plans are checked against the schedule, the texts and the neighbour slots', () => {
+  const lim = (steps: number, texts: number, neighbourLength: number, embedLength = 0) => ({ steps, texts, neighbourLength, embedLength });
   const ok = cfgPlan(5, 4);
-  checkPlan(ok, 4, 2, 0);
-  assert.throws(() => checkPlan(ok, 5, 2, 0), code('LENGTH_MISMATCH'));
-  assert.throws(() => checkPlan(ok, 4, 1, 0), code('OUT_OF_RANGE'));
+  checkPlan(ok, lim(4, 2, 0));
+  assert.throws(() => checkPlan(ok, lim(5, 2, 0)), code('LENGTH_MISMATCH'));
+  assert.throws(() => checkPlan(ok, lim(4, 1, 0)), code('OUT_OF_RANGE'));
   const nb = { branches: [{ text: 0, neighbours: new Float32Array(8) }], weights: new Float32Array([1]) };
-  assert.throws(() => checkPlan(nb, 1, 1, 0), code('UNSUPPORTED'));
-  assert.throws(() => checkPlan(nb, 1, 1, 6), code('LENGTH_MISMATCH'));
-  checkPlan(nb, 1, 1, 8);
-  assert.throws(() => checkPlan({ branches: [{ text: 0 }], weights: Float32Array.of(NaN) }, 1, 1, 0), code('NON_FINITE'));
+  assert.throws(() => checkPlan(nb, lim(1, 1, 0)), code('UNSUPPORTED'));
+  assert.throws(() => checkPlan(nb, lim(1, 1, 6)), code('LENGTH_MISMATCH'));
+  checkPlan(nb, lim(1, 1, 8));
+  const emb = { branches: [{ text: 0, neighbourEmbeds: new Float32Array(12) }], weights: new Float32Array([1]) };
+  assert.throws(() => checkPlan(emb, lim(1, 1, 8, 0)), code('UNSUPPORTED'));
+  assert.throws(() => checkPlan(emb, lim(1, 1, 8, 10)), code('LENGTH_MISMATCH'));
+  checkPlan(emb, lim(1, 1, 8, 12));
+  const both = { branches: [{ text: 0, neighbours: new Float32Array(8), neighbourEmbeds: new Float32Array(12) }], weights: new Float32Array([1]) };
+  assert.throws(() => checkPlan(both, lim(1, 1, 8, 12)), code('INVALID_VALUE'));
+  assert.throws(() => checkPlan({ branches: [{ text: 0 }], weights: Float32Array.of(NaN) }, lim(1, 1, 0)), code('NON_FINITE'));
 });
 
 test('encoder_hidden_states are branch-major: text tokens, then neighbours or zeros', () => {

@@ -6,6 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { Pipeline, type GenerateRequest } from '../src/pipeline/index.js';
 import { readPngText } from '../src/image/png-text.js';
 import { repoPath } from './helpers.js';
@@ -148,6 +150,22 @@ test('neighbour tokens fill the slots after the text tokens and change the image
   const cond = await pipeline.generate({ ...base, guidanceScale: 1 });
   assert.not.ok((await pixels(withNb.images[0]!.png)).equals(await pixels(zeros.images[0]!.png)));
   assert.ok((await pixels(zeros.images[0]!.png)).equals(await pixels(cond.images[0]!.png)), 'absent neighbours are zeros');
+});
+
+test('neighbour image embeddings are projected by the bundle\'s image_proj, as if the tokens were given', async () => {
+  const { neighbourSlots: S, embedDim: E, tokenWidth: W } = pipeline.info;
+  assert.is(E, 32);
+  const embeds = Float32Array.from({ length: S * E }, (_, i) => Math.cos(i * 0.7));
+  const proj = await ort.InferenceSession.create(join(BUNDLE, 'image_proj', 'model.onnx'));
+  const tokens = (await proj.run({ image_embeds: new ort.Tensor('float32', embeds, [1, S, E]) })).image_prompt_embeds!.data as Float32Array;
+  assert.is(tokens.length, S * W);
+  const w = new Float32Array(base.steps! * 2);
+  for (let i = 0; i < base.steps!; i++) w.set([-3, 4], 2 * i);
+  const viaEmbeds = await pipeline.generate({ ...base, guidance: { branches: [{ text: 1 }, { text: 0, neighbourEmbeds: embeds }], weights: w } });
+  const viaTokens = await pipeline.generate({ ...base, guidance: { branches: [{ text: 1 }, { text: 0, neighbours: tokens }], weights: w } });
+  const plain = await pipeline.generate({ ...base, guidance: { branches: [{ text: 1 }, { text: 0 }], weights: w } });
+  assert.ok((await pixels(viaEmbeds.images[0]!.png)).equals(await pixels(viaTokens.images[0]!.png)));
+  assert.not.ok((await pixels(viaEmbeds.images[0]!.png)).equals(await pixels(plain.images[0]!.png)));
 });
 
 test('latent hook and resume: restarting from a captured latent reproduces the full run', async () => {

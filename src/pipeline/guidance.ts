@@ -22,6 +22,12 @@ export interface GuidanceBranch {
    * null/absent for zeros — the text-only and unconditional branches.
    */
   neighbours?: Float32Array | null;
+  /**
+   * Alternatively, image embeddings of the neighbours (slots × embedDim, e.g. CLIP image
+   * embeddings from the store), projected into token space by the bundle's
+   * image_proj model inside the worker. At most one of neighbours / neighbourEmbeds.
+   */
+  neighbourEmbeds?: Float32Array | null;
   /** For stats and provenance, e.g. 'cond', 'uncond', 'text', 'retrieval'. */
   label?: string;
 }
@@ -42,24 +48,52 @@ export function cfgPlan(guidanceScale: number, steps: number): GuidancePlan {
   return { branches: [{ text: 1, label: 'uncond' }, { text: 0, label: 'cond' }], weights };
 }
 
+export interface PlanLimits {
+  /** Steps in the schedule (rows of the weight table). */
+  steps: number;
+  /** Texts the branches may index. */
+  texts: number;
+  /** slots × tokenWidth: the length of `neighbours` (0: the model has no neighbour slots). */
+  neighbourLength: number;
+  /** slots × embedDim: the length of `neighbourEmbeds` (0: the bundle has no image_proj model). */
+  embedLength: number;
+}
+
+function checkFinite(name: string, v: Float32Array): void {
+  for (let j = 0; j < v.length; j++) {
+    const x = v[j]!;
+    if (x - x !== 0) throw rangeError('NON_FINITE', `${name}[${j}] is ${x}; tensors must be finite`);
+  }
+}
+
 /** Checks a plan against the request: text indices exist, neighbour lengths fit, the weight table is steps × branches and finite. */
-export function checkPlan(plan: GuidancePlan, steps: number, textCount: number, neighbourLength: number): void {
+export function checkPlan(plan: GuidancePlan, limits: PlanLimits): void {
+  const { steps, texts: textCount, neighbourLength, embedLength } = limits;
   if (!Array.isArray(plan.branches) || plan.branches.length === 0) throw typeError('INVALID_TYPE', 'guidance.branches must be a non-empty array');
   if (plan.branches.length > 16) throw rangeError('OUT_OF_RANGE', `guidance.branches must have at most 16 branches, got ${plan.branches.length}`);
   plan.branches.forEach((b, i) => {
+    const name = `guidance.branches[${i}]`;
     if (!Number.isInteger(b.text) || b.text < 0 || b.text >= textCount) {
-      throw rangeError('OUT_OF_RANGE', `guidance.branches[${i}].text must be an index in 0..${textCount - 1}, got ${b.text}`);
+      throw rangeError('OUT_OF_RANGE', `${name}.text must be an index in 0..${textCount - 1}, got ${b.text}`);
     }
+    if (b.neighbours != null && b.neighbourEmbeds != null) throw rangeError('INVALID_VALUE', `${name} has both neighbours and neighbourEmbeds; give one`);
     if (b.neighbours != null) {
-      if (!(b.neighbours instanceof Float32Array)) throw typeError('INVALID_TYPE', `guidance.branches[${i}].neighbours must be a Float32Array`);
+      if (!(b.neighbours instanceof Float32Array)) throw typeError('INVALID_TYPE', `${name}.neighbours must be a Float32Array`);
       if (neighbourLength === 0) throw new RagdiffError('UNSUPPORTED', 'this model has no neighbour-token slots; guidance branches cannot carry neighbours');
       if (b.neighbours.length !== neighbourLength) {
-        throw rangeError('LENGTH_MISMATCH', `guidance.branches[${i}].neighbours must have ${neighbourLength} elements (slots × token width), got ${b.neighbours.length}`);
+        throw rangeError('LENGTH_MISMATCH', `${name}.neighbours must have ${neighbourLength} elements (slots × token width), got ${b.neighbours.length}`);
       }
-      for (let j = 0; j < b.neighbours.length; j++) {
-        const x = b.neighbours[j]!;
-        if (x - x !== 0) throw rangeError('NON_FINITE', `guidance.branches[${i}].neighbours[${j}] is ${x}; tensors must be finite`);
+      checkFinite(`${name}.neighbours`, b.neighbours);
+    }
+    if (b.neighbourEmbeds != null) {
+      if (!(b.neighbourEmbeds instanceof Float32Array)) throw typeError('INVALID_TYPE', `${name}.neighbourEmbeds must be a Float32Array`);
+      if (neighbourLength === 0 || embedLength === 0) {
+        throw new RagdiffError('UNSUPPORTED', 'this bundle has no neighbour slots or no image_proj model; guidance branches cannot carry neighbour embeddings');
       }
+      if (b.neighbourEmbeds.length !== embedLength) {
+        throw rangeError('LENGTH_MISMATCH', `${name}.neighbourEmbeds must have ${embedLength} elements (slots × embedding width), got ${b.neighbourEmbeds.length}`);
+      }
+      checkFinite(`${name}.neighbourEmbeds`, b.neighbourEmbeds);
     }
   });
   if (!(plan.weights instanceof Float32Array)) throw typeError('INVALID_TYPE', 'guidance.weights must be a Float32Array');
@@ -67,10 +101,7 @@ export function checkPlan(plan: GuidancePlan, steps: number, textCount: number, 
   if (plan.weights.length !== want) {
     throw rangeError('LENGTH_MISMATCH', `guidance.weights must have steps × branches = ${steps} × ${plan.branches.length} = ${want} elements, got ${plan.weights.length}`);
   }
-  for (let j = 0; j < plan.weights.length; j++) {
-    const x = plan.weights[j]!;
-    if (x - x !== 0) throw rangeError('NON_FINITE', `guidance.weights[${j}] is ${x}; weights must be finite`);
-  }
+  checkFinite('guidance.weights', plan.weights);
 }
 
 /**

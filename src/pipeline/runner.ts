@@ -17,7 +17,7 @@ import { createScheduler, type DiffusersSchedulerConfig, type SamplerName } from
 import { NoiseGenerator } from '../rng.js';
 import { chwToRgb8 } from '../image/pixels.js';
 import { readJsonFile, type BundleManifest } from './bundle.js';
-import { buildEncoderHiddenStates, type GuidancePlan } from './guidance.js';
+import { buildEncoderHiddenStates, type GuidanceBranch, type GuidancePlan } from './guidance.js';
 import { FloatBoundary, fillScalar, floatTypeOf, integerTensor, type FloatType } from './tensor-io.js';
 import { denoiseLoop } from './loop.js';
 import { encodeRgbPng } from './png.js';
@@ -43,6 +43,8 @@ export interface ModelInfo {
   tokenWidth: number;
   /** encoder_hidden_states slots after the text tokens (retrieval neighbours); 0 for plain SD. */
   neighbourSlots: number;
+  /** Width of the image embeddings image_proj takes (0 without an image_proj model). */
+  embedDim: number;
   scalingFactor: number;
   /** Float type at the UNet boundary. */
   dtype: FloatType;
@@ -163,7 +165,8 @@ export class ModelRunner {
     private readonly unet: OpenedSession,
     private readonly vaeDecoder: OpenedSession,
     private readonly vaeEncoder: OpenedSession | null,
-    private readonly names: { textOut: string; unetOut: string; decOut: string; encOut: string },
+    private readonly imageProj: OpenedSession | null,
+    private readonly names: { textOut: string; unetOut: string; decOut: string; encOut: string; projOut: string },
   ) {}
 
   static async open(manifest: BundleManifest, options: RunnerOptions = {}): Promise<ModelRunner> {
@@ -179,20 +182,35 @@ export class ModelRunner {
       const unet = await open(manifest.files.unet);
       const dec = await open(manifest.files.vaeDecoder);
       const enc = manifest.files.vaeEncoder ? await open(manifest.files.vaeEncoder) : null;
+      const proj = manifest.files.imageProj ? await open(manifest.files.imageProj) : null;
 
       expectIO(te, ['input_ids'], []);
       expectIO(unet, ['sample', 'timestep', 'encoder_hidden_states'], []);
       expectIO(dec, ['latent_sample'], []);
       if (enc) expectIO(enc, ['sample'], []);
+      if (proj) expectIO(proj, ['image_embeds'], []);
       const textOut = te.session.outputNames.includes('last_hidden_state') ? 'last_hidden_state' : te.session.outputNames[0]!;
       const unetOut = unet.session.outputNames.includes('out_sample') ? 'out_sample' : unet.session.outputNames[0]!;
       const decOut = dec.session.outputNames.includes('sample') ? 'sample' : dec.session.outputNames[0]!;
       const encOut = enc ? (enc.session.outputNames.includes('latent_sample') ? 'latent_sample' : enc.session.outputNames[0]!) : '';
 
+      const projOut = proj ? (proj.session.outputNames.includes('image_prompt_embeds') ? 'image_prompt_embeds' : proj.session.outputNames[0]!) : '';
       const info = resolveInfo(manifest, te, unet, dec, enc, textOut, decOut);
+      if (proj && info.neighbourSlots > 0) {
+        const inMeta = tensorMeta(proj, 'image_embeds', 'input');
+        const outMeta = tensorMeta(proj, projOut, 'output');
+        info.embedDim = dim(inMeta.shape[2]) ?? (manifest.ragdiff as { embed_dim?: number } | null)?.embed_dim ?? 0;
+        const k = dim(inMeta.shape[1]);
+        const w = dim(outMeta.shape[2]);
+        if ((k !== undefined && k !== info.neighbourSlots) || (w !== undefined && w !== info.tokenWidth)) {
+          throw new RagdiffError('MODEL_IO_MISMATCH', `${proj.path}: maps [${inMeta.shape.join(', ')}] to [${outMeta.shape.join(', ')}], expected ${info.neighbourSlots} neighbours to width ${info.tokenWidth}`);
+        }
+        floatTypeOf(inMeta.type, `${proj.path}: image_embeds`);
+        floatTypeOf(outMeta.type, `${proj.path}: ${projOut}`);
+      }
       info.providers = unet.providers;
       info.hash = hashBundle(manifest);
-      return new ModelRunner(info, te, unet, dec, enc, { textOut, unetOut, decOut, encOut });
+      return new ModelRunner(info, te, unet, dec, enc, info.embedDim > 0 ? proj : null, { textOut, unetOut, decOut, encOut, projOut });
     } catch (e) {
       await Promise.allSettled(opened.map((s) => s.session.release()));
       throw e;
@@ -200,8 +218,29 @@ export class ModelRunner {
   }
 
   async close(): Promise<void> {
-    const all = [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder].filter((s): s is OpenedSession => s !== null);
+    const all = [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder, this.imageProj].filter((s): s is OpenedSession => s !== null);
     await Promise.allSettled(all.map((s) => s.session.release()));
+  }
+
+  /** Branches whose neighbourEmbeds are replaced by their image_proj tokens (one batched call for all). */
+  private async projectNeighbours(
+    branches: readonly GuidanceBranch[],
+    timed: (s: OpenedSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>) => Promise<number>,
+  ): Promise<GuidanceBranch[]> {
+    const todo = branches.map((b, i) => (b.neighbourEmbeds ? i : -1)).filter((i) => i >= 0);
+    if (todo.length === 0) return [...branches];
+    const proj = this.imageProj;
+    if (!proj) throw new RagdiffError('UNSUPPORTED', `${this.info.dir} has no image_proj model; neighbourEmbeds cannot be used`);
+    const { neighbourSlots: S, embedDim: E, tokenWidth: W } = this.info;
+    const input = new FloatBoundary(floatTypeOf(tensorMeta(proj, 'image_embeds', 'input').type, proj.path), [todo.length, S, E]);
+    todo.forEach((b, j) => input.data.set(branches[b]!.neighbourEmbeds!, j * S * E));
+    const output = new FloatBoundary(floatTypeOf(tensorMeta(proj, this.names.projOut, 'output').type, proj.path), [todo.length, S, W]);
+    await timed(proj, { image_embeds: input.toModel() }, { [this.names.projOut]: output.tensor });
+    output.fromModel();
+    return branches.map((b, i) => {
+      const j = todo.indexOf(i);
+      return j < 0 ? b : { ...b, neighbours: output.data.subarray(j * S * W, (j + 1) * S * W), neighbourEmbeds: null };
+    });
   }
 
   async run(job: Job, hooks: JobHooks = {}): Promise<JobResult> {
@@ -266,7 +305,8 @@ export class ModelRunner {
     const modelInput = new FloatBoundary(dtype, [nb * batch, C, h, w]);
     const modelOutput = new FloatBoundary(dtype, [nb * batch, C, h, w]);
     const ehs = new FloatBoundary(floatTypeOf(tensorMeta(this.unet, 'encoder_hidden_states', 'input').type, this.unet.path), [nb * batch, L + S, W]);
-    buildEncoderHiddenStates(ehs.data, { batch, textLength: L, slots: S, width: W }, branches, textStates);
+    const conditioned = await this.projectNeighbours(branches, timed);
+    buildEncoderHiddenStates(ehs.data, { batch, textLength: L, slots: S, width: W }, conditioned, textStates);
     ehs.toModel();
     const timestep = integerTensor(info.timestepType, new Array(nb * batch).fill(0), [nb * batch]);
     const generators = job.seeds.map((s) => new NoiseGenerator(s));
@@ -431,6 +471,7 @@ function resolveInfo(
     textLength,
     tokenWidth,
     neighbourSlots: slots,
+    embedDim: 0,
     scalingFactor: manifest.scalingFactor,
     dtype,
     timestepType: ts.type,
