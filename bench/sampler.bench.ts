@@ -144,7 +144,7 @@ function gbs(bytes: number, ms: number): string {
   return (bytes / (ms * 1e-3) / 1e9).toFixed(2);
 }
 
-interface GpuRun { device: string; host: string; rows: { label: string; len: number; copy: number; ddim: number; dpmpp: number; guided: number }[] }
+interface GpuRun { device: string; host: string; note?: string; rows: { label: string; len: number; copy: number; ddim: number; dpmpp: number; guided: number }[] }
 
 function gpuMeasure(): GpuRun | null {
   if (!n.cuda.available()) {
@@ -178,6 +178,7 @@ function gpuMarkdown(run: GpuRun): string {
     'Reading the table: up to 4×128×128 ×1 a step is a few microseconds and launch-bound (a kernel launch costs less than a device-to-device `cudaMemcpy`, hence more than 100%); 4×128×128 ×8 and ×64 live in the 50 MB L2 cache (the ×64 copy runs at L2 speed while the step kernels, touching 3-6 arrays, spill to HBM); ×256 (67 MB per array) streams from HBM.',
     '',
     `Target: step kernels at ≥ 60% of the device's copy bandwidth on tensors that stream from HBM — worst **${(100 * worst).toFixed(0)}%** (${worst >= 0.6 ? 'met' : 'NOT met'}). CPU and CUDA results were bit-identical on every element compared (test/native.cuda.test.ts, same run).`,
+    ...(run.note ? ['', run.note] : []),
   ].join('\n');
 }
 
