@@ -368,6 +368,16 @@ test('by-reference files are not copied; rebuild --reembed blocks images whose f
     assert.equal(store.readImage(r.items[1]!.id!), files[1]);
     await store.close();
     writeFileSync(join(t.dir, '2.png'), files[0]!); // changed under the store
+    let changed = '';
+    try {
+      store = await ImageStore.open(join(t.dir, 'store'), { encoder: fakeEncoder() });
+      store.readImage(r.items[2]!.id!);
+    } catch (e) {
+      changed = (e as { code: string }).code;
+    } finally {
+      await store.close();
+    }
+    assert.is(changed, 'IMAGE_CHANGED');
     store = await ImageStore.open(join(t.dir, 'store'), { encoder: otherEncoder(), onEncoderMismatch: 'reembed' });
     assert.is(store.size, 2);
     assert.is(store.get(r.items[2]!.id!)!.status, 'blocked');

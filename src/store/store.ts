@@ -13,6 +13,7 @@
  * loaded; orphaned bytes are swept on open. So after a crash the store holds
  * exactly the committed images, each with its bytes and its vector.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
@@ -556,7 +557,17 @@ export class ImageStore extends EventEmitter {
     this.assertOpen();
     const row = this.stmt.byId.get(id) as ImageRow | undefined;
     if (!row || row.status === 'removed') throw new RagdiffError('IMAGE_NOT_FOUND', `no image with id ${JSON.stringify(id)}`);
-    const bytes = row.path !== null ? readFileSync(row.path) : this.blobs.read(row.sha256);
+    if (row.path === null) return this.blobs.read(row.sha256);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(row.path);
+    } catch (e) {
+      throw new RagdiffError('IMAGE_MISSING', `the file of image ${id} is gone: ${row.path}`, { cause: e });
+    }
+    // A referenced file is the caller's and may change: never hand out other bytes under this id.
+    if (createHash('sha256').update(bytes).digest('hex') !== row.sha256) {
+      throw new RagdiffError('IMAGE_CHANGED', `the file of image ${id} changed since it was added: ${row.path}`);
+    }
     return bytes;
   }
 

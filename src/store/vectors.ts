@@ -162,34 +162,41 @@ export class VectorIndex {
   exact(query: Float32Array, k: number, labels?: ArrayLike<number>): Hit[] {
     const d = this.dim;
     const m = this.matrix;
-    const best: Hit[] = [];
+    const mask = this.activeMask;
+    const d4 = d - (d % 4);
+    // Top k kept sorted descending in two flat arrays; a candidate enters only above the current k-th.
+    const topScore = new Float64Array(k).fill(-Infinity);
+    const topLabel = new Int32Array(k).fill(-1);
     let worst = -Infinity;
-    const consider = (l: number) => {
-      let s = 0;
+    const n = labels ? labels.length : mask.length;
+    for (let j = 0; j < n; j++) {
+      const l = labels ? labels[j]! : j;
+      if (mask[l] !== 1) continue;
       const o = l * d;
-      for (let i = 0; i < d; i++) s += m[o + i]! * query[i]!;
-      if (best.length < k) {
-        best.push({ label: l, score: s });
-        if (best.length === k) {
-          best.sort((a, b) => b.score - a.score);
-          worst = best[k - 1]!.score;
-        }
-      } else if (s > worst) {
-        let j = k - 1;
-        while (j > 0 && best[j - 1]!.score < s) {
-          best[j] = best[j - 1]!;
-          j--;
-        }
-        best[j] = { label: l, score: s };
-        worst = best[k - 1]!.score;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let i = 0;
+      for (; i < d4; i += 4) {
+        s0 += m[o + i]! * query[i]!;
+        s1 += m[o + i + 1]! * query[i + 1]!;
+        s2 += m[o + i + 2]! * query[i + 2]!;
+        s3 += m[o + i + 3]! * query[i + 3]!;
       }
-    };
-    if (labels) {
-      for (let i = 0; i < labels.length; i++) if (this.activeMask[labels[i]!] === 1) consider(labels[i]!);
-    } else {
-      for (let l = 0; l < this.activeMask.length; l++) if (this.activeMask[l] === 1) consider(l);
+      for (; i < d; i++) s0 += m[o + i]! * query[i]!;
+      const s = s0 + s1 + s2 + s3;
+      if (s <= worst) continue;
+      let p = k - 1;
+      while (p > 0 && topScore[p - 1]! < s) {
+        topScore[p] = topScore[p - 1]!;
+        topLabel[p] = topLabel[p - 1]!;
+        p--;
+      }
+      topScore[p] = s;
+      topLabel[p] = l;
+      worst = topScore[k - 1]!;
     }
-    return best.sort((a, b) => b.score - a.score);
+    const out: Hit[] = [];
+    for (let p = 0; p < k && topLabel[p]! >= 0; p++) out.push({ label: topLabel[p]!, score: topScore[p]! });
+    return out;
   }
 
   /**
