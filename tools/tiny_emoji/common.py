@@ -141,6 +141,7 @@ def to_pixels(images_u8):
 
 
 # ---------------------------------------------------------------- blocks
+FAST_ATTENTION = True
 def gn(c):
     return nn.GroupNorm(min(32, c // 4) if c >= 8 else 1, c)
 
@@ -162,11 +163,16 @@ class Attention(nn.Module):
         q = self.q(x).reshape(b, n, h, d // h).transpose(1, 2)
         k = self.k(ctx).reshape(b, -1, h, d // h).transpose(1, 2)
         v = self.v(ctx).reshape(b, -1, h, d // h).transpose(1, 2)
-        w = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(d // h))
-        if bias is not None:
-            w = w + bias
-        w = torch.softmax(w, dim=-1)
-        y = torch.matmul(w, v).transpose(1, 2).reshape(b, n, d)
+        if FAST_ATTENTION and x.is_cuda and hasattr(F, 'scaled_dot_product_attention'):
+            # same maths, fused kernel (torch >= 2.0 on GPU, training only; ONNX export uses the plain path)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype))
+        else:
+            w = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(d // h))
+            if bias is not None:
+                w = w + bias
+            w = torch.softmax(w, dim=-1)
+            y = torch.matmul(w, v)
+        y = y.transpose(1, 2).reshape(b, n, d)
         return self.o(y)
 
 

@@ -2,7 +2,7 @@
 
   /usr/bin/python3 tools/tiny_emoji/train_all.py [--device cuda|cpu] [--seed 0]
 
-Stages: data -> clip -> vae -> neighbours -> unet -> export -> metrics. Each stage
+Stages: data -> clip -> vae -> neighbours -> unet -> unet_finetune -> export -> metrics. Each stage
 writes its checkpoint to --work (default .carry/tiny-emoji/work) and is skipped when
 that checkpoint exists (delete it, or pass --force STAGE, to redo it). Training stages
 also write a resume file every --save-every seconds and continue from it when restarted.
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
-STAGES = ['data', 'clip', 'vae', 'neighbours', 'unet', 'export', 'metrics']
+STAGES = ['data', 'clip', 'vae', 'neighbours', 'unet', 'unet_finetune', 'export', 'metrics']
 
 
 def log(args, msg):
@@ -267,7 +267,8 @@ def stage_neighbours(args, images, meta, tok):
               f'{100 * same_base:.0f}%')
 
 
-def stage_unet(args, images, meta, tok):
+def stage_unet(args, images, meta, tok, name='unet', init=None, steps=None, seconds=None, lr=None,
+               out='unet_stage1.npz'):
     dev = args.device
     torch.manual_seed(args.seed + 2)
     gen = torch.Generator(device=dev).manual_seed(args.seed + 2)
@@ -294,6 +295,9 @@ def stage_unet(args, images, meta, tok):
     del clip, vae, px
     unet, proj = C.UNet().to(dev), C.ImageProj().to(dev)
     both = torch.nn.ModuleDict({'unet': unet, 'image_proj': proj})
+    if init:
+        C.load_npz(init, both)
+        log(args, f'{name}: initialised from {init} (model and EMA)')
     log(args, f'unet: {C.n_params(unet) / 1e6:.2f}M params, image_proj {C.n_params(proj) / 1e3:.1f}k; '
               f'{len(train)} latents, scaling {sf:.4f}; p_drop text {args.p_text} neighbours {args.p_nbr}')
     ac = C.alphas_cumprod().to(dev)
@@ -316,10 +320,10 @@ def stage_unet(args, images, meta, tok):
         return F.mse_loss(unet(xt, t, ctx).float(), noise)
 
     def save():
-        C.save_npz(os.path.join(args.work, 'unet.npz'), loop.ema if loop.ema is not None else both)
-        copy_out(args, 'unet.npz')
+        C.save_npz(os.path.join(args.work, out), loop.ema if loop.ema is not None else both)
+        copy_out(args, out)
 
-    loop = Loop(args, 'unet', both, args.unet_lr, args.unet_steps, args.unet_seconds, ema=args.ema)
+    loop = Loop(args, name, both, lr, steps, seconds, ema=args.ema)
     loop.run(loss_fn, on_save=save)
     save()
 
@@ -335,19 +339,25 @@ def main():
     p.add_argument('--copy-to', default=None, help='also copy each finished checkpoint here (e.g. $OUT)')
     p.add_argument('--save-every', type=float, default=300.0, help='seconds between resume files')
     p.add_argument('--threads', type=int, default=0)
-    p.add_argument('--clip-steps', type=int, default=3000)
+    # Defaults = the published run (H100, see models/tiny-emoji/README.md).
+    p.add_argument('--clip-steps', type=int, default=3935)
     p.add_argument('--clip-seconds', type=float, default=None)
-    p.add_argument('--clip-batch', type=int, default=256)
+    p.add_argument('--clip-batch', type=int, default=512)
     p.add_argument('--clip-lr', type=float, default=1e-3)
-    p.add_argument('--vae-steps', type=int, default=4000)
+    p.add_argument('--vae-steps', type=int, default=4482)
     p.add_argument('--vae-seconds', type=float, default=None)
-    p.add_argument('--vae-batch', type=int, default=64)
-    p.add_argument('--vae-lr', type=float, default=1e-3)
+    p.add_argument('--vae-batch', type=int, default=128)
+    p.add_argument('--vae-lr', type=float, default=6e-4)
     p.add_argument('--vae-kl', type=float, default=1e-6)
-    p.add_argument('--unet-steps', type=int, default=30000)
+    p.add_argument('--unet-steps', type=int, default=5679)
     p.add_argument('--unet-seconds', type=float, default=None)
-    p.add_argument('--unet-batch', type=int, default=64)
-    p.add_argument('--unet-lr', type=float, default=3e-4)
+    p.add_argument('--unet-batch', type=int, default=256)
+    p.add_argument('--unet-lr', type=float, default=4e-4)
+    p.add_argument('--unet-init', default=None, help='start stage unet from an earlier .npz (EMA weights)')
+    p.add_argument('--finetune-steps', type=int, default=3078,
+                   help='stage unet_finetune: more steps from the stage-1 EMA weights, lower LR (0 = copy)')
+    p.add_argument('--finetune-seconds', type=float, default=None)
+    p.add_argument('--finetune-lr', type=float, default=2e-4)
     p.add_argument('--ema', type=float, default=0.9995)
     p.add_argument('--p-text', type=float, default=0.2)
     p.add_argument('--p-nbr', type=float, default=0.2)
@@ -360,14 +370,15 @@ def main():
         torch.backends.cudnn.allow_tf32 = True
     stages = args.stages.split(',')
     force = set(filter(None, args.force.split(',')))
-    outputs = {'clip': 'clip.npz', 'vae': 'vae.npz', 'neighbours': 'neighbours.npz', 'unet': 'unet.npz'}
+    outputs = {'clip': 'clip.npz', 'vae': 'vae.npz', 'neighbours': 'neighbours.npz', 'unet': 'unet_stage1.npz',
+               'unet_finetune': 'unet.npz'}
     log(args, f'train_all: device {args.device}, seed {args.seed}, torch {torch.__version__}, stages {stages}')
     t_all = time.time()
     if 'data' in stages and (not os.path.exists(args.data) or 'data' in force):
         stage_data(args)
     images, meta = C.load_data(args.data)
     tok = C.WordTokenizer.load()
-    for st in ['clip', 'vae', 'neighbours', 'unet']:
+    for st in ['clip', 'vae', 'neighbours', 'unet', 'unet_finetune']:
         if st not in stages:
             continue
         if os.path.exists(os.path.join(args.work, outputs[st])) and st not in force:
@@ -380,8 +391,14 @@ def main():
             stage_vae(args, images, meta)
         elif st == 'neighbours':
             stage_neighbours(args, images, meta, tok)
+        elif st == 'unet':
+            stage_unet(args, images, meta, tok, 'unet', args.unet_init, args.unet_steps, args.unet_seconds,
+                       args.unet_lr, 'unet_stage1.npz')
+        elif args.finetune_steps > 0 or args.finetune_seconds:
+            stage_unet(args, images, meta, tok, 'unet_finetune', os.path.join(args.work, 'unet_stage1.npz'),
+                       args.finetune_steps, args.finetune_seconds, args.finetune_lr, 'unet.npz')
         else:
-            stage_unet(args, images, meta, tok)
+            shutil.copy(os.path.join(args.work, 'unet_stage1.npz'), os.path.join(args.work, 'unet.npz'))
         log(args, f'{st}: stage took {time.time() - t:.0f}s')
         resume = os.path.join(args.work, f'{st}_resume.pt')
         if os.path.exists(resume):
