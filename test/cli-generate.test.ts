@@ -68,6 +68,9 @@ test('demo writes a grid, an index page and one PNG per prompt and seed', async 
   const grid = await sharp(join(out, 'demo', 'grid.png')).metadata();
   assert.equal([grid.width, grid.height], [4 + 2 * (64 + 4), 4 + DEMO_PROMPTS.length * (64 + 4)]);
   assert.ok(r.stdout.includes(join(out, 'demo')));
+  const custom = await ragdiff(['demo', '--out', join(dir, 'custom'), '-m', BUNDLE, '--seeds', '1', '--steps', '1', '-p', 'red cat', 'blue dog']);
+  assert.is(custom.code, 0, custom.stderr);
+  assert.equal(readdirSync(join(dir, 'custom', 'demo')).filter((f) => f.endsWith('.png') && f !== 'grid.png').sort(), ['01-red-cat-seed1.png', '02-blue-dog-seed1.png']);
 });
 
 test('the progress bar draws on a TTY only', () => {
