@@ -41,6 +41,13 @@ test('builds from the emoji package with provenance on every image', () => {
   assert.is(apple.width, 64);
 });
 
+test('the Noto set (for database-swap experiments) lists the same emoji from emoji-datasource-google', () => {
+  const noto = demoInputs('noto') as { path: string; meta: { name: string } }[];
+  assert.ok(noto.length > 1850, `${noto.length}`);
+  assert.ok(noto.every((i) => existsSync(i.path) && i.path.includes('emoji-datasource-google')));
+  assert.ok(noto.some((i) => i.meta.name === 'red apple'));
+});
+
 test('"red apple" finds the apple among the top results', async () => {
   const hits = await store.query({ text: 'red apple', k: 5 });
   const rank = hits.findIndex((h) => h.name === 'red apple');
