@@ -87,6 +87,20 @@ test('abort while running stops within a step or so, and the pipeline serves the
   }
 });
 
+test('an already-aborted signal rejects at once: nothing is queued, no callback runs', async () => {
+  const pipeline = await Pipeline.load(BUNDLE);
+  try {
+    const c = new AbortController();
+    c.abort();
+    const events: string[] = [];
+    await rejects(pipeline.generate({ ...base, signal: c.signal, onProgress: (e) => events.push(e.stage) }), (e: unknown) => e instanceof AbortError);
+    assert.equal(events, []);
+    assert.equal(pipeline.queueState, { running: 0, queued: 0, capacity: 17 });
+  } finally {
+    await pipeline.close();
+  }
+});
+
 test('abort while queued leaves the queue at once without touching the running job', async () => {
   const pipeline = await Pipeline.load(BUNDLE);
   try {
