@@ -28,3 +28,18 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Resolves when `p` rejects with an error `check` accepts; fails the test otherwise. */
+export async function rejects(p: Promise<unknown>, check: (e: unknown) => boolean, message?: string): Promise<void> {
+  let error: unknown;
+  try {
+    await p;
+  } catch (e) {
+    error = e;
+  }
+  if (error === undefined) throw new Error(message ?? 'expected a rejection');
+  if (!check(error)) throw new Error(`${message ?? 'unexpected rejection'}: ${String((error as Error)?.stack ?? error)}`);
+}
+
+/** A check for `rejects`: the error carries this ragdiff `code`. */
+export const hasErrorCode = (code: string) => (e: unknown) => (e as { code?: string })?.code === code;

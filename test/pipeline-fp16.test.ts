@@ -6,19 +6,8 @@ import * as assert from 'uvu/assert';
 import sharp from 'sharp';
 import { Pipeline } from '../src/pipeline/index.js';
 import { readPngText } from '../src/image/png-text.js';
-import { repoPath } from './helpers.js';
+import { repoPath, rejects } from './helpers.js';
 
-/** Resolves when `p` rejects with an error `check` accepts; fails the test otherwise. */
-async function rejects(p: Promise<unknown>, check: (e: unknown) => boolean, message?: string): Promise<void> {
-  let error: unknown;
-  try {
-    await p;
-  } catch (e) {
-    error = e;
-  }
-  if (error === undefined) assert.unreachable(message ?? 'expected a rejection');
-  assert.ok(check(error), `${message ?? 'unexpected rejection'}: ${String((error as Error)?.stack ?? error)}`);
-}
 
 
 let pipeline: Pipeline;

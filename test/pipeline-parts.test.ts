@@ -11,10 +11,9 @@ import { normalizeRequest } from '../src/pipeline/params.js';
 import { formatParameters } from '../src/pipeline/output.js';
 import { readBundle, DEFAULT_SCALING_FACTOR } from '../src/pipeline/bundle.js';
 import { AbortError } from '../src/errors.js';
-import { repoPath, tempDir, seededRandom } from './helpers.js';
+import { repoPath, tempDir, seededRandom, hasErrorCode } from './helpers.js';
 
 const defaults = { steps: 25, guidanceScale: 7.5, sampler: 'ddim' as const };
-const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
 
 test('fp16: exact values, round-to-nearest-even, subnormals, overflow and NaN', () => {
   for (const x of [0, 1, -2, 0.5, 65504, -65504, 2 ** -14, 2 ** -24, 1 + 2 ** -10]) assert.is(fromHalf(toHalf(x)), x, String(x));
@@ -47,26 +46,26 @@ test('branches that are zero at every step are pruned (CFG at scale 1 runs one b
   const w = Float32Array.from([1, 0, 0, 0, 0.5, 0.5]);
   const q = pruneZeroBranches({ branches: [{ text: 0 }, { text: 1 }], weights: w });
   assert.is(q.branches.length, 2);
-  assert.throws(() => pruneZeroBranches({ branches: [{ text: 0 }], weights: new Float32Array(3) }), code('INVALID_VALUE'));
+  assert.throws(() => pruneZeroBranches({ branches: [{ text: 0 }], weights: new Float32Array(3) }), hasErrorCode('INVALID_VALUE'));
 });
 
 test('plans are checked against the schedule, the texts and the neighbour slots', () => {
   const lim = (steps: number, texts: number, neighbourLength: number, embedLength = 0) => ({ steps, texts, neighbourLength, embedLength });
   const ok = cfgPlan(5, 4);
   checkPlan(ok, lim(4, 2, 0));
-  assert.throws(() => checkPlan(ok, lim(5, 2, 0)), code('LENGTH_MISMATCH'));
-  assert.throws(() => checkPlan(ok, lim(4, 1, 0)), code('OUT_OF_RANGE'));
+  assert.throws(() => checkPlan(ok, lim(5, 2, 0)), hasErrorCode('LENGTH_MISMATCH'));
+  assert.throws(() => checkPlan(ok, lim(4, 1, 0)), hasErrorCode('OUT_OF_RANGE'));
   const nb = { branches: [{ text: 0, neighbours: new Float32Array(8) }], weights: new Float32Array([1]) };
-  assert.throws(() => checkPlan(nb, lim(1, 1, 0)), code('UNSUPPORTED'));
-  assert.throws(() => checkPlan(nb, lim(1, 1, 6)), code('LENGTH_MISMATCH'));
+  assert.throws(() => checkPlan(nb, lim(1, 1, 0)), hasErrorCode('UNSUPPORTED'));
+  assert.throws(() => checkPlan(nb, lim(1, 1, 6)), hasErrorCode('LENGTH_MISMATCH'));
   checkPlan(nb, lim(1, 1, 8));
   const emb = { branches: [{ text: 0, neighbourEmbeds: new Float32Array(12) }], weights: new Float32Array([1]) };
-  assert.throws(() => checkPlan(emb, lim(1, 1, 8, 0)), code('UNSUPPORTED'));
-  assert.throws(() => checkPlan(emb, lim(1, 1, 8, 10)), code('LENGTH_MISMATCH'));
+  assert.throws(() => checkPlan(emb, lim(1, 1, 8, 0)), hasErrorCode('UNSUPPORTED'));
+  assert.throws(() => checkPlan(emb, lim(1, 1, 8, 10)), hasErrorCode('LENGTH_MISMATCH'));
   checkPlan(emb, lim(1, 1, 8, 12));
   const both = { branches: [{ text: 0, neighbours: new Float32Array(8), neighbourEmbeds: new Float32Array(12) }], weights: new Float32Array([1]) };
-  assert.throws(() => checkPlan(both, lim(1, 1, 8, 12)), code('INVALID_VALUE'));
-  assert.throws(() => checkPlan({ branches: [{ text: 0 }], weights: Float32Array.of(NaN) }, lim(1, 1, 0)), code('NON_FINITE'));
+  assert.throws(() => checkPlan(both, lim(1, 1, 8, 12)), hasErrorCode('INVALID_VALUE'));
+  assert.throws(() => checkPlan({ branches: [{ text: 0 }], weights: Float32Array.of(NaN) }, lim(1, 1, 0)), hasErrorCode('NON_FINITE'));
 });
 
 test('encoder_hidden_states are branch-major: text tokens, then neighbours or zeros', () => {
@@ -141,7 +140,7 @@ test('bundle reader: every missing or malformed file is an error naming it', () 
       cpSync(repoPath('test/fixtures/pipeline/tiny-bundle'), b, { recursive: true });
     };
     const expect = (c: string, file: string) => (e: unknown) => (e as { code?: string }).code === c && String((e as Error).message).includes(file);
-    assert.throws(() => readBundle(join(dir, 'nope')), code('MODEL_FILE_MISSING'));
+    assert.throws(() => readBundle(join(dir, 'nope')), hasErrorCode('MODEL_FILE_MISSING'));
     fresh(); rmSync(join(b, 'model_index.json'));
     assert.throws(() => readBundle(b), expect('MODEL_FILE_MISSING', 'model_index.json'));
     fresh(); writeFileSync(join(b, 'model_index.json'), '{ "unet": ');

@@ -7,24 +7,12 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pipeline, type GenerateRequest } from '../src/pipeline/index.js';
 import { AbortError, BusyError } from '../src/errors.js';
-import { repoPath, tempDir } from './helpers.js';
+import { repoPath, tempDir, rejects, hasErrorCode } from './helpers.js';
 
-/** Resolves when `p` rejects with an error `check` accepts; fails the test otherwise. */
-async function rejects(p: Promise<unknown>, check: (e: unknown) => boolean, message?: string): Promise<void> {
-  let error: unknown;
-  try {
-    await p;
-  } catch (e) {
-    error = e;
-  }
-  if (error === undefined) assert.unreachable(message ?? 'expected a rejection');
-  assert.ok(check(error), `${message ?? 'unexpected rejection'}: ${String((error as Error)?.stack ?? error)}`);
-}
 
 
 const BUNDLE = repoPath('test/fixtures/pipeline/tiny-bundle');
 const base: GenerateRequest = { prompt: 'a red cat', seed: 7, steps: 6, guidanceScale: 4 };
-const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
 
 function settled<T>(p: Promise<T>): { done: () => boolean; p: Promise<T> } {
   let done = false;
@@ -157,7 +145,7 @@ test('a lost worker fails its generation with WORKER_FAILED and is replaced', as
     const p = pipeline.generate({ ...base, steps: 500, onProgress: (e) => {
       if (e.stage === 'denoise' && e.step === 2) void (pipeline as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!.worker.terminate();
     } });
-    await rejects(p, code('WORKER_FAILED'));
+    await rejects(p, hasErrorCode('WORKER_FAILED'));
     const r = await pipeline.generate(base); // served by the replacement worker
     assert.is(r.images.length, 1);
   } finally {
@@ -176,10 +164,10 @@ test('close rejects queued work with CLOSED, aborts running work, then refuses n
   const queued = pipeline.generate({ ...base, onProgress: (e) => e.stage === 'queued' && isQueued() });
   await queuedNow;
   const closing = pipeline.close();
-  await rejects(queued, code('CLOSED'));
+  await rejects(queued, hasErrorCode('CLOSED'));
   await rejects(running, (e: unknown) => e instanceof AbortError);
   await closing;
-  await rejects(pipeline.generate(base), code('CLOSED'));
+  await rejects(pipeline.generate(base), hasErrorCode('CLOSED'));
   await pipeline.close(); // idempotent
 });
 
@@ -189,15 +177,15 @@ test('load errors name the file: corrupt model, wrong inputs', async () => {
     const corrupt = join(dir, 'corrupt');
     cpSync(BUNDLE, corrupt, { recursive: true });
     writeFileSync(join(corrupt, 'unet', 'model.onnx'), 'this is not an onnx file');
-    await rejects(Pipeline.load(corrupt), (e: unknown) => code('MODEL_FILE_INVALID')(e) && (e as Error).message.includes(join('unet', 'model.onnx')));
+    await rejects(Pipeline.load(corrupt), (e: unknown) => hasErrorCode('MODEL_FILE_INVALID')(e) && (e as Error).message.includes(join('unet', 'model.onnx')));
     const swapped = join(dir, 'swapped');
     cpSync(BUNDLE, swapped, { recursive: true });
     cpSync(join(BUNDLE, 'vae_decoder', 'model.onnx'), join(swapped, 'unet', 'model.onnx'));
-    await rejects(Pipeline.load(swapped), (e: unknown) => code('MODEL_IO_MISMATCH')(e) && /missing inputs .*timestep/.test((e as Error).message));
+    await rejects(Pipeline.load(swapped), (e: unknown) => hasErrorCode('MODEL_IO_MISMATCH')(e) && /missing inputs .*timestep/.test((e as Error).message));
     const badSchedule = join(dir, 'bad-schedule');
     cpSync(BUNDLE, badSchedule, { recursive: true });
     writeFileSync(join(badSchedule, 'scheduler', 'scheduler_config.json'), JSON.stringify({ _class_name: 'DDIMScheduler', beta_schedule: 'cosine-ish' }));
-    await rejects(Pipeline.load(badSchedule), (e: unknown) => code('MODEL_FILE_INVALID')(e) && (e as Error).message.includes('scheduler_config.json'));
+    await rejects(Pipeline.load(badSchedule), (e: unknown) => hasErrorCode('MODEL_FILE_INVALID')(e) && (e as Error).message.includes('scheduler_config.json'));
   } finally {
     cleanup();
   }
@@ -217,9 +205,9 @@ test('an execution provider that cannot load falls back to CPU with a warning', 
 });
 
 test('options are validated', async () => {
-  await rejects(Pipeline.load(BUNDLE, { concurrency: 0 }), code('OUT_OF_RANGE'));
-  await rejects(Pipeline.load(BUNDLE, { maxQueue: -1 }), code('OUT_OF_RANGE'));
-  await rejects(Pipeline.load(repoPath('test/fixtures/pipeline/nope')), code('MODEL_FILE_MISSING'));
+  await rejects(Pipeline.load(BUNDLE, { concurrency: 0 }), hasErrorCode('OUT_OF_RANGE'));
+  await rejects(Pipeline.load(BUNDLE, { maxQueue: -1 }), hasErrorCode('OUT_OF_RANGE'));
+  await rejects(Pipeline.load(repoPath('test/fixtures/pipeline/nope')), hasErrorCode('MODEL_FILE_MISSING'));
 });
 
 test.run();

@@ -10,19 +10,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Pipeline, type GenerateRequest } from '../src/pipeline/index.js';
 import { readPngText } from '../src/image/png-text.js';
-import { repoPath } from './helpers.js';
+import { repoPath, rejects, hasErrorCode } from './helpers.js';
 
-/** Resolves when `p` rejects with an error `check` accepts; fails the test otherwise. */
-async function rejects(p: Promise<unknown>, check: (e: unknown) => boolean, message?: string): Promise<void> {
-  let error: unknown;
-  try {
-    await p;
-  } catch (e) {
-    error = e;
-  }
-  if (error === undefined) assert.unreachable(message ?? 'expected a rejection');
-  assert.ok(check(error), `${message ?? 'unexpected rejection'}: ${String((error as Error)?.stack ?? error)}`);
-}
 
 
 const BUNDLE = repoPath('test/fixtures/pipeline/tiny-bundle');
@@ -197,15 +186,14 @@ test('image-to-image: init image resized to the model size, about steps × stren
 });
 
 test('bad init images are typed errors: corrupt, not an image, over the pixel limit, too few steps', async () => {
-  const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
   const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#888' } }).png().toBuffer();
   await rejects(pipeline.generate({ ...base, initImage: png.subarray(0, 60) }), (e: unknown) => ['IMAGE_CORRUPT', 'IMAGE_UNSUPPORTED'].includes((e as { code: string }).code));
-  await rejects(pipeline.generate({ ...base, initImage: Buffer.from('hello, not an image') }), code('IMAGE_UNSUPPORTED'));
-  await rejects(pipeline.generate({ ...base, initImage: new Uint8Array(0) }), code('IMAGE_EMPTY'));
-  await rejects(pipeline.generate({ ...base, steps: 2, initImage: png, strength: 0.2 }), code('OUT_OF_RANGE'));
+  await rejects(pipeline.generate({ ...base, initImage: Buffer.from('hello, not an image') }), hasErrorCode('IMAGE_UNSUPPORTED'));
+  await rejects(pipeline.generate({ ...base, initImage: new Uint8Array(0) }), hasErrorCode('IMAGE_EMPTY'));
+  await rejects(pipeline.generate({ ...base, steps: 2, initImage: png, strength: 0.2 }), hasErrorCode('OUT_OF_RANGE'));
   const small = await Pipeline.load(BUNDLE, { maxInitImagePixels: 1000 });
   try {
-    await rejects(small.generate({ ...base, initImage: png }), code('IMAGE_TOO_LARGE'));
+    await rejects(small.generate({ ...base, initImage: png }), hasErrorCode('IMAGE_TOO_LARGE'));
   } finally {
     await small.close();
   }
@@ -224,14 +212,13 @@ test('prompts: empty is allowed; enormous ones are truncated to the encoder leng
 });
 
 test('bad arguments reject before anything is queued', async () => {
-  const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
-  await rejects(pipeline.generate({ ...base, steps: 0 }), code('OUT_OF_RANGE'));
-  await rejects(pipeline.generate({ ...base, steps: 1001 }), code('OUT_OF_RANGE'));
-  await rejects(pipeline.generate({ ...base, seed: 0.5 }), code('INVALID_VALUE'));
+  await rejects(pipeline.generate({ ...base, steps: 0 }), hasErrorCode('OUT_OF_RANGE'));
+  await rejects(pipeline.generate({ ...base, steps: 1001 }), hasErrorCode('OUT_OF_RANGE'));
+  await rejects(pipeline.generate({ ...base, seed: 0.5 }), hasErrorCode('INVALID_VALUE'));
   // 1000 'leading' steps with steps_offset 1 would need timestep 1000: refused by the scheduler, before queueing.
   await rejects(pipeline.generate({ ...base, steps: 1000 }), (e) => e instanceof RangeError);
-  await rejects(pipeline.generate({ ...base, startFrom: { step: 1, latent: new Float32Array(3) } }), code('LENGTH_MISMATCH'));
-  await rejects(pipeline.generate({ ...base, guidance: { branches: [{ text: 0, neighbours: new Float32Array(5) }], weights: new Float32Array(6) } }), code('LENGTH_MISMATCH'));
+  await rejects(pipeline.generate({ ...base, startFrom: { step: 1, latent: new Float32Array(3) } }), hasErrorCode('LENGTH_MISMATCH'));
+  await rejects(pipeline.generate({ ...base, guidance: { branches: [{ text: 0, neighbours: new Float32Array(5) }], weights: new Float32Array(6) } }), hasErrorCode('LENGTH_MISMATCH'));
   assert.is(pipeline.queueState.running + pipeline.queueState.queued, 0);
 });
 

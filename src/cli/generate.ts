@@ -8,6 +8,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import sharp, { type OverlayOptions } from 'sharp';
 import { Pipeline, type PipelineOptions } from '../pipeline/pipeline.js';
 import { SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
+import { intOption, numberOption } from './options.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded default bundle. */
@@ -19,19 +20,6 @@ export const DEFAULT_MODEL_DIR = join(packageRoot, 'models', 'tiny-emoji');
  */
 export const DEMO_PROMPTS = ['grinning face', 'crying face', 'red heart', 'cat face', 'car', 'globe'];
 
-function int(name: string) {
-  return (v: string) => {
-    if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be an integer, got ${JSON.stringify(v)}`);
-    return Number(v);
-  };
-}
-function num(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got ${JSON.stringify(v)}`);
-    return n;
-  };
-}
 function sampler(v: string): SamplerChoice {
   if (!(SAMPLERS as readonly string[]).includes(v)) throw new InvalidArgumentError(`sampler must be one of ${SAMPLERS.join(', ')}, got ${JSON.stringify(v)}`);
   return v as SamplerChoice;
@@ -201,17 +189,17 @@ export function registerGenerateCommands(program: Command): void {
     .argument('<prompt>', 'text prompt')
     .requiredOption('-o, --output <file>', 'output PNG (batches write file-1.png, file-2.png, …)')
     .option('-m, --model <dir>', 'model bundle directory', DEFAULT_MODEL_DIR)
-    .option('-s, --seed <n>', 'random seed (integer; default random)', int('seed'))
-    .option('--steps <n>', 'denoising steps (1..1000)', int('steps'))
-    .option('-g, --guidance <x>', 'classifier-free guidance scale', num('guidance'))
+    .option('-s, --seed <n>', 'random seed (integer; default random)', intOption('seed'))
+    .option('--steps <n>', 'denoising steps (1..1000)', intOption('steps'))
+    .option('-g, --guidance <x>', 'classifier-free guidance scale', numberOption('guidance'))
     .option('--sampler <name>', `sampler: ${SAMPLERS.join(', ')}`, sampler)
     .option('-n, --negative <text>', 'negative prompt')
-    .option('-b, --batch <n>', 'images to generate (1..16)', int('batch'))
+    .option('-b, --batch <n>', 'images to generate (1..16)', intOption('batch'))
     .option('--init-image <file>', 'image-to-image: start from this image')
-    .option('--strength <x>', 'image-to-image strength (0, 1]', num('strength'))
+    .option('--strength <x>', 'image-to-image strength (0, 1]', numberOption('strength'))
     .option('--karras', 'Karras sigma spacing (sigma samplers)')
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
-    .option('--threads <n>', 'intra-op threads per model', int('threads'))
+    .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .option('--json', 'print files, parameters and stats as JSON')
     .action(generateCommand);
 
@@ -220,11 +208,11 @@ export function registerGenerateCommands(program: Command): void {
     .description('generate a grid of tiny-emoji images for a few prompts into <out>/demo/')
     .option('--out <dir>', 'output directory', 'out')
     .option('-m, --model <dir>', 'model bundle directory', DEFAULT_MODEL_DIR)
-    .option('--steps <n>', 'denoising steps', int('steps'))
-    .option('--seeds <n>', 'images per prompt (1..16)', int('seeds'), 4)
+    .option('--steps <n>', 'denoising steps', intOption('steps'))
+    .option('--seeds <n>', 'images per prompt (1..16)', intOption('seeds'), 4)
     .option('-p, --prompt <text...>', 'prompts, one row each (default: the demo set)')
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
-    .option('--threads <n>', 'intra-op threads per model', int('threads'))
+    .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .action(async (o: DemoOptions) => {
       await runDemo(o);
     });

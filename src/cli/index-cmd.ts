@@ -14,11 +14,12 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { RagdiffError } from '../errors.js';
 import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
 import { openDemoStore } from '../store/demo.js';
 import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
+import { intOption, numberOption } from './options.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const DEFAULT_MODEL_DIR = join(packageRoot, 'models', 'tiny-emoji');
@@ -39,20 +40,6 @@ interface MetaOptions {
   tags?: string;
 }
 
-function int(name: string, min: number) {
-  return (v: string) => {
-    if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
-    return Number(v);
-  };
-}
-
-function num(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got ${JSON.stringify(v)}`);
-    return n;
-  };
-}
 
 const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 
@@ -163,7 +150,7 @@ export function registerIndexCommands(program: Command): void {
   metaOptions(common(index.command('add').argument('<paths...>', 'image files or directories').description('add images from files and directories')))
     .option('--no-copy', 'reference files by path instead of copying them into the store')
     .option('--no-near-duplicates', 'only skip exact duplicates')
-    .option('--near-distance <n>', 'perceptual-hash distance (0..64) counted as a near-duplicate', int('near-distance', 0))
+    .option('--near-distance <n>', 'perceptual-hash distance (0..64) counted as a near-duplicate', intOption('near-distance', 0))
     .action(async (paths: string[], o: CommonOptions & MetaOptions & { copy: boolean; nearDuplicates: boolean; nearDistance?: number }) => {
       await run(o, async () => {
         const near = o.nearDuplicates === false ? false : o.nearDistance !== undefined ? { maxDistance: o.nearDistance } : undefined;
@@ -182,8 +169,8 @@ export function registerIndexCommands(program: Command): void {
 
   metaOptions(common(index.command('add-url').argument('<urls...>', 'http(s) URLs of images').description('fetch images from URLs (loopback, private and metadata addresses are refused) and add them')))
     .option('--allow-host <host>', 'permit this host (host or host:port) even if it is local or private; repeatable', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--max-bytes <n>', 'largest response accepted', int('max-bytes', 1))
-    .option('--timeout <ms>', 'time limit per URL, redirects included', int('timeout', 1))
+    .option('--max-bytes <n>', 'largest response accepted', intOption('max-bytes', 1))
+    .option('--timeout <ms>', 'time limit per URL, redirects included', intOption('timeout', 1))
     .action(async (urls: string[], o: CommonOptions & MetaOptions & { allowHost?: string[]; maxBytes?: number; timeout?: number }) => {
       await run(o, async () => {
         const store = await openStore(o);
@@ -206,14 +193,14 @@ export function registerIndexCommands(program: Command): void {
 
   common(index.command('query').argument('[text]', 'what to look for').description('find the images closest to a text (or --image)'))
     .option('--demo', 'query the emoji demo store (built on first use)')
-    .option('-k, --k <n>', 'number of results', int('k', 1))
+    .option('-k, --k <n>', 'number of results', intOption('k', 1))
     .option('--image <file>', 'query by an image file instead of text (not stored)')
     .option('--source <s>', 'only these sources (repeatable or comma-separated)', collect)
     .option('--licence <l>', 'only these licences (repeatable or comma-separated)', collect)
     .option('--tag <t>', 'only images with one of these tags (repeatable)', collect)
     .option('--exclude-tag <t>', 'never images with these tags (repeatable)', collect)
     .option('--exclude-id <id>', 'never these images (repeatable)', collect)
-    .option('--min-score <x>', 'drop results scoring below x', num('min-score'))
+    .option('--min-score <x>', 'drop results scoring below x', numberOption('min-score'))
     .action(async (text: string | undefined, o: CommonOptions & { k?: number; image?: string; source?: string[]; licence?: string[]; tag?: string[]; excludeTag?: string[]; excludeId?: string[]; minScore?: number }) => {
       await run(o, async () => {
         if ((text === undefined) === (o.image === undefined)) throw new RagdiffError('INVALID_ARGUMENT', 'give a query text or --image FILE (one of them)');
