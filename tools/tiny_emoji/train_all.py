@@ -358,6 +358,8 @@ def main():
                    help='stage unet_finetune: more steps from the stage-1 EMA weights, lower LR (0 = copy)')
     p.add_argument('--finetune-seconds', type=float, default=None)
     p.add_argument('--finetune-lr', type=float, default=2e-4)
+    p.add_argument('--finetune-init', default=None,
+                   help='start stage unet_finetune from this .npz instead of the stage-1 output (to continue a fine-tune)')
     p.add_argument('--ema', type=float, default=0.9995)
     p.add_argument('--p-text', type=float, default=0.2)
     p.add_argument('--p-nbr', type=float, default=0.2)
@@ -395,7 +397,7 @@ def main():
             stage_unet(args, images, meta, tok, 'unet', args.unet_init, args.unet_steps, args.unet_seconds,
                        args.unet_lr, 'unet_stage1.npz')
         elif args.finetune_steps > 0 or args.finetune_seconds:
-            stage_unet(args, images, meta, tok, 'unet_finetune', os.path.join(args.work, 'unet_stage1.npz'),
+            stage_unet(args, images, meta, tok, 'unet_finetune', args.finetune_init or os.path.join(args.work, 'unet_stage1.npz'),
                        args.finetune_steps, args.finetune_seconds, args.finetune_lr, 'unet.npz')
         else:
             shutil.copy(os.path.join(args.work, 'unet_stage1.npz'), os.path.join(args.work, 'unet.npz'))
