@@ -2,7 +2,7 @@
 
   /usr/bin/python3 tools/tiny_emoji/train_all.py [--device cuda|cpu] [--seed 0]
 
-Stages: data -> clip -> vae -> neighbours -> unet -> unet_finetune -> export -> metrics. Each stage
+Stages: data -> clip -> vae -> neighbours -> unet -> unet_finetune -> unet_finetune2 -> export -> metrics. Each stage
 writes its checkpoint to --work (default .carry/tiny-emoji/work) and is skipped when
 that checkpoint exists (delete it, or pass --force STAGE, to redo it). Training stages
 also write a resume file every --save-every seconds and continue from it when restarted.
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
-STAGES = ['data', 'clip', 'vae', 'neighbours', 'unet', 'unet_finetune', 'export', 'metrics']
+STAGES = ['data', 'clip', 'vae', 'neighbours', 'unet', 'unet_finetune', 'unet_finetune2', 'export', 'metrics']
 
 
 def log(args, msg):
@@ -268,7 +268,7 @@ def stage_neighbours(args, images, meta, tok):
 
 
 def stage_unet(args, images, meta, tok, name='unet', init=None, steps=None, seconds=None, lr=None,
-               out='unet_stage1.npz'):
+               out='unet_stage1.npz', batch=None):
     dev = args.device
     torch.manual_seed(args.seed + 2)
     gen = torch.Generator(device=dev).manual_seed(args.seed + 2)
@@ -301,7 +301,7 @@ def stage_unet(args, images, meta, tok, name='unet', init=None, steps=None, seco
     log(args, f'unet: {C.n_params(unet) / 1e6:.2f}M params, image_proj {C.n_params(proj) / 1e3:.1f}k; '
               f'{len(train)} latents, scaling {sf:.4f}; p_drop text {args.p_text} neighbours {args.p_nbr}')
     ac = C.alphas_cumprod().to(dev)
-    n, b = len(train), args.unet_batch
+    n, b = len(train), batch or args.unet_batch
 
     def loss_fn(step):
         idx = torch.randint(0, n, (b,), generator=gen, device=dev)
@@ -359,7 +359,12 @@ def main():
     p.add_argument('--finetune-seconds', type=float, default=None)
     p.add_argument('--finetune-lr', type=float, default=2e-4)
     p.add_argument('--finetune-init', default=None,
-                   help='start stage unet_finetune from this .npz instead of the stage-1 output (to continue a fine-tune)')
+                   help='start stage unet_finetune from this .npz instead of the stage-1 output')
+    p.add_argument('--finetune2-steps', type=int, default=8749,
+                   help='stage unet_finetune2: continues from unet_finetune at a larger batch (0 = skip)')
+    p.add_argument('--finetune2-seconds', type=float, default=None)
+    p.add_argument('--finetune2-batch', type=int, default=1024)
+    p.add_argument('--finetune2-lr', type=float, default=2e-4)
     p.add_argument('--ema', type=float, default=0.9995)
     p.add_argument('--p-text', type=float, default=0.2)
     p.add_argument('--p-nbr', type=float, default=0.2)
@@ -373,14 +378,14 @@ def main():
     stages = args.stages.split(',')
     force = set(filter(None, args.force.split(',')))
     outputs = {'clip': 'clip.npz', 'vae': 'vae.npz', 'neighbours': 'neighbours.npz', 'unet': 'unet_stage1.npz',
-               'unet_finetune': 'unet.npz'}
+               'unet_finetune': 'unet_ft1.npz', 'unet_finetune2': 'unet.npz'}
     log(args, f'train_all: device {args.device}, seed {args.seed}, torch {torch.__version__}, stages {stages}')
     t_all = time.time()
     if 'data' in stages and (not os.path.exists(args.data) or 'data' in force):
         stage_data(args)
     images, meta = C.load_data(args.data)
     tok = C.WordTokenizer.load()
-    for st in ['clip', 'vae', 'neighbours', 'unet', 'unet_finetune']:
+    for st in ['clip', 'vae', 'neighbours', 'unet', 'unet_finetune', 'unet_finetune2']:
         if st not in stages:
             continue
         if os.path.exists(os.path.join(args.work, outputs[st])) and st not in force:
@@ -396,11 +401,17 @@ def main():
         elif st == 'unet':
             stage_unet(args, images, meta, tok, 'unet', args.unet_init, args.unet_steps, args.unet_seconds,
                        args.unet_lr, 'unet_stage1.npz')
-        elif args.finetune_steps > 0 or args.finetune_seconds:
-            stage_unet(args, images, meta, tok, 'unet_finetune', args.finetune_init or os.path.join(args.work, 'unet_stage1.npz'),
-                       args.finetune_steps, args.finetune_seconds, args.finetune_lr, 'unet.npz')
+        elif st == 'unet_finetune':
+            if args.finetune_steps > 0 or args.finetune_seconds:
+                stage_unet(args, images, meta, tok, 'unet_finetune', args.finetune_init or os.path.join(args.work, 'unet_stage1.npz'),
+                           args.finetune_steps, args.finetune_seconds, args.finetune_lr, 'unet_ft1.npz')
+            else:
+                shutil.copy(os.path.join(args.work, 'unet_stage1.npz'), os.path.join(args.work, 'unet_ft1.npz'))
+        elif args.finetune2_steps > 0 or args.finetune2_seconds:
+            stage_unet(args, images, meta, tok, 'unet_finetune2', os.path.join(args.work, 'unet_ft1.npz'),
+                       args.finetune2_steps, args.finetune2_seconds, args.finetune2_lr, 'unet.npz', args.finetune2_batch)
         else:
-            shutil.copy(os.path.join(args.work, 'unet_stage1.npz'), os.path.join(args.work, 'unet.npz'))
+            shutil.copy(os.path.join(args.work, 'unet_ft1.npz'), os.path.join(args.work, 'unet.npz'))
         log(args, f'{st}: stage took {time.time() - t:.0f}s')
         resume = os.path.join(args.work, f'{st}_resume.pt')
         if os.path.exists(resume):
