@@ -10,7 +10,17 @@
 import { crc32 } from 'node:zlib';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 
-const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
+export const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
+
+/** One PNG chunk: length, type, data, CRC-32 over type and data. */
+export function pngChunk(type: string, data: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, 'latin1');
+  out.set(data, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+  return out;
+}
 
 export interface PngChunk {
   type: string;
@@ -26,7 +36,7 @@ function corrupt(message: string): RagdiffError {
 /** Lists the chunks of a PNG, checking the signature, lengths and the IHDR-first / IEND-last structure (not CRCs). */
 export function pngChunks(png: Uint8Array): PngChunk[] {
   if (!(png instanceof Uint8Array)) throw typeError('INVALID_TYPE', 'png must be a Buffer or Uint8Array');
-  if (png.length < 8 || SIGNATURE.some((b, i) => png[i] !== b)) throw corrupt('missing PNG signature');
+  if (png.length < 8 || PNG_SIGNATURE.some((b, i) => png[i] !== b)) throw corrupt('missing PNG signature');
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const chunks: PngChunk[] = [];
   let at = 8;
@@ -76,13 +86,7 @@ export function textChunk(keyword: string, text: string): Uint8Array {
     body = Buffer.concat([key, Uint8Array.of(0, 0, 0, 0, 0), Buffer.from(text, 'utf8')]);
   }
   if (body.length > 0x7fffffff) throw rangeError('OUT_OF_RANGE', 'PNG text chunk is too large');
-  const chunk = new Uint8Array(12 + body.length);
-  const view = new DataView(chunk.buffer);
-  view.setUint32(0, body.length);
-  chunk.set(Buffer.from(type, 'latin1'), 4);
-  chunk.set(body, 8);
-  view.setUint32(8 + body.length, crc32(chunk.subarray(4, 8 + body.length)));
-  return chunk;
+  return pngChunk(type, body);
 }
 
 /**

@@ -6,19 +6,10 @@
  * then deflates everything with zlib. The bytes depend only on the pixels, the
  * level and the zlib build: the same inputs give the same file on one machine.
  */
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
+import { PNG_SIGNATURE, pngChunk } from '../image/png-text.js';
 import { rangeError, typeError } from '../errors.js';
 
-const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
 
 /**
  * Writes one row filtered with `type` into out[at..] and returns the sum of
@@ -106,7 +97,7 @@ export function encodeRgbPng(rgb: Uint8Array, width: number, height: number, lev
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // colour type: truecolour
-  const parts = [SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw, { level })), chunk('IEND', new Uint8Array(0))];
+  const parts = [PNG_SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(raw, { level })), pngChunk('IEND', new Uint8Array(0))];
   // A buffer of its own (never a slice of Node's shared pool), so it can be transferred between threads.
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
