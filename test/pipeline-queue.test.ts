@@ -143,7 +143,8 @@ test('a lost worker fails its generation with WORKER_FAILED and is replaced', as
   const pipeline = await Pipeline.load(BUNDLE);
   try {
     const p = pipeline.generate({ ...base, steps: 500, onProgress: (e) => {
-      if (e.stage === 'denoise' && e.step === 2) void (pipeline as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!.worker.terminate();
+      // Not worker.terminate(): it can land inside onnxruntime's run, which then aborts the process.
+      if (e.stage === 'denoise' && e.step === 2) (pipeline as unknown as { slots: { worker: { postMessage(m: unknown): void } }[] }).slots[0]!.worker.postMessage({ type: 'exit', code: 1 });
     } });
     await rejects(p, hasErrorCode('WORKER_FAILED'));
     const r = await pipeline.generate(base); // served by the replacement worker

@@ -13,7 +13,14 @@ export interface WorkerData {
 
 export type ToWorker =
   | { type: 'generate'; id: number; job: Job; abort: SharedArrayBuffer }
-  | { type: 'close' };
+  | { type: 'close' }
+  /**
+   * Ends the worker thread at once, sessions unreleased. Handled between model calls (this
+   * thread reads messages only when no `run` is on its stack), unlike Worker.terminate(),
+   * which may land inside onnxruntime's run and abort the whole process. Used to test the
+   * loss of a worker.
+   */
+  | { type: 'exit'; code: number };
 
 export type FromWorker =
   | { type: 'ready'; info: ModelInfo }

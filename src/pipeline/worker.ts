@@ -27,6 +27,7 @@ try {
 // Jobs run one after another; the Pipeline never sends a second before the first answers.
 let chain: Promise<void> = Promise.resolve();
 port.on('message', (msg: ToWorker) => {
+  if (msg.type === 'exit') process.exit(msg.code);
   if (msg.type === 'close') {
     chain = chain.then(async () => {
       await runner.close();
