@@ -14,7 +14,12 @@ arms differ only by the retrieval term. Neighbours: the k=4 images of the databa
 image embedding has the highest dot product with the prompt's text embedding.
 Recognition: generated image -> image encoder -> rank of the prompt's own name among the
 text embeddings of all 1,911 base names (zero-shot top-1 / top-5).
+Held-out prompts are sampled with --heldout-seeds initial noises each (the first is the seed-0
+noise the other arms use). Arms are compared per prompt (mean top-5 hit over its seeds) with an
+exact two-sided sign test over the prompts where the two arms differ: prompts, not samples, are the
+independent units.
 """
+import math
 import argparse
 import json
 import os
@@ -54,6 +59,14 @@ def ranks(img_emb, class_emb, target):
 
 def rate(r, k):
     return round(float((r < k).float().mean()), 4)
+
+
+def sign_test(a, b):
+    """Per-prompt scores of two arms -> (prompts where a > b, where b > a, exact two-sided p)."""
+    wins, losses = int((a > b).sum()), int((b > a).sum())
+    n, k = wins + losses, min(wins, losses)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return wins, losses, round(p, 5)
 
 
 class Generator:
@@ -110,6 +123,7 @@ def main():
     p.add_argument('--steps', type=int, default=25)
     p.add_argument('--text-scale', type=float, default=3.0)
     p.add_argument('--retrieval-scale', type=float, default=4.0)
+    p.add_argument('--heldout-seeds', type=int, default=4, help='initial noises per held-out prompt')
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--out', default=os.path.join(C.BUNDLE, 'metrics.json'))
     p.add_argument('--grid', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), 'samples.png'))
@@ -186,35 +200,54 @@ def main():
         top = s.topk(C.K_NEIGHBOURS, dim=1).indices
         return img_emb[top], top
 
-    def run(j_list, nbr, label):
+    def run(j_list, nbr, label, noise=None):
         t = time.time()
-        x = gen(name_states[j_list], nbr, noise_all[j_list], args.text_scale, args.retrieval_scale if nbr is not None else 0)
+        noise = noise_all[j_list] if noise is None else noise
+        x = gen(name_states[j_list], nbr, noise, args.text_scale, args.retrieval_scale if nbr is not None else 0)
         with torch.no_grad():
             e = batched(b['image'], x)
         rk = ranks(e, name_emb, torch.tensor(j_list))
         out = {'top1': rate(rk, 1), 'top5': rate(rk, 5), 'n': len(j_list)}
         print(f'{label}: {out} ({time.time() - t:.0f}s)', flush=True)
-        return out, e, x
+        return out, e, x, rk
+
+    # held-out arms: every prompt with S initial noises (seed-0 noise first), S x 54 samples per arm
+    n_seeds = args.heldout_seeds
+    held_rep = held_bj * n_seeds
+    extra = torch.Generator().manual_seed(args.seed + 1)
+    held_noise = torch.cat([noise_all[held_bj]] + [torch.randn(len(held_bj), *noise_all.shape[1:], generator=extra)
+                                                   for _ in range(n_seeds - 1)])
+
+    def run_held(nbr, label):
+        out, e, x, rk = run(held_rep, None if nbr is None else nbr.repeat(n_seeds, 1, 1), label, held_noise)
+        out['prompts'], out['seeds'] = len(held_bj), n_seeds
+        per_prompt = {k: (rk < k).float().view(n_seeds, len(held_bj)).mean(0) for k in (1, 5)}
+        return out, per_prompt, x[:len(held_bj)]
 
     g = {}
-    g['train_prompts_text_only'], e_tr, x_tr = run(prompts_train, None, 'train prompts, no retrieval')
+    g['train_prompts_text_only'], e_tr, x_tr, _ = run(prompts_train, None, 'train prompts, no retrieval')
     g['train_prompts_text_only']['frechet_vs_real'] = round(frechet(e_tr, base_img_emb[prompts_train]), 4)
     nb, _ = neighbours(prompts_train, in_db_gen)
-    g['train_prompts_retrieval'], e_trr, _ = run(prompts_train, nb, 'train prompts, retrieval (generator-training db)')
+    g['train_prompts_retrieval'], e_trr, _, _ = run(prompts_train, nb, 'train prompts, retrieval (generator-training db)')
     g['train_prompts_retrieval']['frechet_vs_real'] = round(frechet(e_trr, base_img_emb[prompts_train]), 4)
     g['frechet_reference_real_vs_vae_recon'] = round(frechet(
         batched(b['image'], batched(b['vae_dec'], batched(b['vae_enc'], px[[base_idx[j] for j in prompts_train]]))
                 .clamp(-1, 1)), base_img_emb[prompts_train]), 4)
-    g['heldout_no_retrieval'], _, x_h0 = run(held_bj, None, 'held-out prompts, no retrieval')
+    g['heldout_no_retrieval'], p_none, x_h0 = run_held(None, 'held-out prompts, no retrieval')
     full = torch.ones(len(meta), dtype=torch.bool)
     nb, top_full = neighbours(held_bj, full)
-    g['heldout_retrieval_full_db'], _, x_h1 = run(held_bj, nb, 'held-out prompts, retrieval from full db')
+    g['heldout_retrieval_full_db'], p_full, x_h1 = run_held(nb, 'held-out prompts, retrieval from full db')
     hit = np.mean([int(base_of[top_full[r, 0]]) == meta[base_idx[j]]['base'] for r, j in enumerate(held_bj)])
     g['heldout_retrieval_full_db']['top1_neighbour_is_target'] = round(float(hit), 4)
     nb, _ = neighbours(held_bj, full, exclude_self=True)
-    g['heldout_retrieval_db_without_target'], _, x_h2 = run(held_bj, nb, 'held-out prompts, retrieval, target removed from db')
+    g['heldout_retrieval_db_without_target'], p_minus, x_h2 = run_held(nb, 'held-out prompts, retrieval, target removed from db')
     nb, _ = neighbours(held_bj, in_db_gen)
-    g['heldout_retrieval_generator_db'], _, _ = run(held_bj, nb, 'held-out prompts, retrieval from generator-training db only')
+    g['heldout_retrieval_generator_db'], p_gen, _ = run_held(nb, 'held-out prompts, retrieval from generator-training db only')
+    # full-db arm vs each control, per prompt (top-1 / top-5 hit rate over its seeds)
+    g['heldout_full_db_vs'] = {
+        k: {f'top{r}': dict(zip(('prompts_better', 'prompts_worse', 'sign_test_p'), sign_test(p_full[r], v[r])))
+            for r in (1, 5)}
+        for k, v in [('no_retrieval', p_none), ('db_without_target', p_minus), ('generator_db', p_gen)]}
     res['generator'] = g
     res['seconds'] = round(time.time() - t0, 1)
     with open(args.out, 'w') as f:
@@ -240,7 +273,12 @@ def main():
                    ('heldout_retrieval_generator_db', 'held-out prompts, retrieval from generator-training db')]:
         x = gg[k]
         fd = f', FD {x["frechet_vs_real"]}' if 'frechet_vs_real' in x else ''
-        print(f'| {lab} (n={x["n"]}): recognition top-1 / top-5{fd} | {x["top1"]:.3f} / {x["top5"]:.3f} |')
+        n = f'{x["prompts"]} prompts x {x["seeds"]} seeds' if 'seeds' in x else f'n={x["n"]}'
+        print(f'| {lab} ({n}): recognition top-1 / top-5{fd} | {x["top1"]:.3f} / {x["top5"]:.3f} |')
+    for k, x in gg['heldout_full_db_vs'].items():
+        cells = [f'{x[r]["prompts_better"]} / {x[r]["prompts_worse"]}, p = {x[r]["sign_test_p"]}' for r in ('top1', 'top5')]
+        print(f'| full db vs {k.replace("_", " ")}: prompts better / worse, sign-test p (top-1 · top-5) | '
+              f'{cells[0]} · {cells[1]} |')
     print(f'\nmetrics took {res["seconds"]:.0f}s')
 
 

@@ -2,7 +2,8 @@
 
   /usr/bin/python3 tools/tiny_emoji/train_all.py [--device cuda|cpu] [--seed 0]
 
-Stages: data -> clip -> vae -> neighbours -> unet -> unet_finetune -> unet_finetune2 -> export -> metrics. Each stage
+Stages: data -> clip -> vae -> neighbours -> unet -> unet_finetune -> unet_finetune2 -> unet_selfview -> export ->
+metrics. Each stage
 writes its checkpoint to --work (default .carry/tiny-emoji/work) and is skipped when
 that checkpoint exists (delete it, or pass --force STAGE, to redo it). Training stages
 also write a resume file every --save-every seconds and continue from it when restarted.
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 
-STAGES = ['data', 'clip', 'vae', 'neighbours', 'unet', 'unet_finetune', 'unet_finetune2', 'export', 'metrics']
+STAGES = ['data', 'clip', 'vae', 'neighbours', 'unet', 'unet_finetune', 'unet_finetune2', 'unet_selfview', 'export',
+          'metrics']
 
 
 def log(args, msg):
@@ -267,8 +269,22 @@ def stage_neighbours(args, images, meta, tok):
               f'{100 * same_base:.0f}%')
 
 
+@torch.no_grad()
+def self_view_embeds(clip, images, dev, views, seed, bs=256):
+    """Image embeddings of `views` randomly zoomed/shifted copies of every image: [N, views, E].
+    A view is a different picture of the same emoji, so it can stand in a neighbour slot without
+    the UNet seeing its own target pixels."""
+    torch.manual_seed(seed)
+    px = C.to_pixels(images)
+    out = []
+    for _ in range(views):
+        out.append(torch.cat([clip.image(random_affine(px[i:i + bs].to(dev))).float().cpu()
+                              for i in range(0, len(px), bs)]))
+    return torch.stack(out, 1)
+
+
 def stage_unet(args, images, meta, tok, name='unet', init=None, steps=None, seconds=None, lr=None,
-               out='unet_stage1.npz', batch=None):
+               out='unet_stage1.npz', batch=None, p_self=0.0, p_text=None):
     dev = args.device
     torch.manual_seed(args.seed + 2)
     gen = torch.Generator(device=dev).manual_seed(args.seed + 2)
@@ -284,6 +300,9 @@ def stage_unet(args, images, meta, tok, name='unet', init=None, steps=None, seco
         cap_ids, owner = caption_table(meta, tok, range(len(meta)))
         states = torch.cat([clip.text(cap_ids[i:i + 512].to(dev))[0] for i in range(0, len(cap_ids), 512)])
         empty = clip.text(tok.batch(['']).to(dev))[0][0]
+        views = self_view_embeds(clip, images[z['train']], dev, args.self_views, args.seed + 3).to(dev) \
+            if p_self > 0 else None
+    p_text = args.p_text if p_text is None else p_text
     # caption rows per training image (positions in `train`)
     pos = {int(g): j for j, g in enumerate(z['train'])}
     rows = [[] for _ in range(len(train))]
@@ -299,7 +318,8 @@ def stage_unet(args, images, meta, tok, name='unet', init=None, steps=None, seco
         C.load_npz(init, both)
         log(args, f'{name}: initialised from {init} (model and EMA)')
     log(args, f'unet: {C.n_params(unet) / 1e6:.2f}M params, image_proj {C.n_params(proj) / 1e3:.1f}k; '
-              f'{len(train)} latents, scaling {sf:.4f}; p_drop text {args.p_text} neighbours {args.p_nbr}')
+              f'{len(train)} latents, scaling {sf:.4f}; p_drop text {p_text} neighbours {args.p_nbr}; '
+              f'p_self_view {p_self}')
     ac = C.alphas_cumprod().to(dev)
     n, b = len(train), batch or args.unet_batch
 
@@ -307,9 +327,20 @@ def stage_unet(args, images, meta, tok, name='unet', init=None, steps=None, seco
         idx = torch.randint(0, n, (b,), generator=gen, device=dev)
         x0 = lat[idx]
         text = states[random_captions(cap_start, cap_count, idx, gen)]
-        drop_t = torch.rand(b, generator=gen, device=dev) < args.p_text
+        drop_t = torch.rand(b, generator=gen, device=dev) < p_text
         text = torch.where(drop_t[:, None, None], empty.expand_as(text), text)
-        img = proj(emb[nbrs[idx]])
+        e = emb[nbrs[idx]]                                                  # [b,k,E], itself excluded
+        if views is not None:
+            # With probability p_self one random slot holds a zoomed/shifted view of the image itself,
+            # so the UNet learns to carry identity from a neighbour into the sample: the thing
+            # retrieval must do for concepts it never trained on (see the model card).
+            use = torch.rand(b, generator=gen, device=dev) < p_self
+            slot = torch.randint(0, e.shape[1], (b,), generator=gen, device=dev)
+            view = views[idx, torch.randint(0, views.shape[1], (b,), generator=gen, device=dev)]
+            rows = torch.arange(b, device=dev)[use]
+            e = e.clone()
+            e[rows, slot[use]] = view[use]
+        img = proj(e)
         drop_n = torch.rand(b, generator=gen, device=dev) < args.p_nbr
         img = img * (~drop_n).float()[:, None, None]
         ctx = torch.cat([text, img], 1)
@@ -365,6 +396,16 @@ def main():
     p.add_argument('--finetune2-seconds', type=float, default=None)
     p.add_argument('--finetune2-batch', type=int, default=1024)
     p.add_argument('--finetune2-lr', type=float, default=2e-4)
+    p.add_argument('--selfview-steps', type=int, default=1100,
+                   help='steps of stage unet_selfview (1,100 x 128 took 70 min on 2 CPU cores)')
+    p.add_argument('--selfview-seconds', type=float, default=None)
+    p.add_argument('--selfview-batch', type=int, default=128)
+    p.add_argument('--selfview-lr', type=float, default=2e-4)
+    p.add_argument('--p-self', type=float, default=0.5,
+                   help='unet_selfview: chance that one neighbour slot holds a view of the image itself')
+    p.add_argument('--self-views', type=int, default=4, help='augmented views per image for --p-self')
+    p.add_argument('--selfview-p-text', type=float, default=0.35,
+                   help='unet_selfview: text dropout (higher than --p-text so identity must come from neighbours)')
     p.add_argument('--ema', type=float, default=0.9995)
     p.add_argument('--p-text', type=float, default=0.2)
     p.add_argument('--p-nbr', type=float, default=0.2)
@@ -378,14 +419,14 @@ def main():
     stages = args.stages.split(',')
     force = set(filter(None, args.force.split(',')))
     outputs = {'clip': 'clip.npz', 'vae': 'vae.npz', 'neighbours': 'neighbours.npz', 'unet': 'unet_stage1.npz',
-               'unet_finetune': 'unet_ft1.npz', 'unet_finetune2': 'unet.npz'}
+               'unet_finetune': 'unet_ft1.npz', 'unet_finetune2': 'unet_ft2.npz', 'unet_selfview': 'unet.npz'}
     log(args, f'train_all: device {args.device}, seed {args.seed}, torch {torch.__version__}, stages {stages}')
     t_all = time.time()
     if 'data' in stages and (not os.path.exists(args.data) or 'data' in force):
         stage_data(args)
     images, meta = C.load_data(args.data)
     tok = C.WordTokenizer.load()
-    for st in ['clip', 'vae', 'neighbours', 'unet', 'unet_finetune', 'unet_finetune2']:
+    for st in ['clip', 'vae', 'neighbours', 'unet', 'unet_finetune', 'unet_finetune2', 'unet_selfview']:
         if st not in stages:
             continue
         if os.path.exists(os.path.join(args.work, outputs[st])) and st not in force:
@@ -407,11 +448,19 @@ def main():
                            args.finetune_steps, args.finetune_seconds, args.finetune_lr, 'unet_ft1.npz')
             else:
                 shutil.copy(os.path.join(args.work, 'unet_stage1.npz'), os.path.join(args.work, 'unet_ft1.npz'))
-        elif args.finetune2_steps > 0 or args.finetune2_seconds:
-            stage_unet(args, images, meta, tok, 'unet_finetune2', os.path.join(args.work, 'unet_ft1.npz'),
-                       args.finetune2_steps, args.finetune2_seconds, args.finetune2_lr, 'unet.npz', args.finetune2_batch)
+        elif st == 'unet_finetune2':
+            if args.finetune2_steps > 0 or args.finetune2_seconds:
+                stage_unet(args, images, meta, tok, 'unet_finetune2', os.path.join(args.work, 'unet_ft1.npz'),
+                           args.finetune2_steps, args.finetune2_seconds, args.finetune2_lr, 'unet_ft2.npz',
+                           args.finetune2_batch)
+            else:
+                shutil.copy(os.path.join(args.work, 'unet_ft1.npz'), os.path.join(args.work, 'unet_ft2.npz'))
+        elif args.selfview_steps > 0 or args.selfview_seconds:
+            stage_unet(args, images, meta, tok, 'unet_selfview', os.path.join(args.work, 'unet_ft2.npz'),
+                       args.selfview_steps, args.selfview_seconds, args.selfview_lr, 'unet.npz', args.selfview_batch,
+                       p_self=args.p_self, p_text=args.selfview_p_text)
         else:
-            shutil.copy(os.path.join(args.work, 'unet_ft1.npz'), os.path.join(args.work, 'unet.npz'))
+            shutil.copy(os.path.join(args.work, 'unet_ft2.npz'), os.path.join(args.work, 'unet.npz'))
         log(args, f'{st}: stage took {time.time() - t:.0f}s')
         resume = os.path.join(args.work, f'{st}_resume.pt')
         if os.path.exists(resume):
