@@ -123,6 +123,8 @@ def main():
     p.add_argument('--steps', type=int, default=25)
     p.add_argument('--text-scale', type=float, default=3.0)
     p.add_argument('--retrieval-scale', type=float, default=4.0)
+    p.add_argument('--unet-npz', default=None,
+                   help='take unet and image_proj from a training checkpoint (.npz) instead of the bundle')
     p.add_argument('--heldout-seeds', type=int, default=4, help='initial noises per held-out prompt')
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--out', default=os.path.join(C.BUNDLE, 'metrics.json'))
@@ -133,6 +135,12 @@ def main():
     t0 = time.time()
     torch.manual_seed(args.seed)
     b = W.load_bundle()
+    if args.unet_npz:
+        C.load_npz(args.unet_npz, b['unet'], 'unet.')
+        C.load_npz(args.unet_npz, b['image_proj'], 'image_proj.')
+        res_extra = {'unet_npz': os.path.basename(args.unet_npz)}
+    else:
+        res_extra = {}
     tok = b['tok']
     images, meta = C.load_data()
     with open(os.path.join(C.REPO_BUNDLE, 'split.json')) as f:
@@ -144,7 +152,7 @@ def main():
     names = [meta[i]['name'] for i in base_idx]
     res = {'seed': args.seed, 'sampler': f'DDIM eta 0, {args.steps} steps, leading spacing, steps_offset 1',
            'guidance': {'text_scale': args.text_scale, 'retrieval_scale': args.retrieval_scale,
-                        'formula': 'e(0,0) + s_t*(e(T,0)-e(0,0)) + s_r*(e(T,R)-e(T,0))'}}
+                        'formula': 'e(0,0) + s_t*(e(T,0)-e(0,0)) + s_r*(e(T,R)-e(T,0))'}, **res_extra}
 
     with torch.no_grad():
         img_emb = batched(b['image'], px)                                  # [N,E] all 3,786 images
