@@ -23,6 +23,7 @@ import { loadClipEncoders, type ImageTextEncoder, type RgbImage } from '../src/m
 import { demoInputs, openDemoStore } from '../src/store/demo.js';
 import { ImageStore } from '../src/store/store.js';
 import { DEFAULT_HNSW, VectorIndex, type Hit } from '../src/store/vectors.js';
+import { seededRandom } from '../test/helpers.js';
 import { writeResultsSection } from './results.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -48,18 +49,6 @@ function rng(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
 }
 
-/** Deterministic uniform samples in [0, 1) (mulberry32). */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function normalise(v: Float32Array): Float32Array {
   let s = 0;
   for (const x of v) s += x * x;
@@ -80,7 +69,7 @@ type DataKind = 'embedding-like' | 'clustered' | 'uniform';
  */
 function makeVectors(n: number, dim: number, kind: DataKind, seed: number, real: Float32Array[]): Float32Array[] {
   const g = rng(seed);
-  const u = uniform(seed + 1);
+  const u = seededRandom(seed + 1);
   const centres = Array.from({ length: 1000 }, () => normalise(Float32Array.from({ length: dim }, g)));
   const sigma = 0.8 / Math.sqrt(dim);
   return Array.from({ length: n }, (_, i) => {

@@ -57,6 +57,20 @@ def ranks(img_emb, class_emb, target):
     return (s > s[torch.arange(len(target)), target][:, None]).sum(1)
 
 
+def retrieve(query_emb, img_emb, db_mask=None, exclude_bases=None, base_of=None):
+    """Top-k database images by dot product: (their embeddings [Q,k,E], their indices [Q,k]).
+    db_mask [N] bool limits the database; exclude_bases[q] removes every image of that base emoji
+    (the target and its skin-tone variants) for query q."""
+    s = query_emb @ img_emb.t()
+    if db_mask is not None:
+        s[:, ~db_mask] = -9
+    if exclude_bases is not None:
+        for row, base in enumerate(exclude_bases):
+            s[row, base_of == base] = -9
+    top = s.topk(C.K_NEIGHBOURS, dim=1).indices
+    return img_emb[top], top
+
+
 def rate(r, k):
     return round(float((r < k).float().mean()), 4)
 
@@ -134,13 +148,8 @@ def main():
         torch.set_num_threads(args.threads)
     t0 = time.time()
     torch.manual_seed(args.seed)
-    b = W.load_bundle()
-    if args.unet_npz:
-        C.load_npz(args.unet_npz, b['unet'], 'unet.')
-        C.load_npz(args.unet_npz, b['image_proj'], 'image_proj.')
-        res_extra = {'unet_npz': os.path.basename(args.unet_npz)}
-    else:
-        res_extra = {}
+    b = W.load_bundle(unet_npz=args.unet_npz)
+    res_extra = {'unet_npz': os.path.basename(args.unet_npz)} if args.unet_npz else {}
     tok = b['tok']
     images, meta = C.load_data()
     with open(os.path.join(C.REPO_BUNDLE, 'split.json')) as f:
@@ -200,13 +209,8 @@ def main():
     noise_all = torch.randn(n_base, C.LATENT_CHANNELS, C.LATENT_SIZE, C.LATENT_SIZE, generator=gen_noise)
 
     def neighbours(j_list, db_mask, exclude_self=False):
-        s = name_emb[j_list] @ img_emb.t()
-        s[:, ~db_mask] = -9
-        if exclude_self:
-            for row, j in enumerate(j_list):
-                s[row, base_of == meta[base_idx[j]]['base']] = -9
-        top = s.topk(C.K_NEIGHBOURS, dim=1).indices
-        return img_emb[top], top
+        bases = [meta[base_idx[j]]['base'] for j in j_list] if exclude_self else None
+        return retrieve(name_emb[j_list], img_emb, db_mask, bases, base_of)
 
     def run(j_list, nbr, label, noise=None):
         t = time.time()

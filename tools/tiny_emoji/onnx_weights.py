@@ -32,7 +32,9 @@ def load_into(module, rel, prefix=''):
     return module.eval()
 
 
-def load_bundle(parts=('text', 'image', 'vae', 'unet')):
+def load_bundle(parts=('text', 'image', 'vae', 'unet'), unet_npz=None):
+    """The bundle's parts as torch modules; `unet_npz` takes unet and image_proj from a training
+    checkpoint instead of the ONNX files."""
     tok = C.WordTokenizer.load()
     out = {'tok': tok}
     if 'text' in parts:
@@ -48,6 +50,9 @@ def load_bundle(parts=('text', 'image', 'vae', 'unet')):
     if 'unet' in parts:
         out['unet'] = load_into(C.UNet(), 'unet/model.onnx')
         out['image_proj'] = load_into(C.ImageProj(), 'image_proj/model.onnx')
+        if unet_npz:
+            C.load_npz(unet_npz, out['unet'], 'unet.')
+            C.load_npz(unet_npz, out['image_proj'], 'image_proj.')
     return out
 
 

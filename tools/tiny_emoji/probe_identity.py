@@ -32,10 +32,7 @@ def main():
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    b = W.load_bundle()
-    if args.unet_npz:
-        C.load_npz(args.unet_npz, b['unet'], 'unet.')
-        C.load_npz(args.unet_npz, b['image_proj'], 'image_proj.')
+    b = W.load_bundle(unet_npz=args.unet_npz)
     images, meta = C.load_data()
     with open(os.path.join(C.REPO_BUNDLE, 'split.json')) as f:
         held = set(json.load(f)['heldout_subcategories'])
@@ -56,11 +53,8 @@ def main():
         for mode in ('text + retrieval', 'retrieval only'):
             cells = []
             for remove_target in (False, True):
-                s = names[js] @ img_emb.t()
-                if remove_target:
-                    for row, j in enumerate(js):
-                        s[row, base_of == meta[base_idx[j]]['base']] = -9
-                nbr = img_emb[s.topk(C.K_NEIGHBOURS, dim=1).indices]
+                bases = [meta[base_idx[j]]['base'] for j in js] if remove_target else None
+                nbr, _ = M.retrieve(names[js], img_emb, exclude_bases=bases, base_of=base_of)
                 if mode == 'text + retrieval':
                     x = gen(states[js], nbr, noise[js], 3.0, 4.0)
                 else:                       # text states empty: e(0,0) + 4 (e(0,R) - e(0,0))

@@ -340,8 +340,7 @@ def stage_unet(args, images, meta, tok, name='unet', init=None, steps=None, seco
             slot = torch.randint(0, e.shape[1], (b,), generator=gen, device=dev)
             view = views[idx, torch.randint(0, views.shape[1], (b,), generator=gen, device=dev)]
             rows = torch.arange(b, device=dev)[use]
-            e = e.clone()
-            e[rows, slot[use]] = view[use]
+            e[rows, slot[use]] = view[use]                          # e is a fresh gather: safe to write
         img = proj(e)
         drop_n = torch.rand(b, generator=gen, device=dev) < args.p_nbr
         img = img * (~drop_n).float()[:, None, None]
