@@ -18,6 +18,7 @@ import sharp from 'sharp';
 import * as ort from 'onnxruntime-node';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import { rgb8ToChw } from '../image/pixels.js';
+import { clipEncoderId } from './encoder-id.js';
 import { expectIO, openSession, type ExecutionProvider, type OpenedSession } from './session.js';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
 
@@ -196,11 +197,7 @@ export class ClipEncoders implements ImageTextEncoder {
     }
     const hidden = shapeOf(text, 'last_hidden_state')?.at(-1);
     const tokenWidth = typeof hidden === 'number' ? hidden : typeof ragdiff.token_width === 'number' ? ragdiff.token_width : dim;
-    const hash = createHash('sha256');
-    hash.update(readFileSync(imagePath));
-    hash.update(readFileSync(textPath));
-    const name = typeof ragdiff.name === 'string' ? ragdiff.name : basename(root);
-    const id = `${name}@${hash.digest('hex').slice(0, 16)}`;
+    const id = clipEncoderId(root)!;
     return new ClipEncoders(root, text, image, tokenizer, pre, dim, tokenWidth, id, batchSize);
   }
 

@@ -28,6 +28,11 @@ export interface GuidanceBranch {
    * image_proj model inside the worker. At most one of neighbours / neighbourEmbeds.
    */
   neighbourEmbeds?: Float32Array | null;
+  /**
+   * Per-slot weights applied to the neighbour tokens (after projection): 0 leaves a slot as
+   * zero tokens (the unconditional value), 1 keeps it. Default all ones.
+   */
+  neighbourWeights?: Float32Array | null;
   /** For stats and provenance, e.g. 'cond', 'uncond', 'text', 'retrieval'. */
   label?: string;
 }
@@ -57,6 +62,8 @@ export interface PlanLimits {
   neighbourLength: number;
   /** slots × embedDim: the length of `neighbourEmbeds` (0: the bundle has no image_proj model). */
   embedLength: number;
+  /** Neighbour slots (the length of `neighbourWeights`). */
+  slots?: number;
 }
 
 function checkFinite(name: string, v: Float32Array): void {
@@ -94,6 +101,14 @@ export function checkPlan(plan: GuidancePlan, limits: PlanLimits): void {
         throw rangeError('LENGTH_MISMATCH', `${name}.neighbourEmbeds must have ${embedLength} elements (slots × embedding width), got ${b.neighbourEmbeds.length}`);
       }
       checkFinite(`${name}.neighbourEmbeds`, b.neighbourEmbeds);
+    }
+    if (b.neighbourWeights != null) {
+      if (!(b.neighbourWeights instanceof Float32Array)) throw typeError('INVALID_TYPE', `${name}.neighbourWeights must be a Float32Array`);
+      if (limits.slots !== undefined && b.neighbourWeights.length !== limits.slots) {
+        throw rangeError('LENGTH_MISMATCH', `${name}.neighbourWeights must have one weight per neighbour slot (${limits.slots}), got ${b.neighbourWeights.length}`);
+      }
+      if (b.neighbours == null && b.neighbourEmbeds == null) throw rangeError('INVALID_VALUE', `${name}.neighbourWeights needs neighbours or neighbourEmbeds`);
+      checkFinite(`${name}.neighbourWeights`, b.neighbourWeights);
     }
   });
   if (!(plan.weights instanceof Float32Array)) throw typeError('INVALID_TYPE', 'guidance.weights must be a Float32Array');
@@ -162,8 +177,20 @@ export function buildEncoderHiddenStates(
       const at = (b * batch + i) * seqSize;
       out.set(text, at);
       if (slots === 0) continue;
-      if (branch.neighbours) out.set(branch.neighbours, at + textSize);
-      else out.fill(0, at + textSize, at + seqSize);
+      if (!branch.neighbours) {
+        out.fill(0, at + textSize, at + seqSize);
+        continue;
+      }
+      out.set(branch.neighbours, at + textSize);
+      const nw = branch.neighbourWeights;
+      if (nw) {
+        for (let s = 0; s < slots; s++) {
+          const wgt = nw[s]!;
+          if (wgt === 1) continue;
+          const from = at + textSize + s * width;
+          for (let j = from; j < from + width; j++) out[j] = out[j]! * wgt;
+        }
+      }
     }
   });
   return out;

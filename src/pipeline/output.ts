@@ -36,6 +36,8 @@ export interface GenerationParameters {
   strength?: number;
   /** Set when explicit guidance branches replaced classifier-free guidance. */
   guidance?: string;
+  /** The caller's provenance record (e.g. the references retrieval used), as given. */
+  provenance?: Record<string, unknown>;
 }
 
 const SAMPLER_LABEL: Record<SamplerChoice, string> = {
@@ -58,6 +60,8 @@ export function formatParameters(p: GenerationParameters): string {
     ['Model hash', p.modelHash.slice(0, 10)], ['Model', p.model]);
   if (p.strength !== undefined) fields.push(['Denoising strength', p.strength]);
   if (p.guidance) fields.push(['Guidance', p.guidance]);
+  const refs = (p.provenance as { references?: unknown[] } | undefined)?.references;
+  if (Array.isArray(refs)) fields.push(['References', refs.length]);
   fields.push(['Version', `ragdiff ${ragdiffVersion()}`]);
   const value = (v: string | number) => {
     const s = String(v);

@@ -49,6 +49,11 @@ export interface GenerateRequest {
   karras?: boolean;
   /** Encoded image bytes (PNG, JPEG, WebP, …) for image-to-image; resized to the model's size (reported in stats). */
   initImage?: Uint8Array;
+  /**
+   * Several encoded images whose VAE latents are blended with `weights` (finite, summing to 1)
+   * into the starting latent — the retrieval layer's reference-init. Excludes initImage; uses strength.
+   */
+  initImages?: { images: Uint8Array[]; weights: number[] };
   /** How much of the schedule image-to-image re-runs, (0, 1] (default 0.75). */
   strength?: number;
   onProgress?: (e: ProgressEvent) => void;
@@ -58,7 +63,12 @@ export interface GenerateRequest {
    * `texts` default to [prompt, negativePrompt ?? '']; branch.text indexes them;
    * weights has one row of branch weights per schedule step.
    */
-  guidance?: { texts?: string[]; branches: GuidanceBranch[]; weights: Float32Array };
+  guidance?: { texts?: string[]; branches: GuidanceBranch[]; weights: Float32Array; /** Shown in the parameters instead of "N branches". */ label?: string };
+  /**
+   * JSON-serialisable record written into each PNG's `ragdiff` chunk and returned in
+   * `parameters.provenance` (the retrieval layer puts the references used here). At most 256 KiB as JSON.
+   */
+  provenance?: Record<string, unknown>;
   /** Advanced (trajectory seams): report the latent after these step indices through onLatent / result.latents. */
   captureLatents?: number[];
   onLatent?: (e: LatentEvent) => void;
@@ -80,10 +90,12 @@ export interface NormalizedRequest {
   /** Undefined: the scheduler config's use_karras_sigmas. */
   karras?: boolean;
   initImage?: Uint8Array;
+  initImages?: GenerateRequest['initImages'];
   strength?: number;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
   guidance?: GenerateRequest['guidance'];
+  provenance?: Record<string, unknown>;
   captureLatents: number[];
   onLatent?: (e: LatentEvent) => void;
   startFrom?: GenerateRequest['startFrom'];
@@ -96,8 +108,8 @@ export interface RequestDefaults {
 }
 
 const KNOWN = new Set([
-  'prompt', 'negativePrompt', 'steps', 'guidanceScale', 'seed', 'batch', 'sampler', 'karras', 'initImage', 'strength',
-  'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom',
+  'prompt', 'negativePrompt', 'steps', 'guidanceScale', 'seed', 'batch', 'sampler', 'karras', 'initImage', 'initImages', 'strength',
+  'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom', 'provenance',
 ]);
 
 export function randomSeed(): number {
@@ -129,8 +141,21 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
   if (r.onLatent !== undefined && typeof r.onLatent !== 'function') throw typeError('INVALID_TYPE', 'onLatent must be a function');
 
   let strength: number | undefined;
-  if (r.initImage !== undefined) {
-    if (!(r.initImage instanceof Uint8Array)) throw typeError('INVALID_TYPE', 'initImage must be a Buffer or Uint8Array of encoded image bytes');
+  if (r.initImages !== undefined) {
+    if (r.initImage !== undefined) throw rangeError('INVALID_VALUE', 'initImage and initImages cannot be combined');
+    assertPlainObject('initImages', r.initImages);
+    const { images, weights } = r.initImages;
+    if (!Array.isArray(images) || images.length === 0 || images.length > 16) throw typeError('INVALID_TYPE', 'initImages.images must be an array of 1..16 encoded images');
+    images.forEach((b, i) => {
+      if (!(b instanceof Uint8Array)) throw typeError('INVALID_TYPE', `initImages.images[${i}] must be a Buffer or Uint8Array of encoded image bytes`);
+    });
+    if (!Array.isArray(weights) || weights.length !== images.length) throw rangeError('LENGTH_MISMATCH', `initImages.weights must have one weight per image (${images.length})`);
+    weights.forEach((w, i) => assertNumber(`initImages.weights[${i}]`, w, -1e6, 1e6));
+    const sum = weights.reduce((a, b) => a + b, 0);
+    if (Math.abs(sum - 1) > 1e-4) throw rangeError('INVALID_VALUE', `initImages.weights must sum to 1, got ${sum}`);
+  }
+  if (r.initImage !== undefined || r.initImages !== undefined) {
+    if (r.initImage !== undefined && !(r.initImage instanceof Uint8Array)) throw typeError('INVALID_TYPE', 'initImage must be a Buffer or Uint8Array of encoded image bytes');
     strength = r.strength ?? 0.75;
     assertNumber('strength', strength, 0, 1);
     if (strength === 0) throw rangeError('OUT_OF_RANGE', 'strength must be in (0, 1], got 0');
@@ -146,7 +171,7 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     assertPlainObject('startFrom', r.startFrom);
     assertInteger('startFrom.step', r.startFrom.step, 0, steps - 1);
     if (!(r.startFrom.latent instanceof Float32Array)) throw typeError('INVALID_TYPE', 'startFrom.latent must be a Float32Array');
-    if (r.initImage !== undefined) throw rangeError('INVALID_VALUE', 'startFrom and initImage cannot be combined');
+    if (r.initImage !== undefined || r.initImages !== undefined) throw rangeError('INVALID_VALUE', 'startFrom and initImage cannot be combined');
     if (r.startFrom.history != null && !(r.startFrom.history instanceof Float32Array)) throw typeError('INVALID_TYPE', 'startFrom.history must be a Float32Array or null');
   }
   if (r.guidance !== undefined) {
@@ -157,6 +182,20 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
       }
       r.guidance.texts.forEach((t, i) => assertString(`guidance.texts[${i}]`, t));
     }
+    if (r.guidance.label !== undefined) {
+      assertString('guidance.label', r.guidance.label);
+      if (r.guidance.label.length > 200) throw rangeError('OUT_OF_RANGE', 'guidance.label must be at most 200 characters');
+    }
+  }
+  if (r.provenance !== undefined) {
+    assertPlainObject('provenance', r.provenance);
+    let json: string;
+    try {
+      json = JSON.stringify(r.provenance);
+    } catch (e) {
+      throw typeError('INVALID_TYPE', `provenance must be JSON-serialisable: ${(e as Error).message}`);
+    }
+    if (json.length > 256 * 1024) throw rangeError('OUT_OF_RANGE', `provenance must be at most 256 KiB as JSON, got ${json.length} characters`);
   }
 
   return {
@@ -169,10 +208,12 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     sampler,
     karras,
     initImage: r.initImage,
+    initImages: r.initImages,
     strength,
     onProgress: r.onProgress,
     signal: r.signal,
     guidance: r.guidance,
+    provenance: r.provenance,
     captureLatents,
     onLatent: r.onLatent,
     startFrom: r.startFrom,

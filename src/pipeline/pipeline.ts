@@ -405,7 +405,8 @@ export class Pipeline {
       model: this.info.name,
       modelHash: this.info.hash,
       ...(req.strength !== undefined ? { strength: req.strength } : {}),
-      ...(req.guidance ? { guidance: `${req.guidance.branches.length} branches` } : {}),
+      ...(req.guidance ? { guidance: req.guidance.label ?? `${req.guidance.branches.length} branches` } : {}),
+      ...(req.provenance ? { provenance: req.provenance } : {}),
     };
   }
 
@@ -418,7 +419,7 @@ export class Pipeline {
     const texts = req.guidance?.texts ?? [req.prompt, req.negativePrompt];
     const slotsLength = info.neighbourSlots * info.tokenWidth;
     let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, req.steps);
-    checkPlan(plan, { steps: req.steps, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim });
+    checkPlan(plan, { steps: req.steps, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim, slots: info.neighbourSlots });
     plan = pruneZeroBranches(plan);
     // Encode only the texts some branch still uses, and renumber the branches to match.
     const used = [...new Set(plan.branches.map((b) => b.text))].sort((a, b) => a - b);
@@ -458,17 +459,22 @@ export class Pipeline {
       transfer.push(latent.buffer);
       if (history) transfer.push(history.buffer);
     }
-    if (req.initImage) {
+    const initSources = req.initImages ?? (req.initImage ? { images: [req.initImage], weights: [1] } : undefined);
+    if (initSources) {
       if (!info.canImg2Img) throw new RagdiffError('UNSUPPORTED', `${info.dir} has no vae_encoder/model.onnx; image-to-image is unavailable`);
       if (Math.min(Math.floor(req.steps * req.strength!), req.steps) < 1) {
         throw rangeError('OUT_OF_RANGE', `strength ${req.strength} × steps ${req.steps} leaves no step to run; raise strength or steps`);
       }
       const { width, height } = info.image;
-      const img = await decodeImage(req.initImage, { maxPixels: this.options.maxInitImagePixels, width, height });
-      const chw = rgb8ToChw(img.rgb, width, height, 3);
-      job.init = { chw, strength: req.strength! };
+      const plane = 3 * width * height;
+      const chw = new Float32Array(initSources.images.length * plane);
+      for (let i = 0; i < initSources.images.length; i++) {
+        const img = await decodeImage(initSources.images[i]!, { maxPixels: this.options.maxInitImagePixels, width, height });
+        chw.set(rgb8ToChw(img.rgb, width, height, 3), i * plane);
+        if (i === 0) prepared.initImage = { sourceWidth: img.source.width, sourceHeight: img.source.height, format: img.source.format, resized: img.source.resized };
+      }
+      job.init = { chw, weights: [...initSources.weights], strength: req.strength! };
       transfer.push(chw.buffer as ArrayBuffer);
-      prepared.initImage = { sourceWidth: img.source.width, sourceHeight: img.source.height, format: img.source.format, resized: img.source.resized };
     }
     return prepared;
   }

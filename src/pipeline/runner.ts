@@ -67,8 +67,11 @@ export interface Job {
   eta?: number;
   /** One seed per image; image i's noise comes only from its own seeded stream. */
   seeds: number[];
-  /** Image-to-image: the init image as [3, H, W] floats in [-1, 1] at the model's size, and the strength. */
-  init?: { chw: Float32Array; strength: number };
+  /**
+   * Image-to-image: n init images as [n, 3, H, W] floats in [-1, 1] at the model's size, whose
+   * scaled VAE latents are blended with `weights` (one per image, summing to 1), and the strength.
+   */
+  init?: { chw: Float32Array; weights: number[]; strength: number };
   /**
    * Resume mid-schedule: batch × latent floats (the sampler's state) entering step index `step`,
    * and for DPM-Solver++ the data prediction of step − 1 (else that step is first order).
@@ -327,11 +330,18 @@ export class ModelRunner {
       hooks.progress?.(0, 1, 'encode-image');
       t0 = performance.now();
       const { height: H, width: Wd } = info.image;
-      const pixels = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeEncoder, 'sample', 'input').type, this.vaeEncoder.path), [1, 3, H, Wd], job.init.chw);
+      // Each image through the encoder on its own (exports may have a fixed batch), blended in latent space.
+      const pixels = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeEncoder, 'sample', 'input').type, this.vaeEncoder.path), [1, 3, H, Wd]);
       const encoded = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeEncoder, this.names.encOut, 'output').type, this.vaeEncoder.path), [1, C, h, w]);
-      await timed(this.vaeEncoder, { sample: pixels.toModel() }, { [this.names.encOut]: encoded.tensor });
-      const x0 = encoded.fromModel();
-      for (let j = 0; j < latentSize; j++) x0[j] = x0[j]! * info.scalingFactor;
+      const plane = 3 * H * Wd;
+      const x0 = new Float32Array(latentSize);
+      for (let n = 0; n < job.init.weights.length; n++) {
+        pixels.data.set(job.init.chw.subarray(n * plane, (n + 1) * plane));
+        await timed(this.vaeEncoder, { sample: pixels.toModel() }, { [this.names.encOut]: encoded.tensor });
+        const z = encoded.fromModel();
+        const k = job.init.weights[n]! * info.scalingFactor;
+        for (let j = 0; j < latentSize; j++) x0[j] = x0[j]! + k * z[j]!;
+      }
       fillNoise(noise);
       const tStart = timesteps[startIndex]!;
       scheduler.setStepIndex(startIndex);

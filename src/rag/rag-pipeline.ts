@@ -1,0 +1,266 @@
+/**
+ * Retrieval-augmented generation as one call. The flow runs one way:
+ *
+ *   request → validate → retrieve (or take the user's references) → screen
+ *     → plan (mode → guidance branches + per-step weights, optional start latent)
+ *     → generate (the pipeline's workers) → provenance on every image
+ *
+ * The pipeline and the store stay unaware of each other: this layer reads the
+ * store through {@link ReferenceSource} and hands the pipeline only guidance
+ * branches, init images and a provenance record.
+ */
+import { AbortError, RagdiffError, rangeError, typeError } from '../errors.js';
+import { assertPlainObject, assertString } from '../validate.js';
+import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/index.js';
+import { Pipeline, type GenerateRequest, type PipelineInfo, type PipelineOptions } from '../pipeline/index.js';
+import { bundleRetrieval } from './bundle-retrieval.js';
+import { buildPlan, TOKEN_MODES, type Conditioning } from './modes/index.js';
+import { normalizeRetrieval, type BundleRetrieval, type NormalizedRetrieval } from './options.js';
+import { provenanceRecord } from './provenance.js';
+import { gatherReferences, type Candidate } from './references.js';
+import { reflectiveRerank } from './reflective.js';
+import { screenReferences, type ReferenceScreen } from './screen.js';
+import type { RagRequest, RagResult, ReferenceSource, ReferenceUse, ReferenceUsage, RetrievalStats } from './types.js';
+
+export interface RagPipelineOptions {
+  /** Checks every reference before it reaches a model (the safety module's hook). */
+  screen?: ReferenceScreen;
+}
+
+type SearchableStore = ReferenceSource & { embedText(text: string): Promise<Float32Array> };
+
+/** Relevance weights: 1 for the best score, exp((s − s_max) / τ) below it. */
+const SCORE_TEMPERATURE = 0.05;
+
+function weightsFor(refs: readonly Candidate[], how: 'uniform' | 'score'): number[] {
+  if (how === 'uniform' || refs.length === 0) return refs.map(() => 1);
+  const top = Math.max(...refs.map((r) => r.score));
+  return refs.map((r) => Math.exp((r.score - top) / SCORE_TEMPERATURE));
+}
+
+export class RagPipeline {
+  private readonly bundle: BundleRetrieval;
+
+  constructor(readonly pipeline: Pipeline, private readonly options: RagPipelineOptions = {}) {
+    if (!(pipeline instanceof Pipeline)) throw typeError('INVALID_TYPE', 'RagPipeline needs a loaded Pipeline');
+    assertPlainObject('options', options);
+    if (options.screen !== undefined && typeof options.screen !== 'function') throw typeError('INVALID_TYPE', 'options.screen must be a function');
+    this.bundle = bundleRetrieval(pipeline.info);
+  }
+
+  /** Loads the bundle at `dir` (see Pipeline.load) for retrieval-augmented generation. */
+  static async load(dir: string, options: PipelineOptions & RagPipelineOptions = {}): Promise<RagPipeline> {
+    const { screen, ...pipelineOptions } = options;
+    const pipeline = await Pipeline.load(dir, pipelineOptions);
+    try {
+      return new RagPipeline(pipeline, { screen });
+    } catch (e) {
+      await pipeline.close();
+      throw e;
+    }
+  }
+
+  get info(): PipelineInfo {
+    return this.pipeline.info;
+  }
+
+  /** The retrieval modes this bundle supports. */
+  get modes(): string[] {
+    return (['tokens', 'mixture', 'interleaved', 'reference-init'] as const).filter((m) =>
+      TOKEN_MODES.includes(m) ? this.bundle.slots > 0 && this.bundle.embedDim > 0 : this.bundle.canImg2Img,
+    );
+  }
+
+  close(): Promise<void> {
+    return this.pipeline.close();
+  }
+
+  async generate(request: RagRequest): Promise<RagResult> {
+    assertPlainObject('request', request);
+    const { retrieval, ...rest } = request as RagRequest & Record<string, unknown>;
+    for (const owned of ['guidance', 'initImages', 'provenance']) {
+      if (owned in rest) throw rangeError('UNKNOWN_OPTION', `${owned} is not a RagPipeline.generate option (retrieval sets it); use pipeline.generate for explicit ${owned}`);
+    }
+    if (retrieval === undefined) {
+      const r = await this.pipeline.generate(rest as GenerateRequest);
+      return { ...r, images: r.images.map((im) => ({ ...im, references: [] })), references: [] };
+    }
+    const started = performance.now();
+    assertString('prompt', rest.prompt);
+    const guidanceScale = rest.guidanceScale ?? this.info.defaults.guidanceScale;
+    const r = normalizeRetrieval(retrieval, rest.prompt, guidanceScale, this.bundle);
+    if (r.referenceInit && rest.initImage !== undefined) throw rangeError('INVALID_VALUE', 'initImage cannot be combined with retrieval reference-init');
+    if (rest.signal?.aborted) throw new AbortError('generation aborted before it started', { cause: rest.signal.reason });
+    const store = r.store as SearchableStore;
+    if (typeof store.embedText !== 'function') throw typeError('INVALID_TYPE', 'retrieval.store must be able to embed text (embedText)');
+    this.checkEncoder(r, store);
+
+    const stats: RetrievalStats = {
+      mode: r.mode, k: r.k, candidates: 0, screened: [], queryMs: 0, searchMs: 0, uploadsMs: 0, screenMs: 0, draftMs: 0, rerankMs: 0, planMs: 0, totalMs: 0,
+    };
+    const want = r.k - r.references.length;
+    const storedPinned = r.references.filter((x) => 'id' in x).length;
+    let skipped: string | undefined;
+    if (store.size === 0) {
+      if (r.references.length === 0) skipped = `the store ${store.dir} has no active images; generated without retrieval`;
+    } else if (want > store.size - storedPinned) {
+      throw rangeError('OUT_OF_RANGE', `retrieval.k = ${r.k} asks for ${want} retrieved references but the store has ${store.size - storedPinned} more active images`);
+    }
+
+    let chosen: Candidate[] = [];
+    let queryVector: Float32Array | null = null;
+    if (!skipped) {
+      const gathered = await gatherReferences(r, r.reflective ? Math.max(want, r.reflective.candidates) : want, store);
+      Object.assign(stats, gathered.timings);
+      queryVector = gathered.queryVector;
+      stats.candidates = gathered.retrieved.length;
+      let t0 = performance.now();
+      const pinned = (await screenReferences(this.options.screen, gathered.pinned)).kept;
+      const screened = await screenReferences(this.options.screen, gathered.retrieved);
+      stats.screened = screened.refused;
+      stats.screenMs = performance.now() - t0;
+      let retrieved = screened.kept;
+      if (r.reflective && retrieved.length > 0 && want > 0) {
+        t0 = performance.now();
+        const draft = await this.draftEmbedding(rest, r, store);
+        stats.draftMs = performance.now() - t0;
+        t0 = performance.now();
+        retrieved = reflectiveRerank(retrieved, draft, r.reflective.lambda, want);
+        stats.rerankMs = performance.now() - t0;
+      } else {
+        retrieved = retrieved.slice(0, Math.max(0, want));
+      }
+      chosen = [...pinned, ...retrieved];
+      if (chosen.length === 0) skipped = 'no reference passed the filters and the screen; generated without retrieval';
+    }
+
+    // Retrieve-only: a stored image that already answers the query well enough.
+    let answer: RagResult['retrieved'];
+    if (r.retrieveOnly && chosen.length > 0) {
+      const best = chosen.filter((c) => c.kind === 'stored').sort((a, b) => b.score - a.score)[0];
+      if (best && best.score >= r.retrieveOnly.above) {
+        answer = { png: Buffer.from(best.bytes()), reference: { ...this.describe(best, 1, [{ as: 'retrieved-answer' }], 1) } };
+        if (!r.retrieveOnly.alsoGenerate) {
+          stats.totalMs = performance.now() - started;
+          return { images: [], references: [answer.reference], retrieved: answer, latents: [], stats: { retrieval: stats } };
+        }
+      }
+    }
+
+    const t0 = performance.now();
+    const planned = this.plan(rest, r, chosen, skipped, queryVector);
+    stats.planMs = performance.now() - t0;
+    if (skipped) stats.skipped = skipped;
+    const provenance = provenanceRecord(r, store, planned.uses, skipped);
+    stats.totalMs = performance.now() - started;
+
+    const result = await this.pipeline.generate({ ...(rest as GenerateRequest), ...planned.request, provenance: provenance as unknown as Record<string, unknown> });
+    return {
+      ...result,
+      images: result.images.map((im) => ({ ...im, references: planned.uses })),
+      references: planned.uses,
+      ...(answer ? { retrieved: answer } : {}),
+      stats: { ...result.stats, retrieval: stats },
+    };
+  }
+
+  /** Token modes read the store's embeddings through the bundle's image_proj: they must come from the same encoder. */
+  private checkEncoder(r: NormalizedRetrieval, store: ReferenceSource): void {
+    if (!TOKEN_MODES.includes(r.mode)) return;
+    const st = store.stats();
+    if (st.dim !== this.bundle.embedDim) {
+      throw new RagdiffError('ENCODER_MISMATCH', `the store ${store.dir} holds ${st.dim}-wide embeddings (${st.encoderId}); this bundle's image_proj takes ${this.bundle.embedDim}-wide ones (${this.bundle.encoderId ?? 'no image encoder in the bundle'})`);
+    }
+    if (this.bundle.encoderId && st.encoderId !== this.bundle.encoderId) {
+      throw new RagdiffError('ENCODER_MISMATCH', `the store ${store.dir} was embedded by ${st.encoderId}; this bundle's image_proj was trained on ${this.bundle.encoderId}. Build the store with the bundle's encoders (loadClipEncoders("${this.info.dir}"))`);
+    }
+  }
+
+  /** A few steps without retrieval, embedded by the store's encoder: what the generator already makes. */
+  private async draftEmbedding(rest: Omit<RagRequest, 'retrieval'>, r: NormalizedRetrieval, store: ReferenceSource): Promise<Float32Array> {
+    const draft = await this.pipeline.generate({
+      prompt: rest.prompt, negativePrompt: rest.negativePrompt, steps: r.reflective!.draftSteps, guidanceScale: r.textScale,
+      seed: rest.seed ?? 0, sampler: rest.sampler, karras: rest.karras, signal: rest.signal,
+    });
+    return (await store.embedReference(draft.images[0]!.png, { purpose: 'query' })).embedding;
+  }
+
+  /** Mode → guidance plan, start latent and the record of how each reference was used. */
+  private plan(rest: Omit<RagRequest, 'retrieval'>, r: NormalizedRetrieval, chosen: Candidate[], skipped: string | undefined, queryVector: Float32Array | null): { request: Partial<GenerateRequest>; uses: ReferenceUse[] } {
+    const info = this.info;
+    const steps = rest.steps ?? info.defaults.steps;
+    const usage = chosen.map((): ReferenceUsage[] => []);
+    const tokenShare = chosen.map(() => 0);
+    const initShare = chosen.map(() => 0);
+    const tokenMode = TOKEN_MODES.includes(r.mode) && !skipped;
+
+    const neighbours: Conditioning = { embeds: null, weights: null };
+    if (tokenMode) {
+      const S = this.bundle.slots;
+      const E = this.bundle.embedDim;
+      neighbours.embeds = new Float32Array(S * E);
+      neighbours.weights = new Float32Array(S);
+      let slot = 0;
+      if (r.queryInFirstSlot) {
+        // RDM's sample_with_query: the query's own embedding leads the neighbours.
+        neighbours.embeds.set(queryVector!, 0);
+        neighbours.weights[0] = 1;
+        slot = 1;
+      }
+      const w = weightsFor(chosen, r.neighbourWeighting);
+      const total = w.reduce((a, b) => a + b, 0);
+      chosen.forEach((c, j) => {
+        neighbours.embeds!.set(c.embedding, (slot + j) * E);
+        neighbours.weights![slot + j] = w[j]!;
+        usage[j]!.push({ as: 'token-slot', slot: slot + j, weight: w[j]! });
+        tokenShare[j] = w[j]! / total;
+      });
+    }
+
+    let initImages: GenerateRequest['initImages'];
+    if (r.referenceInit && !skipped && chosen.length > 0) {
+      const blendRefs = chosen.slice(0, r.referenceInit.blend);
+      const w = weightsFor(blendRefs, r.neighbourWeighting);
+      const total = w.reduce((a, b) => a + b, 0);
+      const weights = w.map((x) => x / total);
+      weights[weights.length - 1] = 1 - weights.slice(0, -1).reduce((a, b) => a + b, 0); // exact sum of 1
+      initImages = { images: blendRefs.map((c) => c.bytes()), weights };
+      blendRefs.forEach((_, j) => {
+        usage[j]!.push({ as: 'init-latent', weight: weights[j]!, strength: r.referenceInit!.strength });
+        initShare[j] = weights[j]!;
+      });
+    }
+
+    const needsTimesteps = r.mode === 'mixture';
+    let timesteps: number[] = new Array(steps).fill(0);
+    let numTrain = 1000;
+    if (needsTimesteps) {
+      const sched = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: rest.sampler ?? info.defaults.sampler, ...(rest.karras !== undefined ? { useKarrasSigmas: rest.karras } : {}) });
+      sched.setTimesteps(steps);
+      timesteps = Array.from(sched.timesteps);
+      numTrain = Number(info.schedulerConfig.num_train_timesteps ?? 1000);
+    }
+    const mode = skipped ? 'reference-init' : r.mode; // skipped: the text-only plan
+    const plan = buildPlan(mode, { timesteps, numTrainTimesteps: numTrain, textScale: r.textScale, retrievalScale: r.retrievalScale, neighbours }, { mixture: r.mixture, textShare: r.textShare });
+
+    const both = tokenMode && initImages !== undefined;
+    const uses = chosen
+      .map((c, j) => ({ c, j, influence: both ? (tokenShare[j]! + initShare[j]!) / 2 : tokenMode ? tokenShare[j]! : initShare[j]! }))
+      .filter((x) => usage[x.j]!.length > 0)
+      .sort((a, b) => b.influence - a.influence || a.j - b.j)
+      .map((x, i) => this.describe(x.c, i + 1, usage[x.j]!, x.influence));
+    const request: Partial<GenerateRequest> = { guidance: { branches: plan.branches, weights: plan.weights, label: plan.label } };
+    if (initImages) {
+      request.initImages = initImages;
+      request.strength = r.referenceInit!.strength;
+    }
+    return { request, uses };
+  }
+
+  private describe(c: Candidate, rank: number, usage: ReferenceUsage[], influence: number): ReferenceUse {
+    return {
+      kind: c.kind, ...(c.id ? { id: c.id } : {}), sha256: c.sha256, score: c.score, rank, pinned: c.pinned, source: c.source,
+      licence: c.licence, attribution: c.attribution, name: c.name, usage, influence,
+    };
+  }
+}
