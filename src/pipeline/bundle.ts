@@ -34,6 +34,8 @@ export interface BundleManifest {
     /** Absent when the bundle has no VAE encoder (then image-to-image is unavailable). */
     vaeEncoder?: string;
     imageProj?: string;
+    /** A UNet variant with reference attention (ragdiff.variants.reference_attention.path). */
+    unetReferenceAttention?: string;
     tokenizerDir: string;
   };
   /** scheduler/scheduler_config.json as parsed JSON. */
@@ -108,6 +110,14 @@ export function readBundle(dir: string): BundleManifest {
     if (typeof projRel !== 'string') throw new RagdiffError('MODEL_FILE_INVALID', `${indexPath}: ragdiff.retrieval.image_proj must be a path`);
     const p = resolve(root, projRel);
     if (existsSync(p)) files.imageProj = requireFile(p, 'image projection model');
+  }
+  const variants = (ragdiff as { variants?: Record<string, unknown> } | null)?.variants;
+  const refAttn = variants?.reference_attention as { path?: unknown } | undefined;
+  if (refAttn !== undefined) {
+    if (typeof refAttn !== 'object' || refAttn === null || typeof refAttn.path !== 'string') {
+      throw new RagdiffError('MODEL_FILE_INVALID', `${indexPath}: ragdiff.variants.reference_attention.path must be a path`);
+    }
+    files.unetReferenceAttention = requireFile(resolve(root, refAttn.path), 'reference-attention UNet');
   }
   requireFile(join(files.tokenizerDir, 'tokenizer.json'), 'tokenizer');
 

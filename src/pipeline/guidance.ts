@@ -33,6 +33,8 @@ export interface GuidanceBranch {
    * zero tokens (the unconditional value), 1 keeps it. Default all ones.
    */
   neighbourWeights?: Float32Array | null;
+  /** With reference attention: whether this branch attends to the reference (default: every branch, when no branch says). */
+  reference?: boolean;
   /** For stats and provenance, e.g. 'cond', 'uncond', 'text', 'retrieval'. */
   label?: string;
 }

@@ -56,6 +56,12 @@ export interface GenerateRequest {
   initImages?: { images: Uint8Array[]; weights: number[] };
   /** How much of the schedule image-to-image re-runs, (0, 1] (default 0.75). */
   strength?: number;
+  /**
+   * Reference attention (bundles with a reference-attention UNet variant): the images' blended latent
+   * is noised to each step's timestep and every self-attention also attends to it, mixed in with
+   * `fidelity` ∈ [0, 1]. Branches with `reference: true` attend to it (all branches when none says).
+   */
+  referenceAttention?: { images: Uint8Array[]; weights: number[]; fidelity: number };
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
   /**
@@ -91,6 +97,7 @@ export interface NormalizedRequest {
   karras?: boolean;
   initImage?: Uint8Array;
   initImages?: GenerateRequest['initImages'];
+  referenceAttention?: GenerateRequest['referenceAttention'];
   strength?: number;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
@@ -108,12 +115,26 @@ export interface RequestDefaults {
 }
 
 const KNOWN = new Set([
-  'prompt', 'negativePrompt', 'steps', 'guidanceScale', 'seed', 'batch', 'sampler', 'karras', 'initImage', 'initImages', 'strength',
+  'prompt', 'negativePrompt', 'steps', 'guidanceScale', 'seed', 'batch', 'sampler', 'karras', 'initImage', 'initImages', 'referenceAttention', 'strength',
   'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom', 'provenance',
 ]);
 
 export function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 32);
+}
+
+/** Encoded images with one blend weight each: finite, summing to one. */
+function checkImageBlend(name: string, v: unknown): void {
+  assertPlainObject(name, v);
+  const { images, weights } = v as { images: unknown; weights: unknown };
+  if (!Array.isArray(images) || images.length === 0 || images.length > 16) throw typeError('INVALID_TYPE', `${name}.images must be an array of 1..16 encoded images`);
+  images.forEach((b, i) => {
+    if (!(b instanceof Uint8Array)) throw typeError('INVALID_TYPE', `${name}.images[${i}] must be a Buffer or Uint8Array of encoded image bytes`);
+  });
+  if (!Array.isArray(weights) || weights.length !== images.length) throw rangeError('LENGTH_MISMATCH', `${name}.weights must have one weight per image (${images.length})`);
+  weights.forEach((w, i) => assertNumber(`${name}.weights[${i}]`, w, -1e6, 1e6));
+  const sum = (weights as number[]).reduce((a, b) => a + b, 0);
+  if (Math.abs(sum - 1) > 1e-4) throw rangeError('INVALID_VALUE', `${name}.weights must sum to 1, got ${sum}`);
 }
 
 export function normalizeRequest(req: unknown, defaults: RequestDefaults): NormalizedRequest {
@@ -143,16 +164,11 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
   let strength: number | undefined;
   if (r.initImages !== undefined) {
     if (r.initImage !== undefined) throw rangeError('INVALID_VALUE', 'initImage and initImages cannot be combined');
-    assertPlainObject('initImages', r.initImages);
-    const { images, weights } = r.initImages;
-    if (!Array.isArray(images) || images.length === 0 || images.length > 16) throw typeError('INVALID_TYPE', 'initImages.images must be an array of 1..16 encoded images');
-    images.forEach((b, i) => {
-      if (!(b instanceof Uint8Array)) throw typeError('INVALID_TYPE', `initImages.images[${i}] must be a Buffer or Uint8Array of encoded image bytes`);
-    });
-    if (!Array.isArray(weights) || weights.length !== images.length) throw rangeError('LENGTH_MISMATCH', `initImages.weights must have one weight per image (${images.length})`);
-    weights.forEach((w, i) => assertNumber(`initImages.weights[${i}]`, w, -1e6, 1e6));
-    const sum = weights.reduce((a, b) => a + b, 0);
-    if (Math.abs(sum - 1) > 1e-4) throw rangeError('INVALID_VALUE', `initImages.weights must sum to 1, got ${sum}`);
+    checkImageBlend('initImages', r.initImages);
+  }
+  if (r.referenceAttention !== undefined) {
+    checkImageBlend('referenceAttention', r.referenceAttention);
+    assertNumber('referenceAttention.fidelity', r.referenceAttention.fidelity, 0, 1);
   }
   if (r.initImage !== undefined || r.initImages !== undefined) {
     if (r.initImage !== undefined && !(r.initImage instanceof Uint8Array)) throw typeError('INVALID_TYPE', 'initImage must be a Buffer or Uint8Array of encoded image bytes');
@@ -209,6 +225,7 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     karras,
     initImage: r.initImage,
     initImages: r.initImages,
+    referenceAttention: r.referenceAttention,
     strength,
     onProgress: r.onProgress,
     signal: r.signal,

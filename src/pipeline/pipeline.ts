@@ -465,18 +465,32 @@ export class Pipeline {
       if (Math.min(Math.floor(req.steps * req.strength!), req.steps) < 1) {
         throw rangeError('OUT_OF_RANGE', `strength ${req.strength} × steps ${req.steps} leaves no step to run; raise strength or steps`);
       }
-      const { width, height } = info.image;
-      const plane = 3 * width * height;
-      const chw = new Float32Array(initSources.images.length * plane);
-      for (let i = 0; i < initSources.images.length; i++) {
-        const img = await decodeImage(initSources.images[i]!, { maxPixels: this.options.maxInitImagePixels, width, height });
-        chw.set(rgb8ToChw(img.rgb, width, height, 3), i * plane);
-        if (i === 0) prepared.initImage = { sourceWidth: img.source.width, sourceHeight: img.source.height, format: img.source.format, resized: img.source.resized };
-      }
+      const chw = await this.decodeImages(initSources.images, (s) => (prepared.initImage = s));
       job.init = { chw, weights: [...initSources.weights], strength: req.strength! };
       transfer.push(chw.buffer as ArrayBuffer);
     }
+    if (req.referenceAttention) {
+      if (!info.referenceAttention) throw new RagdiffError('UNSUPPORTED', `${info.dir} has no reference-attention UNet variant (ragdiff.variants.reference_attention) or no VAE encoder`);
+      const ra = req.referenceAttention;
+      const chw = await this.decodeImages(ra.images);
+      const marked = plan.branches.some((b) => b.reference !== undefined);
+      job.referenceAttention = { chw, weights: [...ra.weights], fidelity: ra.fidelity, branchMask: plan.branches.map((b) => (!marked || b.reference ? 1 : 0)) };
+      transfer.push(chw.buffer as ArrayBuffer);
+    }
     return prepared;
+  }
+
+  /** Decodes encoded images to [n, 3, H, W] floats at the model's size. */
+  private async decodeImages(images: readonly Uint8Array[], first?: (source: NonNullable<GenerateStats['initImage']>) => void): Promise<Float32Array> {
+    const { width, height } = this.info.image;
+    const plane = 3 * width * height;
+    const chw = new Float32Array(images.length * plane);
+    for (let i = 0; i < images.length; i++) {
+      const img = await decodeImage(images[i]!, { maxPixels: this.options.maxInitImagePixels, width, height });
+      chw.set(rgb8ToChw(img.rgb, width, height, 3), i * plane);
+      if (i === 0) first?.({ sourceWidth: img.source.width, sourceHeight: img.source.height, format: img.source.format, resized: img.source.resized });
+    }
+    return chw;
   }
 
   private run(req: NormalizedRequest, prepared: Prepared): Promise<{ result: JobResult; task: Task }> {

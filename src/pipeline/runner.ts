@@ -53,6 +53,8 @@ export interface ModelInfo {
   /** 'dynamic', or 1 for text encoders exported with a fixed batch of one (run once per text). */
   textBatch: 'dynamic' | 1;
   canImg2Img: boolean;
+  /** The bundle has a reference-attention UNet variant (inputs ref_sample, ref_weight). */
+  referenceAttention: boolean;
   providers: string[];
   schedulerConfig: Record<string, unknown>;
 }
@@ -79,6 +81,13 @@ export interface Job {
   start?: { step: number; latent: Float32Array; history?: Float32Array | null };
   /** Step indices after which the latent is reported through hooks.latent. */
   captureSteps?: number[];
+  /**
+   * Reference attention (needs the bundle's reference-attention UNet): n reference images as
+   * [n, 3, H, W] floats in [-1, 1], blended in latent space with `weights`; each step the blend is
+   * noised to the current timestep and the UNet's self-attention also attends to it, with
+   * `fidelity` for the branches whose `branchMask` entry is 1 and 0 (plain attention) for the rest.
+   */
+  referenceAttention?: { chw: Float32Array; weights: number[]; fidelity: number; branchMask: number[] };
 }
 
 export type Stage = 'encode-text' | 'encode-image' | 'denoise' | 'decode';
@@ -169,6 +178,7 @@ export class ModelRunner {
     private readonly vaeDecoder: OpenedSession,
     private readonly vaeEncoder: OpenedSession | null,
     private readonly imageProj: OpenedSession | null,
+    private readonly unetRefAttn: OpenedSession | null,
     private readonly names: { textOut: string; unetOut: string; decOut: string; encOut: string; projOut: string },
   ) {}
 
@@ -186,6 +196,8 @@ export class ModelRunner {
       const dec = await open(manifest.files.vaeDecoder);
       const enc = manifest.files.vaeEncoder ? await open(manifest.files.vaeEncoder) : null;
       const proj = manifest.files.imageProj ? await open(manifest.files.imageProj) : null;
+      const refAttn = manifest.files.unetReferenceAttention ? await open(manifest.files.unetReferenceAttention) : null;
+      if (refAttn) expectIO(refAttn, ['sample', 'timestep', 'encoder_hidden_states', 'ref_sample', 'ref_weight'], []);
 
       expectIO(te, ['input_ids'], []);
       expectIO(unet, ['sample', 'timestep', 'encoder_hidden_states'], []);
@@ -212,8 +224,9 @@ export class ModelRunner {
         floatTypeOf(outMeta.type, `${proj.path}: ${projOut}`);
       }
       info.providers = unet.providers;
+      info.referenceAttention = refAttn !== null && enc !== null;
       info.hash = hashBundle(manifest);
-      return new ModelRunner(info, te, unet, dec, enc, info.embedDim > 0 ? proj : null, { textOut, unetOut, decOut, encOut, projOut });
+      return new ModelRunner(info, te, unet, dec, enc, info.embedDim > 0 ? proj : null, info.referenceAttention ? refAttn : null, { textOut, unetOut, decOut, encOut, projOut });
     } catch (e) {
       await Promise.allSettled(opened.map((s) => s.session.release()));
       throw e;
@@ -221,7 +234,7 @@ export class ModelRunner {
   }
 
   async close(): Promise<void> {
-    const all = [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder, this.imageProj].filter((s): s is OpenedSession => s !== null);
+    const all = [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder, this.imageProj, this.unetRefAttn].filter((s): s is OpenedSession => s !== null);
     await Promise.allSettled(all.map((s) => s.session.release()));
   }
 
@@ -244,6 +257,34 @@ export class ModelRunner {
       const j = todo.indexOf(i);
       return j < 0 ? b : { ...b, neighbours: output.data.subarray(j * S * W, (j + 1) * S * W), neighbourEmbeds: null };
     });
+  }
+
+  /**
+   * VAE-encodes n images ([n, 3, H, W]) one at a time (exports may have a fixed batch of one)
+   * and blends their scaled latents with `weights`.
+   */
+  private async encodeBlend(
+    chw: Float32Array,
+    weights: readonly number[],
+    timed: (s: OpenedSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>) => Promise<number>,
+  ): Promise<Float32Array> {
+    const enc = this.vaeEncoder;
+    if (!enc) throw new RagdiffError('UNSUPPORTED', `${this.info.dir} has no vae_encoder/model.onnx; images cannot enter as latents`);
+    const { channels: C, height: h, width: w } = this.info.latent;
+    const { height: H, width: Wd } = this.info.image;
+    const pixels = new FloatBoundary(floatTypeOf(tensorMeta(enc, 'sample', 'input').type, enc.path), [1, 3, H, Wd]);
+    const encoded = new FloatBoundary(floatTypeOf(tensorMeta(enc, this.names.encOut, 'output').type, enc.path), [1, C, h, w]);
+    const plane = 3 * H * Wd;
+    const size = C * h * w;
+    const x0 = new Float32Array(size);
+    for (let n = 0; n < weights.length; n++) {
+      pixels.data.set(chw.subarray(n * plane, (n + 1) * plane));
+      await timed(enc, { sample: pixels.toModel() }, { [this.names.encOut]: encoded.tensor });
+      const z = encoded.fromModel();
+      const k = weights[n]! * this.info.scalingFactor;
+      for (let j = 0; j < size; j++) x0[j] = x0[j]! + k * z[j]!;
+    }
+    return x0;
   }
 
   async run(job: Job, hooks: JobHooks = {}): Promise<JobResult> {
@@ -329,19 +370,7 @@ export class ModelRunner {
       if (!this.vaeEncoder) throw new RagdiffError('UNSUPPORTED', `${info.dir} has no vae_encoder/model.onnx; image-to-image is unavailable`);
       hooks.progress?.(0, 1, 'encode-image');
       t0 = performance.now();
-      const { height: H, width: Wd } = info.image;
-      // Each image through the encoder on its own (exports may have a fixed batch), blended in latent space.
-      const pixels = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeEncoder, 'sample', 'input').type, this.vaeEncoder.path), [1, 3, H, Wd]);
-      const encoded = new FloatBoundary(floatTypeOf(tensorMeta(this.vaeEncoder, this.names.encOut, 'output').type, this.vaeEncoder.path), [1, C, h, w]);
-      const plane = 3 * H * Wd;
-      const x0 = new Float32Array(latentSize);
-      for (let n = 0; n < job.init.weights.length; n++) {
-        pixels.data.set(job.init.chw.subarray(n * plane, (n + 1) * plane));
-        await timed(this.vaeEncoder, { sample: pixels.toModel() }, { [this.names.encOut]: encoded.tensor });
-        const z = encoded.fromModel();
-        const k = job.init.weights[n]! * info.scalingFactor;
-        for (let j = 0; j < latentSize; j++) x0[j] = x0[j]! + k * z[j]!;
-      }
+      const x0 = await this.encodeBlend(job.init.chw, job.init.weights, timed);
       fillNoise(noise);
       const tStart = timesteps[startIndex]!;
       scheduler.setStepIndex(startIndex);
@@ -355,10 +384,38 @@ export class ModelRunner {
       if (sigma !== 1) for (let j = 0; j < latent.length; j++) latent[j] = latent[j]! * sigma;
     }
 
+    // ---- reference attention: the blended reference latent, noised to each step's timestep by its own stream
+    const ra = job.referenceAttention;
+    let refAttn: { x0: Float32Array; noise: Float32Array; noised: Float32Array; scaled: Float32Array; input: FloatBoundary; weight: FloatBoundary } | null = null;
+    if (ra) {
+      if (!this.unetRefAttn) throw new RagdiffError('UNSUPPORTED', `${info.dir} declares no reference-attention UNet (ragdiff.variants.reference_attention)`);
+      if (ra.branchMask.length !== nb) throw new RagdiffError('INTERNAL', `referenceAttention.branchMask has ${ra.branchMask.length} entries for ${nb} branches`);
+      const t1 = performance.now();
+      const x0 = await this.encodeBlend(ra.chw, ra.weights, timed);
+      timings.imageEncodeMs += performance.now() - t1;
+      const noiseRef = new Float32Array(latentSize);
+      // A stream of its own (not any image's), so the images' noise is the same with and without a reference.
+      new NoiseGenerator(job.seeds[0]! + 0x5eed5).fillNormal(noiseRef);
+      const wMeta = tensorMeta(this.unetRefAttn, 'ref_weight', 'input');
+      const perRow = wMeta.shape.length === 1 && wMeta.shape[0] !== 1;
+      const weight = new FloatBoundary(floatTypeOf(wMeta.type, this.unetRefAttn.path), perRow ? [nb * batch] : [1]);
+      if (perRow) for (let b = 0; b < nb; b++) weight.data.fill(ra.fidelity * ra.branchMask[b]!, b * batch, (b + 1) * batch);
+      else if (ra.branchMask.every((m) => m === 1)) weight.data[0] = ra.fidelity;
+      else throw new RagdiffError('UNSUPPORTED', `${this.unetRefAttn.path}: ref_weight has one value for all rows; per-branch reference attention needs a [batch] input`);
+      weight.toModel();
+      const input = new FloatBoundary(floatTypeOf(tensorMeta(this.unetRefAttn, 'ref_sample', 'input').type, this.unetRefAttn.path), [nb * batch, C, h, w]);
+      refAttn = { x0, noise: noiseRef, noised: new Float32Array(latentSize), scaled: new Float32Array(latentSize), input, weight };
+    }
+
     // ---- denoising loop
     const total = timesteps.length - startIndex;
     const capture = new Set(job.captureSteps ?? []);
-    const feeds = { sample: modelInput.tensor, timestep, encoder_hidden_states: ehs.tensor };
+    const unet = refAttn ? this.unetRefAttn! : this.unet;
+    const feeds: Record<string, ort.Tensor> = { sample: modelInput.tensor, timestep, encoder_hidden_states: ehs.tensor };
+    if (refAttn) {
+      feeds.ref_sample = refAttn.input.tensor;
+      feeds.ref_weight = refAttn.weight.tensor;
+    }
     const fetches = { [this.names.unetOut]: modelOutput.tensor };
     const loopTiming = { samplerMs: 0 };
     t0 = performance.now();
@@ -376,7 +433,14 @@ export class ModelRunner {
       runModel: async (t) => {
         fillScalar(timestep, t);
         modelInput.toModel();
-        timings.unetMs += await timed(this.unet, feeds, fetches);
+        if (refAttn) {
+          // The reference as the sample would be at t, scaled like the sample (diffusers' reference-only pipeline).
+          scheduler.addNoise(refAttn.x0, refAttn.noise, t, refAttn.noised);
+          scheduler.scaleModelInput(refAttn.noised, t, refAttn.scaled);
+          for (let r = 0; r < nb * batch; r++) refAttn.input.data.set(refAttn.scaled, r * latentSize);
+          refAttn.input.toModel();
+        }
+        timings.unetMs += await timed(unet, feeds, fetches);
         modelOutput.fromModel();
       },
       afterStep: (i, t, x) => {
@@ -488,6 +552,7 @@ function resolveInfo(
     idsType: idsMeta.type,
     textBatch,
     canImg2Img: enc !== null,
+    referenceAttention: false,
     providers: [],
     schedulerConfig: manifest.schedulerConfig,
   };

@@ -4,7 +4,8 @@
  * store carries, and the defaults the bundle declares in model_index.json:
  *
  *   "ragdiff": { "retrieval": { "default_mode": "tokens", "scales": { "text": 3, "retrieval": 4 },
- *                               "reference_init": { "strength": 0.7, "blend": 1 } } }
+ *                               "reference_init": { "strength": 0.7, "blend": 1 },
+ *                               "reference_attention": { "fidelity": 0.6 } } }
  */
 import { RagdiffError } from '../errors.js';
 import { clipEncoderId } from '../models/encoder-id.js';
@@ -31,6 +32,7 @@ export function bundleRetrieval(info: PipelineInfo): BundleRetrieval {
     slots: info.neighbourSlots,
     embedDim: info.embedDim,
     canImg2Img: info.canImg2Img,
+    referenceAttention: info.referenceAttention,
     encoderId: clipEncoderId(info.dir),
     defaults: {
       mode,
@@ -38,6 +40,7 @@ export function bundleRetrieval(info: PipelineInfo): BundleRetrieval {
       retrievalScale: num(scales.retrieval, 'ragdiff.retrieval.scales.retrieval'),
       strength: num(init.strength, 'ragdiff.retrieval.reference_init.strength'),
       blend: num(init.blend, 'ragdiff.retrieval.reference_init.blend'),
+      fidelity: num(((r.reference_attention ?? {}) as Record<string, unknown>).fidelity, 'ragdiff.retrieval.reference_attention.fidelity'),
     },
   };
 }

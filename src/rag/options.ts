@@ -14,9 +14,11 @@ export interface BundleRetrieval {
   /** image_proj input width (0: no image_proj). */
   embedDim: number;
   canImg2Img: boolean;
+  /** The bundle has a reference-attention UNet variant. */
+  referenceAttention: boolean;
   /** The id a store built with this bundle's encoders carries, or null without an image encoder. */
   encoderId: string | null;
-  defaults: { mode?: RetrievalMode; textScale?: number; retrievalScale?: number; strength?: number; blend?: number };
+  defaults: { mode?: RetrievalMode; textScale?: number; retrievalScale?: number; strength?: number; blend?: number; fidelity?: number };
 }
 
 export interface NormalizedRetrieval {
@@ -34,13 +36,14 @@ export interface NormalizedRetrieval {
   mixture: MixtureOptions;
   textShare: number;
   referenceInit: { strength: number; blend: number } | null;
+  referenceAttention: { fidelity: number; blend: number } | null;
   reflective: { lambda: number; draftSteps: number; candidates: number } | null;
   retrieveOnly: { above: number; alsoGenerate: boolean } | null;
 }
 
 const KNOWN = new Set([
   'store', 'k', 'query', 'sources', 'licences', 'tags', 'excludeIds', 'minScore', 'references', 'mode', 'scales',
-  'queryInFirstSlot', 'neighbourWeighting', 'mixture', 'interleave', 'referenceInit', 'reflective', 'retrieveOnly',
+  'queryInFirstSlot', 'neighbourWeighting', 'mixture', 'interleave', 'referenceInit', 'referenceAttention', 'reflective', 'retrieveOnly',
 ]);
 
 export const MAX_REFERENCES = 64;
@@ -48,7 +51,9 @@ export const MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
 
 /** Modes a bundle supports, for error messages. */
 export function supportedModes(b: BundleRetrieval): RetrievalMode[] {
-  return RETRIEVAL_MODES.filter((m) => (TOKEN_MODES.includes(m) ? b.slots > 0 && b.embedDim > 0 : b.canImg2Img));
+  return RETRIEVAL_MODES.filter((m) =>
+    TOKEN_MODES.includes(m) ? b.slots > 0 && b.embedDim > 0 : m === 'reference-attention' ? b.referenceAttention : b.canImg2Img,
+  );
 }
 
 function strings(name: string, v: unknown): string[] | undefined {
@@ -74,7 +79,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   assertOneOf('retrieval.mode', mode, RETRIEVAL_MODES);
   const supported = supportedModes(bundle);
   if (!supported.includes(mode)) {
-    const why = TOKEN_MODES.includes(mode) ? 'has no neighbour slots or no image_proj model' : 'has no VAE encoder';
+    const why = TOKEN_MODES.includes(mode) ? 'has no neighbour slots or no image_proj model' : mode === 'reference-attention' ? 'declares no reference-attention UNet variant' : 'has no VAE encoder';
     throw new RagdiffError('UNSUPPORTED', `retrieval mode "${mode}" needs what this bundle lacks (it ${why}); it supports: ${supported.length ? supported.join(', ') : 'none'}`);
   }
   const tokenMode = TOKEN_MODES.includes(mode);
@@ -188,6 +193,18 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
     referenceInit = { strength, blend };
   }
 
+  let referenceAttention: NormalizedRetrieval['referenceAttention'] = null;
+  if (mode === 'reference-attention' || (o.referenceAttention !== undefined && o.referenceAttention !== false)) {
+    const ra = o.referenceAttention === undefined || o.referenceAttention === false ? {} : o.referenceAttention;
+    assertPlainObject('retrieval.referenceAttention', ra);
+    const fidelity = ra.fidelity ?? bundle.defaults.fidelity ?? 0.6;
+    assertNumber('retrieval.referenceAttention.fidelity', fidelity, 0, 1);
+    const blend = ra.blend ?? (mode === 'reference-attention' ? Math.min(k, 16) : 1);
+    assertInteger('retrieval.referenceAttention.blend', blend, 1, Math.min(k, 16));
+    if (!bundle.referenceAttention) throw new RagdiffError('UNSUPPORTED', 'retrieval.referenceAttention needs a bundle with a reference-attention UNet variant (ragdiff.variants.reference_attention)');
+    referenceAttention = { fidelity, blend };
+  }
+
   let reflective: NormalizedRetrieval['reflective'] = null;
   if (o.reflective !== undefined && o.reflective !== false) {
     const rf = o.reflective === true ? {} : o.reflective;
@@ -209,6 +226,6 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
 
   return {
     store: o.store, mode, k, query, queryKind, filters, references, textScale, retrievalScale, queryInFirstSlot,
-    neighbourWeighting, mixture, textShare, referenceInit, reflective, retrieveOnly,
+    neighbourWeighting, mixture, textShare, referenceInit, referenceAttention, reflective, retrieveOnly,
   };
 }

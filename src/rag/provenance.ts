@@ -17,6 +17,7 @@ export interface ProvenanceRecord {
     scales: { text: number; retrieval: number };
     queryInFirstSlot?: boolean;
     referenceInit?: { strength: number; blend: number };
+    referenceAttention?: { fidelity: number; blend: number };
     reflective?: { lambda: number; draftSteps: number };
     /** The store: its folder name, encoder and change sequence at query time. */
     store: { name: string; encoderId: string; seq: number };
@@ -37,6 +38,7 @@ export function provenanceRecord(r: NormalizedRetrieval, store: ReferenceSource,
       scales: { text: r.textScale, retrieval: r.retrievalScale },
       ...(r.queryInFirstSlot ? { queryInFirstSlot: true } : {}),
       ...(r.referenceInit ? { referenceInit: r.referenceInit } : {}),
+      ...(r.referenceAttention ? { referenceAttention: r.referenceAttention } : {}),
       ...(r.reflective ? { reflective: { lambda: r.reflective.lambda, draftSteps: r.reflective.draftSteps } } : {}),
       store: { name: basename(store.dir), encoderId: st.encoderId, seq: st.seq },
       ...(skipped ? { skipped } : {}),

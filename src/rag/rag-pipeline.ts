@@ -15,7 +15,7 @@ import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/ind
 import { Pipeline, type GenerateRequest, type PipelineInfo, type PipelineOptions } from '../pipeline/index.js';
 import { bundleRetrieval } from './bundle-retrieval.js';
 import { buildPlan, TOKEN_MODES, type Conditioning } from './modes/index.js';
-import { normalizeRetrieval, type BundleRetrieval, type NormalizedRetrieval } from './options.js';
+import { normalizeRetrieval, supportedModes, type BundleRetrieval, type NormalizedRetrieval } from './options.js';
 import { provenanceRecord } from './provenance.js';
 import { gatherReferences, type Candidate } from './references.js';
 import { reflectiveRerank } from './reflective.js';
@@ -66,9 +66,7 @@ export class RagPipeline {
 
   /** The retrieval modes this bundle supports. */
   get modes(): string[] {
-    return (['tokens', 'mixture', 'interleaved', 'reference-init'] as const).filter((m) =>
-      TOKEN_MODES.includes(m) ? this.bundle.slots > 0 && this.bundle.embedDim > 0 : this.bundle.canImg2Img,
-    );
+    return supportedModes(this.bundle);
   }
 
   close(): Promise<void> {
@@ -192,6 +190,7 @@ export class RagPipeline {
     const usage = chosen.map((): ReferenceUsage[] => []);
     const tokenShare = chosen.map(() => 0);
     const initShare = chosen.map(() => 0);
+    const attnShare = chosen.map(() => 0);
     const tokenMode = TOKEN_MODES.includes(r.mode) && !skipped;
 
     const neighbours: Conditioning = { embeds: null, weights: null };
@@ -220,14 +219,22 @@ export class RagPipeline {
     let initImages: GenerateRequest['initImages'];
     if (r.referenceInit && !skipped && chosen.length > 0) {
       const blendRefs = chosen.slice(0, r.referenceInit.blend);
-      const w = weightsFor(blendRefs, r.neighbourWeighting);
-      const total = w.reduce((a, b) => a + b, 0);
-      const weights = w.map((x) => x / total);
-      weights[weights.length - 1] = 1 - weights.slice(0, -1).reduce((a, b) => a + b, 0); // exact sum of 1
+      const weights = this.blendWeights(blendRefs, r.neighbourWeighting);
       initImages = { images: blendRefs.map((c) => c.bytes()), weights };
       blendRefs.forEach((_, j) => {
         usage[j]!.push({ as: 'init-latent', weight: weights[j]!, strength: r.referenceInit!.strength });
         initShare[j] = weights[j]!;
+      });
+    }
+
+    let referenceAttention: GenerateRequest['referenceAttention'];
+    if (r.referenceAttention && !skipped && chosen.length > 0) {
+      const refs = chosen.slice(0, r.referenceAttention.blend);
+      const weights = this.blendWeights(refs, r.neighbourWeighting);
+      referenceAttention = { images: refs.map((c) => c.bytes()), weights, fidelity: r.referenceAttention.fidelity };
+      refs.forEach((_, j) => {
+        usage[j]!.push({ as: 'attention', weight: weights[j]!, fidelity: r.referenceAttention!.fidelity });
+        attnShare[j] = weights[j]!;
       });
     }
 
@@ -240,12 +247,13 @@ export class RagPipeline {
       timesteps = Array.from(sched.timesteps);
       numTrain = Number(info.schedulerConfig.num_train_timesteps ?? 1000);
     }
-    const mode = skipped ? 'reference-init' : r.mode; // skipped: the text-only plan
+    const mode = skipped ? 'reference-init' : r.mode; // skipped: the text-only plan (cfg)
     const plan = buildPlan(mode, { timesteps, numTrainTimesteps: numTrain, textScale: r.textScale, retrievalScale: r.retrievalScale, neighbours }, { mixture: r.mixture, textShare: r.textShare });
 
-    const both = tokenMode && initImages !== undefined;
+    // Influence: the mean of a reference's shares over the ways references entered (tokens, start latent, attention).
+    const ways = [tokenMode ? tokenShare : null, initImages ? initShare : null, referenceAttention ? attnShare : null].filter((x): x is number[] => x !== null);
     const uses = chosen
-      .map((c, j) => ({ c, j, influence: both ? (tokenShare[j]! + initShare[j]!) / 2 : tokenMode ? tokenShare[j]! : initShare[j]! }))
+      .map((c, j) => ({ c, j, influence: ways.length ? ways.reduce((a, share) => a + share[j]!, 0) / ways.length : 0 }))
       .filter((x) => usage[x.j]!.length > 0)
       .sort((a, b) => b.influence - a.influence || a.j - b.j)
       .map((x, i) => this.describe(x.c, i + 1, usage[x.j]!, x.influence));
@@ -254,7 +262,17 @@ export class RagPipeline {
       request.initImages = initImages;
       request.strength = r.referenceInit!.strength;
     }
+    if (referenceAttention) request.referenceAttention = referenceAttention;
     return { request, uses };
+  }
+
+  /** Blend weights summing exactly to one (uniform, or by relevance). */
+  private blendWeights(refs: readonly Candidate[], how: 'uniform' | 'score'): number[] {
+    const w = weightsFor(refs, how);
+    const total = w.reduce((a, b) => a + b, 0);
+    const weights = w.map((x) => x / total);
+    weights[weights.length - 1] = 1 - weights.slice(0, -1).reduce((a, b) => a + b, 0);
+    return weights;
   }
 
   private describe(c: Candidate, rank: number, usage: ReferenceUsage[], influence: number): ReferenceUse {

@@ -30,9 +30,12 @@ export interface ReferenceSource {
  * - `interleaved`: Re-Imagen — steps alternate between text guidance and retrieval guidance.
  * - `reference-init`: SDEdit-style start from the references' noised VAE latent, then text CFG
  *   (works on any bundle with a VAE encoder). `referenceInit` adds the same start to the other modes.
+ * - `reference-attention`: training-free "reference-only" attention — the UNet's self-attention also
+ *   attends to the reference's noised latent (needs the bundle's reference-attention UNet variant),
+ *   then text CFG. `referenceAttention` adds it to the other modes (on their retrieval branches).
  */
-export type RetrievalMode = 'tokens' | 'mixture' | 'interleaved' | 'reference-init';
-export const RETRIEVAL_MODES: readonly RetrievalMode[] = ['tokens', 'mixture', 'interleaved', 'reference-init'];
+export type RetrievalMode = 'tokens' | 'mixture' | 'interleaved' | 'reference-init' | 'reference-attention';
+export const RETRIEVAL_MODES: readonly RetrievalMode[] = ['tokens', 'mixture', 'interleaved', 'reference-init', 'reference-attention'];
 
 /** A reference the user chose: a stored image by id, or image bytes uploaded for this request only. */
 export type ReferenceChoice =
@@ -66,6 +69,8 @@ export interface RetrievalOptions {
   interleave?: { textShare?: number };
   /** Start from the blended VAE latent of the top `blend` references at `strength` (mode reference-init, or added to any mode). */
   referenceInit?: { strength?: number; blend?: number } | false;
+  /** Reference attention with `fidelity` ∈ [0, 1] over the blended latent of the top `blend` references (mode reference-attention, or added to any mode). */
+  referenceAttention?: { fidelity?: number; blend?: number } | false;
   /** RealRAG-style training-free re-ranking against a cheap draft: sim(query, ref) − λ·sim(draft, ref). */
   reflective?: boolean | { lambda?: number; draftSteps?: number; candidates?: number };
   /** TIGeR: when the best reference scores ≥ `above`, return it flagged `retrieved` (and generate too only with alsoGenerate). */
@@ -83,6 +88,7 @@ export type RagRequest = Omit<GenerateRequest, 'guidance' | 'initImage' | 'initI
 export type ReferenceUsage =
   | { as: 'token-slot'; slot: number; weight: number }
   | { as: 'init-latent'; weight: number; strength: number }
+  | { as: 'attention'; weight: number; fidelity: number }
   | { as: 'query-slot'; slot: 0 }
   | { as: 'retrieved-answer' };
 

@@ -23,6 +23,7 @@ export function buildPlan(mode: RetrievalMode, input: PlanInput, o: { mixture: M
     case 'interleaved':
       return interleavedPlan(input, o.textShare);
     case 'reference-init':
+    case 'reference-attention':
       return textCfgPlan(input);
   }
 }
