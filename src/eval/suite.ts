@@ -1,0 +1,272 @@
+/**
+ * The concept-transfer evaluation's fixtures and bookkeeping (bench/eval-rag.ts
+ * drives it): the held-out split, the prompt samples, the guards that keep the
+ * evaluation honest, and the scoring of an arm's outputs.
+ *
+ * Guards (each a typed error): the bundle's split file must exist; stores must
+ * be embedded by the bundle's own encoder; evaluation seeds must not overlap
+ * the seeds scales were tuned with (tuning uses training prompts only).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp, { type OverlayOptions } from 'sharp';
+import { RagdiffError } from '../errors.js';
+import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
+import { demoInputs, type ImageStore } from '../store/index.js';
+import { PixelDatabase, psnr, rgbOf } from './image-metrics.js';
+import { Recognizer } from './recognition.js';
+import { signTest, type SignTest } from './sign-test.js';
+import { StyleClassifier } from './style-classifier.js';
+
+export interface Sample {
+  prompt: string;
+  /** The base name the image should be recognised as. */
+  target: string;
+  png: Uint8Array;
+  /** Encoded bytes of the references used (for PSNR to them). */
+  references: Uint8Array[];
+}
+
+export interface ArmSummary {
+  n: number;
+  top1: number;
+  top5: number;
+  /** Copy guard: share of outputs with PSNR > 20 dB to some database image; mean of that best PSNR; mean best PSNR to the references used; mean best embedding cosine to the database. */
+  nearCopy?: number;
+  meanDbPsnr?: number;
+  meanRefPsnr?: number;
+  meanDbCosine?: number;
+  /** Database swap: share classified Noto. */
+  noto?: number;
+}
+
+export interface ArmResult {
+  summary: ArmSummary;
+  /** Per prompt (in order), the mean top-1 / top-5 hit over its noises. */
+  perPrompt: { prompts: string[]; top1: number[]; top5: number[] };
+}
+
+export const NEAR_COPY_DB = 20;
+
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Split {
+  heldout_subcategories: string[];
+  heldout: string[];
+}
+
+export interface Tuning {
+  seeds: number[];
+  chosen?: Record<string, unknown>;
+}
+
+export class EvalSuite {
+  private readonly pixelDbs = new Map<string, Promise<PixelDatabase>>();
+  private readonly embedDbs = new Map<string, Float32Array[]>();
+  private constructor(
+    private readonly encoder: ImageTextEncoder & { close?(): Promise<void> },
+    private readonly recognizer: Recognizer,
+    private readonly split: Split,
+    readonly tuning: Tuning,
+    private readonly style: StyleClassifier | null,
+    private readonly size: number,
+  ) {}
+
+  static async open(modelDir: string, options: { tuningFile?: string } = {}): Promise<EvalSuite> {
+    const splitPath = join(modelDir, 'split.json');
+    if (!existsSync(splitPath)) throw new RagdiffError('EVAL_SPLIT_MISSING', `${splitPath} is missing: without the bundle's held-out split there is nothing to evaluate transfer on`);
+    const split = JSON.parse(readFileSync(splitPath, 'utf8')) as Split;
+    if (!Array.isArray(split.heldout) || !Array.isArray(split.heldout_subcategories)) throw new RagdiffError('EVAL_SPLIT_MISSING', `${splitPath} has no heldout / heldout_subcategories lists`);
+    const tuning: Tuning = options.tuningFile && existsSync(options.tuningFile) ? (JSON.parse(readFileSync(options.tuningFile, 'utf8')) as Tuning) : { seeds: [] };
+    const encoder = await loadClipEncoders(modelDir);
+    const names = demoInputs('twemoji').map((i) => (i as { meta: { name: string } }).meta.name);
+    const recognizer = await Recognizer.create(encoder, names);
+    const style = await StyleClassifier.open(join(modelDir, 'eval', 'style_classifier.onnx'));
+    return new EvalSuite(encoder, recognizer, split, tuning, style, encoder.imageSize?.width ?? 64);
+  }
+
+  async close(): Promise<void> {
+    await this.encoder.close?.();
+    await this.style?.close();
+  }
+
+  /** A store must be embedded by the bundle's own encoder (retrieval reads its embeddings through the bundle's image_proj). */
+  checkStore(storeEncoderId: string, bundleEncoderId: string | null): void {
+    if (storeEncoderId !== bundleEncoderId) {
+      throw new RagdiffError('ENCODER_MISMATCH', `the evaluation needs stores embedded by the bundle's encoder ${bundleEncoderId}; this one was embedded by ${storeEncoderId}`);
+    }
+  }
+
+  /** Evaluation seeds must not be ones scales were tuned with. */
+  checkSeeds(seeds: readonly number[]): void {
+    const tuned = new Set(this.tuning.seeds);
+    const overlap = seeds.filter((s) => tuned.has(s));
+    if (overlap.length) throw new RagdiffError('EVAL_SEED_OVERLAP', `${overlap.length} evaluation seeds were used for tuning (first: ${overlap[0]}); tune on other seeds`);
+  }
+
+  /** The held-out emoji of the split, as stored in `store` (one image per base emoji), in split order. */
+  heldOut(store: ImageStore): { id: string; name: string }[] {
+    const byCode = new Map<string, { id: string; name: string }>();
+    for (const r of store.list({ limit: 1_000_000, status: 'active' })) {
+      const tag = r.tags.find((t) => t.startsWith('unified:'));
+      if (tag) byCode.set(tag.slice(8), { id: r.id, name: r.name });
+    }
+    const out = this.split.heldout.map((c) => byCode.get(c)).filter((x): x is { id: string; name: string } => x !== undefined);
+    if (out.length !== this.split.heldout.length) {
+      throw new RagdiffError('EVAL_SPLIT_MISSING', `only ${out.length} of the split's ${this.split.heldout.length} held-out emoji are in the store ${store.dir}`);
+    }
+    return out;
+  }
+
+  /** A fixed sample of base emoji the generator was trained on. */
+  trainingPrompts(store: ImageStore, n: number): { id: string; name: string }[] {
+    const held = new Set(this.split.heldout_subcategories.map((s) => `subcategory:${s}`));
+    const pool = store.list({ limit: 1_000_000, status: 'active' }).filter((r) => !r.tags.some((t) => held.has(t)) && this.recognizer.names.includes(r.name));
+    pool.sort((a, b) => (a.name < b.name ? -1 : 1));
+    const rand = mulberry32(0);
+    for (let i = pool.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+    }
+    return pool.slice(0, n).map((r) => ({ id: r.id, name: r.name }));
+  }
+
+  private pixelDb(store: ImageStore): Promise<PixelDatabase> {
+    let p = this.pixelDbs.get(store.dir);
+    if (!p) {
+      const rows = store.list({ limit: 1_000_000, status: 'active' });
+      p = PixelDatabase.build(rows.map((r) => ({ id: r.id, bytes: store.readImage(r.id) })), this.size);
+      this.pixelDbs.set(store.dir, p);
+    }
+    return p;
+  }
+
+  private embedDb(store: ImageStore): Float32Array[] {
+    let e = this.embedDbs.get(store.dir);
+    if (!e) {
+      e = store.list({ limit: 1_000_000, status: 'active' }).map((r) => store.embeddingOf(r.id)!).filter(Boolean);
+      this.embedDbs.set(store.dir, e);
+    }
+    return e;
+  }
+
+  /** Recognition, copy guard and style of one arm's outputs. */
+  async score(samples: Sample[], db: ImageStore, options: { copyGuard?: boolean } = {}): Promise<ArmResult> {
+    const size = this.size;
+    const rgbs = await Promise.all(samples.map((s) => rgbOf(s.png, size)));
+    const images = rgbs.map((rgb) => ({ rgb, width: size, height: size }));
+    const targets = samples.map((s) => this.recognizer.names.indexOf(s.target));
+    if (targets.some((t) => t < 0)) throw new RagdiffError('INVALID_VALUE', `a target is not a base emoji name: ${samples[targets.indexOf(-1)]!.target}`);
+    const ranks: number[] = [];
+    for (let i = 0; i < images.length; i += 64) ranks.push(...(await this.recognizer.ranks(images.slice(i, i + 64), targets.slice(i, i + 64))));
+    const summary: ArmSummary = {
+      n: samples.length,
+      top1: round(ranks.filter((r) => r < 1).length / ranks.length),
+      top5: round(ranks.filter((r) => r < 5).length / ranks.length),
+    };
+    if (options.copyGuard !== false) {
+      const pdb = await this.pixelDb(db);
+      const edb = this.embedDb(db);
+      const best = rgbs.map((rgb) => pdb.nearest(rgb).psnr);
+      summary.nearCopy = round(best.filter((p) => p > NEAR_COPY_DB).length / best.length);
+      summary.meanDbPsnr = round(best.reduce((a, b) => a + Math.min(b, 99), 0) / best.length, 2);
+      const refBest: number[] = [];
+      for (let i = 0; i < samples.length; i++) {
+        const refs = samples[i]!.references.filter((b) => b.length > 0);
+        if (refs.length) refBest.push(Math.max(...(await Promise.all(refs.map(async (b) => psnr(rgbs[i]!, await rgbOf(b, size)))))));
+      }
+      if (refBest.length) summary.meanRefPsnr = round(refBest.reduce((a, b) => a + Math.min(b, 99), 0) / refBest.length, 2);
+      const emb = await this.recognizer.embed(images);
+      const cos = emb.map((e) => Math.max(...edb.map((d) => d.reduce((a, x, j) => a + x * e[j]!, 0))));
+      summary.meanDbCosine = round(cos.reduce((a, b) => a + b, 0) / cos.length);
+    }
+    if (this.style) summary.noto = round(await this.style.notoShare(rgbs, size));
+    const prompts = [...new Set(samples.map((s) => s.prompt))];
+    const per = (k: number) => prompts.map((p) => {
+      const idx = samples.map((s, i) => (s.prompt === p ? i : -1)).filter((i) => i >= 0);
+      return idx.filter((i) => ranks[i]! < k).length / idx.length;
+    });
+    return { summary, perPrompt: { prompts, top1: per(1), top5: per(5) } };
+  }
+
+  /** The results table (Markdown) and its JSON, with per-prompt sign tests. */
+  report(r: { held: Record<string, ArmResult>; training: Record<string, ArmResult>; baseline: string; pairs: [string, string][]; swap: [string, string][] }): { markdown: string; json: Record<string, unknown> } {
+    const base = r.held[r.baseline];
+    const test = (a: ArmResult, b: ArmResult, k: 'top1' | 'top5'): SignTest => signTest(a.perPrompt[k], b.perPrompt[k]);
+    const fmtP = (t: SignTest) => `${t.better}/${t.worse}, p=${t.p < 0.001 ? t.p.toExponential(1) : t.p.toFixed(3)}`;
+    const lines = ['| arm (held-out, prompts × noises) | top-1 | top-5 | vs none, top-5 (better/worse, p) | near-copies | PSNR to db / refs | cos to db | classified Noto |', '|---|---|---|---|---|---|---|---|'];
+    const json: Record<string, unknown> = { held: {}, training: {}, pairs: {}, swap: {} };
+    for (const [label, a] of Object.entries(r.held)) {
+      const s = a.summary;
+      const vs = base && label !== r.baseline ? fmtP(test(a, base, 'top5')) : '';
+      lines.push(`| ${label} | ${s.top1} | ${s.top5} | ${vs} | ${s.nearCopy ?? ''} | ${s.meanDbPsnr ?? ''} / ${s.meanRefPsnr ?? '–'} | ${s.meanDbCosine ?? ''} | ${s.noto ?? '–'} |`);
+      (json.held as Record<string, unknown>)[label] = { ...s, perPrompt: a.perPrompt, ...(base && label !== r.baseline ? { vsNone: { top1: test(a, base, 'top1'), top5: test(a, base, 'top5') } } : {}) };
+    }
+    lines.push('', '| pair (held-out) | Δ top-1 | Δ top-5 | top-5 sign test (better/worse, p) |', '|---|---|---|---|');
+    for (const [x, y] of r.pairs) {
+      const a = r.held[x];
+      const b = r.held[y];
+      if (!a || !b) continue;
+      const t5 = test(a, b, 'top5');
+      lines.push(`| ${x} vs ${y} | ${round(a.summary.top1 - b.summary.top1)} | ${round(a.summary.top5 - b.summary.top5)} | ${fmtP(t5)} |`);
+      (json.pairs as Record<string, unknown>)[`${x} vs ${y}`] = { dTop1: round(a.summary.top1 - b.summary.top1), dTop5: round(a.summary.top5 - b.summary.top5), top1: test(a, b, 'top1'), top5: t5 };
+    }
+    if (Object.keys(r.training).length) {
+      lines.push('', '| arm (training prompts × 1 noise) | top-1 | top-5 |', '|---|---|---|');
+      for (const [label, a] of Object.entries(r.training)) {
+        lines.push(`| ${label} | ${a.summary.top1} | ${a.summary.top5} |`);
+        (json.training as Record<string, unknown>)[label] = a.summary;
+      }
+      const tb = r.training[r.baseline];
+      for (const [label, a] of Object.entries(r.training)) {
+        if (!tb || label === r.baseline) continue;
+        (json.training as Record<string, Record<string, unknown>>)[label]!.vsNone = { top1: test(a, tb, 'top1'), top5: test(a, tb, 'top5') };
+      }
+    }
+    for (const [x, y] of r.swap) {
+      const a = r.held[x];
+      const b = r.held[y];
+      if (a?.summary.noto !== undefined && b?.summary.noto !== undefined) (json.swap as Record<string, unknown>)[`${x} vs ${y}`] = { noto: a.summary.noto, twemoji: b.summary.noto };
+    }
+    return { markdown: lines.join('\n'), json };
+  }
+
+  /** A picture grid: one row per prompt, one column per arm (first noise), labelled. */
+  async grid(path: string, rows: string[], columns: Record<string, Uint8Array[]>): Promise<void> {
+    const S = 72;
+    const labelW = 150;
+    const headH = 46;
+    const cols = Object.entries(columns);
+    const width = labelW + cols.length * S;
+    const height = headH + rows.length * S;
+    const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+    const text = [
+      ...cols.map(([label, _], c) => {
+        const [a, b] = label.split('/');
+        return `<text x="${labelW + c * S + S / 2}" y="18" font-size="10" text-anchor="middle" font-family="sans-serif">${esc(a!)}</text>` +
+          (b ? `<text x="${labelW + c * S + S / 2}" y="32" font-size="10" text-anchor="middle" font-family="sans-serif">${esc(b)}</text>` : '');
+      }),
+      ...rows.map((r, i) => `<text x="6" y="${headH + i * S + S / 2 + 4}" font-size="11" font-family="sans-serif">${esc(r)}</text>`),
+    ].join('');
+    const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>${text}</svg>`);
+    const tiles: OverlayOptions[] = [];
+    for (let c = 0; c < cols.length; c++) {
+      const imgs = cols[c]![1];
+      for (let i = 0; i < rows.length && i < imgs.length; i++) {
+        tiles.push({ input: await sharp(imgs[i]!).flatten({ background: '#ffffff' }).resize(S - 4, S - 4, { kernel: 'nearest' }).png().toBuffer(), left: labelW + c * S + 2, top: headH + i * S + 2 });
+      }
+    }
+    await sharp(svg).composite(tiles).png().toFile(path);
+  }
+}
