@@ -418,7 +418,7 @@ export class Pipeline {
     const texts = req.guidance?.texts ?? [req.prompt, req.negativePrompt];
     const slotsLength = info.neighbourSlots * info.tokenWidth;
     let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, req.steps);
-    checkPlan(plan, { steps: req.steps, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim });
+    checkPlan(plan, { steps: req.steps, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim, slots: info.neighbourSlots });
     plan = pruneZeroBranches(plan);
     // Encode only the texts some branch still uses, and renumber the branches to match.
     const used = [...new Set(plan.branches.map((b) => b.text))].sort((a, b) => a - b);
