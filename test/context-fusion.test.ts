@@ -79,8 +79,8 @@ test('native fusion equals the TypeScript assembly bit for bit (random shapes, s
 test('large outputs split over the thread pool give the same bits at every pool size', () => {
   const before = n.threadCount();
   try {
-    // SD size: 4 branches × batch 8 × (77 + 4) tokens × 768 = 2M floats, past the pool's threshold.
-    const { s, layout, branches, textStates, len } = randomCase('mixed', { branches: 4, batch: 8, textLength: 77, slots: 4, width: 768, texts: 3 });
+    // 4 branches × batch 16 × (77 + 4) tokens × 1024 = 5.3M floats, past the pool's threshold (2^22).
+    const { s, layout, branches, textStates, len } = randomCase('mixed', { branches: 4, batch: 16, textLength: 77, slots: 4, width: 1024, texts: 3 });
     const want = referenceEncoderHiddenStates(new Float32Array(len), layout, branches, textStates);
     for (const threads of [1, 2, 3, 8]) {
       n.setThreadCount(threads);

@@ -8,9 +8,12 @@
 namespace ragdiff {
 namespace {
 
-// Floats per thread-pool part: below about 1 MiB of output a copy is faster
-// than waking the pool.
-constexpr size_t kGrainFloats = size_t{1} << 18;
+// Floats per thread-pool part. The pool wakes from 2 * kGrainFloats output floats
+// (16 MiB): the fusion is a copy, and below that one core's copy beat waking the
+// pool in bench/context.bench.ts (SD 4 branches x batch 8, 10 MB: 87 us on one
+// thread, 169 us on the pool, on a 2-core machine at load average ~15; the pool's
+// benefit on an idle many-core machine is unmeasured).
+constexpr size_t kGrainFloats = size_t{1} << 21;
 
 bool mul_ok(size_t a, size_t b, size_t* out) {
   if (a != 0 && b > std::numeric_limits<size_t>::max() / a) return false;
