@@ -2,8 +2,9 @@
  * Tunes the reference-init strength for `npm run eval:rag` on TRAINING prompts
  * only (never the held-out ones), with seeds the evaluation never uses: the
  * most transfer (lowest strength) whose outputs stay generations — near-copies
- * (PSNR > 20 dB to a database image) at most 5% — and whose recognition is
- * not below the no-retrieval baseline. Writes bench/eval-rag.tuning.json,
+ * (PSNR > 20 dB to a database image) at most 5%, or no more than the generator
+ * makes without retrieval (it reproduces some training emoji on its own) — and
+ * whose recognition is not below the no-retrieval baseline. Writes bench/eval-rag.tuning.json,
  * which the evaluation reads and checks its seeds against.
  *
  *   npm run tune:rag
@@ -20,7 +21,7 @@ const root = here.includes(join('dist', 'bench')) ? join(here, '..', '..') : joi
 const MODEL = join(root, 'models', 'tiny-emoji');
 const TUNE_SEED_BASE = 10_000;
 const PROMPTS = 60;
-const STRENGTHS = [0.1, 0.15, 0.2, 0.3, 0.5, 0.7];
+const STRENGTHS = [0.2, 0.5, 0.7, 0.8, 0.9, 0.95];
 
 async function main(): Promise<void> {
   const suite = await EvalSuite.open(MODEL);
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     const sum = await run(s);
     table.push({ strength: s, ...sum });
     console.log(s, sum);
-    if (chosen === null && (sum.nearCopy ?? 1) <= 0.05 && sum.top5 >= none.top5) chosen = s;
+    if (chosen === null && (sum.nearCopy ?? 1) <= Math.max(0.05, none.nearCopy ?? 0) && sum.top5 >= none.top5) chosen = s;
   }
   const out = {
     description: 'reference-init strength tuned on training prompts (never held-out ones); the evaluation refuses these seeds',
@@ -57,7 +58,9 @@ async function main(): Promise<void> {
     seeds,
     table,
     chosen: { strength: chosen ?? STRENGTHS[STRENGTHS.length - 1] },
-    rule: 'lowest strength with near-copies <= 5% and top-5 >= no retrieval',
+    /** False when no strength met the rule (the highest tried is used). */
+    met: chosen !== null,
+    rule: 'lowest strength with near-copies <= max(5%, no retrieval) and top-5 >= no retrieval',
   };
   writeFileSync(join(root, 'bench', 'eval-rag.tuning.json'), JSON.stringify(out, null, 1) + '\n');
   console.log('chosen', out.chosen);

@@ -102,6 +102,14 @@ export interface NativeCuda {
    * Returns GB/s (bytes read + written per second) for each.
    */
   bench(len: number, branches: number, iterations: number): { copy: number; ddim: number; dpmpp: number; guided: number; guidedBytes: number };
+  /** The CUDA twin of NativeAddon.fuseContext, on host arrays (copied to and from the device); same checks, same result bits. */
+  fuseContext: NativeAddon['fuseContext'];
+  /**
+   * Times the device-resident fusion of rows × (textLength + slots) × width (every row with its own
+   * neighbour set, weights 0.5): ms per fusion, GB/s (bytes read + written) and a device-to-device copy of
+   * the output's size for comparison.
+   */
+  fuseContextBench(rows: number, textLength: number, slots: number, width: number, texts: number, iterations: number): { ms: number; gbs: number; copyGbs: number };
 }
 
 export interface NativeAddon {
@@ -119,6 +127,26 @@ export interface NativeAddon {
   axpby(a: number, x: Float32Array, b: number, y: Float32Array, out: Float32Array): boolean;
   /** out = sum_k weights[k] * branches[k*len ...]; false on non-finite input. */
   combineBranches(branches: Float32Array, weights: Float64Array, out: Float32Array): boolean;
+  /**
+   * Conditioning fusion (native/core/context_fusion.h), in place into `out`
+   * ([rows][textLength + slots][width]): row r gets the text tokens of sequence textIndex[r]
+   * of textStates ([texts][textLength][width]) and, in its slots, set neighbourIndex[r] of
+   * neighbourTokens ([sets][slots][width]) scaled per slot by weights[r * slots + s]
+   * (-1 or a zero weight: zeros; null weights: all ones; null neighbourIndex: all -1).
+   * `out` must not share memory with an input. Returns `out`.
+   */
+  fuseContext(
+    out: Float32Array,
+    rows: number,
+    textLength: number,
+    slots: number,
+    width: number,
+    textStates: Float32Array,
+    textIndex: Int32Array,
+    neighbourTokens: Float32Array | null,
+    neighbourIndex: Int32Array | null,
+    weights: Float32Array | null,
+  ): Float32Array;
   cuda: NativeCuda;
 }
 

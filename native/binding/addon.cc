@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_rng(env, exports);
   init_pixels(env, exports);
   init_scheduler(env, exports);
+  init_context(env, exports);
   init_cuda(env, exports);
   return exports;
 }

@@ -1,8 +1,10 @@
 // cuda.available(), cuda.reason(), cuda.deviceName(), cuda.step(scheduler, ...),
-// cuda.normalFill(seed, offset, out), cuda.bench(len, branches, iterations).
+// cuda.normalFill(seed, offset, out), cuda.bench(len, branches, iterations),
+// cuda.fuseContext(<the arguments of fuseContext>), cuda.fuseContextBench(rows, textLength, slots, width, texts, iterations).
 // Built without CUDA, available() is false and the rest throw CUDA_UNAVAILABLE.
 #include <string>
 
+#include "binding/context_binding.h"
 #include "binding/errors.h"
 #include "binding/registry.h"
 #include "binding/scheduler_binding.h"
@@ -117,6 +119,53 @@ Napi::Value Bench(const Napi::CallbackInfo& info) {
 #endif
 }
 
+Napi::Value FuseContext(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ContextArgs a;
+  if (!read_context_args(info, &a)) return env.Undefined();
+  if (!usable(env, true)) return env.Undefined();
+#ifdef RAGDIFF_WITH_CUDA
+  size_t bad = 0;
+  std::string err;
+  Status st = cuda::fuse_context_host(a.shape, a.text_states, a.text_index, a.neighbour_tokens, a.neighbour_index, a.weights, a.out, &bad, &err);
+  if (st != Status::kOk) {
+    throw_status(env, st, err);
+    return env.Undefined();
+  }
+#endif
+  return info[0];
+}
+
+Napi::Value FuseContextBench(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t rows, L, S, W, texts, iters;
+  if (!get_index(info, 0, "rows", 1 << 20, &rows) || !get_index(info, 1, "textLength", 1 << 16, &L) || !get_index(info, 2, "slots", 1 << 16, &S) ||
+      !get_index(info, 3, "width", 1 << 16, &W) || !get_index(info, 4, "texts", 1 << 20, &texts) || !get_index(info, 5, "iterations", 1e6, &iters))
+    return env.Undefined();
+  if (rows == 0 || L == 0 || W == 0 || texts == 0 || iters == 0 || rows * (L + S) * W > (uint64_t{1} << 32)) {
+    throw_range(env, "OUT_OF_RANGE", "rows, textLength, width, texts and iterations must be at least 1, and the output at most 2^32 floats");
+    return env.Undefined();
+  }
+  if (!usable(env, true)) return env.Undefined();
+#ifdef RAGDIFF_WITH_CUDA
+  ContextShape s{rows, L, S, W, texts, 0};
+  cuda::FusionBenchResult r{};
+  std::string err;
+  Status st = cuda::fuse_context_bench(s, static_cast<int>(iters), &r, &err);
+  if (st != Status::kOk) {
+    throw_status(env, st, err);
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ms", r.ms);
+  o.Set("gbs", r.gbs);
+  o.Set("copyGbs", r.copy_gbs);
+  return o;
+#else
+  return env.Undefined();
+#endif
+}
+
 }  // namespace
 
 void init_cuda(Napi::Env env, Napi::Object exports) {
@@ -127,6 +176,8 @@ void init_cuda(Napi::Env env, Napi::Object exports) {
   c.Set("step", Napi::Function::New(env, Step, "step"));
   c.Set("normalFill", Napi::Function::New(env, NormalFill, "normalFill"));
   c.Set("bench", Napi::Function::New(env, Bench, "bench"));
+  c.Set("fuseContext", Napi::Function::New(env, FuseContext, "fuseContext"));
+  c.Set("fuseContextBench", Napi::Function::New(env, FuseContextBench, "fuseContextBench"));
   exports.Set("cuda", c);
 }
 

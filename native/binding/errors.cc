@@ -68,6 +68,12 @@ bool get_f32_or_null(const Napi::CallbackInfo& info, size_t i, const char* name,
 bool get_f64(const Napi::CallbackInfo& info, size_t i, const char* name, double** data, size_t* len) {
   return get_typed<napi_float64_array>(info, i, name, "Float64Array", data, len, false);
 }
+bool get_i32(const Napi::CallbackInfo& info, size_t i, const char* name, int32_t** data, size_t* len) {
+  return get_typed<napi_int32_array>(info, i, name, "Int32Array", data, len, false);
+}
+bool get_i32_or_null(const Napi::CallbackInfo& info, size_t i, const char* name, int32_t** data, size_t* len) {
+  return get_typed<napi_int32_array>(info, i, name, "Int32Array", data, len, true);
+}
 bool get_u8(const Napi::CallbackInfo& info, size_t i, const char* name, uint8_t** data, size_t* len) {
   Napi::Env env = info.Env();
   Napi::Value v = info[i];

@@ -24,6 +24,8 @@ void throw_status(Napi::Env env, Status s, const std::string& msg);
 bool get_f32(const Napi::CallbackInfo& info, size_t i, const char* name, float** data, size_t* len);
 bool get_f32_or_null(const Napi::CallbackInfo& info, size_t i, const char* name, float** data, size_t* len);
 bool get_f64(const Napi::CallbackInfo& info, size_t i, const char* name, double** data, size_t* len);
+bool get_i32(const Napi::CallbackInfo& info, size_t i, const char* name, int32_t** data, size_t* len);
+bool get_i32_or_null(const Napi::CallbackInfo& info, size_t i, const char* name, int32_t** data, size_t* len);
 bool get_u8(const Napi::CallbackInfo& info, size_t i, const char* name, uint8_t** data, size_t* len);
 bool get_number(const Napi::CallbackInfo& info, size_t i, const char* name, double* out);
 bool get_finite(const Napi::CallbackInfo& info, size_t i, const char* name, double* out);

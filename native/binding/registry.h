@@ -9,6 +9,7 @@ namespace binding {
 void init_rng(Napi::Env env, Napi::Object exports);
 void init_pixels(Napi::Env env, Napi::Object exports);
 void init_scheduler(Napi::Env env, Napi::Object exports);
+void init_context(Napi::Env env, Napi::Object exports);
 void init_cuda(Napi::Env env, Napi::Object exports);
 void init_runtime(Napi::Env env, Napi::Object exports);
 

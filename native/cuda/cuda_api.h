@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/context_fusion.h"
 #include "core/status.h"
 #include "core/step_kernel.h"
 
@@ -29,6 +30,20 @@ struct BenchResult {
 };
 // Times device-resident kernels on len floats (`branches` guidance branches).
 Status bench(size_t len, size_t branches, int iterations, BenchResult* r, std::string* error);
+
+// The CUDA twin of fuse_context on host buffers (context_fusion.cu): checks the
+// call with check_context, copies the inputs to the device, runs the kernel and
+// copies `out` back. Same statuses as fuse_context, plus the CUDA ones.
+Status fuse_context_host(const ContextShape& s, const float* text_states, const int32_t* text_index, const float* neighbour_tokens,
+                         const int32_t* neighbour_index, const float* weights, float* out, size_t* bad, std::string* error);
+
+struct FusionBenchResult {
+  double ms;        // one fusion, device-resident buffers
+  double gbs;       // (bytes of out written + bytes read) per second / 1e9
+  double copy_gbs;  // cudaMemcpyAsync device to device of out's size, same accounting
+};
+// Times the device-resident fusion for shape `s` (every row with a neighbour set, fractional weights).
+Status fuse_context_bench(const ContextShape& s, int iterations, FusionBenchResult* r, std::string* error);
 
 }  // namespace cuda
 }  // namespace ragdiff

@@ -9,7 +9,7 @@
  * timestep-dependent weights) and interleaved guidance are other tables over
  * the same machinery.
  *
- * Also here: the encoder_hidden_states builder, separate from the sampling loop.
+ * The encoder_hidden_states for all branches are fused natively (context.ts).
  */
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 
@@ -29,8 +29,10 @@ export interface GuidanceBranch {
    */
   neighbourEmbeds?: Float32Array | null;
   /**
-   * Per-slot weights applied to the neighbour tokens (after projection): 0 leaves a slot as
-   * zero tokens (the unconditional value), 1 keeps it. Default all ones.
+   * One weight per neighbour slot (length = slots): each slot's tokens are scaled
+   * by it in encoder_hidden_states — 0 drops the slot (zeros), 1 keeps it as is.
+   * Retrieval modes use this to weigh neighbours by relevance. Absent: all ones.
+   * Unused by a branch without neighbours.
    */
   neighbourWeights?: Float32Array | null;
   /** With reference attention: whether this branch attends to the reference (default: every branch, when no branch says). */
@@ -64,7 +66,7 @@ export interface PlanLimits {
   neighbourLength: number;
   /** slots × embedDim: the length of `neighbourEmbeds` (0: the bundle has no image_proj model). */
   embedLength: number;
-  /** Neighbour slots (the length of `neighbourWeights`). */
+  /** Neighbour slots (the length of `neighbourWeights`); when absent only their finiteness is checked here (the worker checks the length). */
   slots?: number;
 }
 
@@ -106,6 +108,7 @@ export function checkPlan(plan: GuidancePlan, limits: PlanLimits): void {
     }
     if (b.neighbourWeights != null) {
       if (!(b.neighbourWeights instanceof Float32Array)) throw typeError('INVALID_TYPE', `${name}.neighbourWeights must be a Float32Array`);
+      if (neighbourLength === 0) throw new RagdiffError('UNSUPPORTED', 'this model has no neighbour-token slots; guidance branches cannot carry neighbour weights');
       if (limits.slots !== undefined && b.neighbourWeights.length !== limits.slots) {
         throw rangeError('LENGTH_MISMATCH', `${name}.neighbourWeights must have one weight per neighbour slot (${limits.slots}), got ${b.neighbourWeights.length}`);
       }
@@ -144,56 +147,5 @@ export function pruneZeroBranches(plan: GuidancePlan): GuidancePlan {
   return { branches: keep.map((b) => plan.branches[b]!), weights };
 }
 
-export interface ContextLayout {
-  /** Images per branch. */
-  batch: number;
-  /** Text tokens per sequence. */
-  textLength: number;
-  /** Neighbour slots after the text tokens (0 for plain SD). */
-  slots: number;
-  /** Token width. */
-  width: number;
-}
-
-/**
- * Writes encoder_hidden_states for all branches, branch-major
- * ([branch][image][textLength + slots][width]), the order the UNet batch and
- * the guided step share. `textStates` holds the text encoder's outputs,
- * [texts][textLength][width]. Built once per generation.
- */
-export function buildEncoderHiddenStates(
-  out: Float32Array,
-  layout: ContextLayout,
-  branches: readonly GuidanceBranch[],
-  textStates: Float32Array,
-): Float32Array {
-  const { batch, textLength, slots, width } = layout;
-  const textSize = textLength * width;
-  const seqSize = (textLength + slots) * width;
-  if (out.length !== branches.length * batch * seqSize) {
-    throw new RagdiffError('INTERNAL', `encoder_hidden_states buffer has ${out.length} elements, expected ${branches.length * batch * seqSize}`);
-  }
-  branches.forEach((branch, b) => {
-    const text = textStates.subarray(branch.text * textSize, (branch.text + 1) * textSize);
-    for (let i = 0; i < batch; i++) {
-      const at = (b * batch + i) * seqSize;
-      out.set(text, at);
-      if (slots === 0) continue;
-      if (!branch.neighbours) {
-        out.fill(0, at + textSize, at + seqSize);
-        continue;
-      }
-      out.set(branch.neighbours, at + textSize);
-      const nw = branch.neighbourWeights;
-      if (nw) {
-        for (let s = 0; s < slots; s++) {
-          const wgt = nw[s]!;
-          if (wgt === 1) continue;
-          const from = at + textSize + s * width;
-          for (let j = from; j < from + width; j++) out[j] = out[j]! * wgt;
-        }
-      }
-    }
-  });
-  return out;
-}
+// The encoder_hidden_states builder moved to context.ts (native fusion); re-exported for existing importers.
+export { buildEncoderHiddenStates, type ContextLayout } from './context.js';

@@ -17,7 +17,8 @@ import { createScheduler, type DiffusersSchedulerConfig, type SamplerName } from
 import { NoiseGenerator } from '../rng.js';
 import { chwToRgb8 } from '../image/pixels.js';
 import { readJsonFile, type BundleManifest } from './bundle.js';
-import { buildEncoderHiddenStates, type GuidanceBranch, type GuidancePlan } from './guidance.js';
+import type { GuidanceBranch, GuidancePlan } from './guidance.js';
+import { buildEncoderHiddenStates } from './context.js';
 import { FloatBoundary, fillScalar, floatTypeOf, integerTensor, type FloatType } from './tensor-io.js';
 import { denoiseLoop } from './loop.js';
 import { encodeRgbPng } from './png.js';
@@ -350,6 +351,7 @@ export class ModelRunner {
     const modelOutput = new FloatBoundary(dtype, [nb * batch, C, h, w]);
     const ehs = new FloatBoundary(floatTypeOf(tensorMeta(this.unet, 'encoder_hidden_states', 'input').type, this.unet.path), [nb * batch, L + S, W]);
     const conditioned = await this.projectNeighbours(branches, timed);
+    // One native pass: text states, neighbour tokens scaled by their weights, zeros for dropped slots.
     buildEncoderHiddenStates(ehs.data, { batch, textLength: L, slots: S, width: W }, conditioned, textStates);
     ehs.toModel();
     const timestep = integerTensor(info.timestepType, new Array(nb * batch).fill(0), [nb * batch]);
