@@ -15,9 +15,10 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { AbortError, BusyError, RagdiffError, rangeError } from '../errors.js';
 import { assertBoolean, assertInteger, assertPlainObject } from '../validate.js';
+import { startWorker } from '../worker-options.js';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
 import { rgb8ToChw } from '../image/pixels.js';
 import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
@@ -190,10 +191,11 @@ export class Pipeline {
   /** Starts one worker and resolves with its model info once its sessions are open. */
   private static spawn(manifest: BundleManifest, options: PipelineOptions, into: Slot[]): Promise<ModelInfo> {
     const data: WorkerData = { manifest, options: { executionProviders: options.executionProviders, threads: options.threads, spinning: options.spinning } };
-    const worker = new Worker(WORKER_URL, { workerData: data });
+    const warn = options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
+    // Deliberate execArgv, argv and stack: see worker-options.ts.
+    const worker = startWorker(WORKER_URL, { workerData: data }, warn);
     const slot: Slot = { worker, task: null, ready: false };
     into.push(slot);
-    const warn = options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
     return new Promise<ModelInfo>((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
         if (m.type === 'warning') warn(m.message);
