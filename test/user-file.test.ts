@@ -6,6 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readUserFile, readUserFileSync } from '../src/io/user-file.js';
+import { readBundle } from '../src/pipeline/bundle.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { tempDir } from './helpers.js';
 
 const t = tempDir('ragdiff-userfile-');
@@ -100,5 +102,15 @@ for (const [kind, read] of readers) {
     assert.is(await codeOf(read(file, { maxBytes: 1.5 })), 'OUT_OF_RANGE');
   });
 }
+
+test('bundle JSON files go through the gate: a FIFO model_index.json or tokenizer.json is MODEL_FILE_INVALID, not a hang', () => {
+  if (!fifo) return;
+  const bundle = join(t.dir, 'bundle');
+  mkdirSync(join(bundle, 'tokenizer'), { recursive: true });
+  execFileSync('mkfifo', [join(bundle, 'model_index.json'), join(bundle, 'tokenizer', 'tokenizer.json')]);
+  assert.throws(() => readBundle(bundle), (e: { code?: string; message?: string }) => e.code === 'MODEL_FILE_INVALID' && /FIFO/.test(e.message ?? ''));
+  assert.throws(() => loadTokenizer(join(bundle, 'tokenizer')), (e: { code?: string }) => e.code === 'MODEL_FILE_INVALID');
+  assert.throws(() => readBundle(join(t.dir, 'no-bundle-here')), (e: { code?: string }) => e.code !== undefined);
+});
 
 test.run();
