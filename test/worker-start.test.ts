@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { workerExecArgv, workerOptions, workerStackSizeMb, commandLineBytes } from '../src/worker-options.js';
+import { workerExecArgv, workerOptions, workerStackSizeMb, commandLineBytes, startWorker } from '../src/worker-options.js';
 import { repoPath, tempDir } from './helpers.js';
 
 const BUNDLE = repoPath('test/fixtures/pipeline/tiny-bundle');
@@ -54,6 +54,25 @@ test('the stack grows with the command line: 4 MiB plus ~320 bytes per byte', ()
   assert.equal(o.argv, []);
   assert.ok((o.resourceLimits?.stackSizeMb ?? 0) >= 4);
   assert.is(o.workerData, 1);
+});
+
+test('a flag Node refuses in a worker (e.g. the V8 flag --harmony) is dropped with a warning, the rest kept', async () => {
+  const saved = process.execArgv;
+  process.execArgv = ['--harmony', '--enable-source-maps', '--no-warnings'];
+  const warnings: string[] = [];
+  try {
+    const w = startWorker("require('node:worker_threads').parentPort.postMessage(process.execArgv)", { eval: true }, (m) => warnings.push(m));
+    const got = await new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    await w.terminate();
+    assert.equal(got, ['--enable-source-maps', '--no-warnings']);
+    assert.is(warnings.length, 1);
+    assert.match(warnings[0]!, /--harmony/);
+  } finally {
+    process.execArgv = saved;
+  }
 });
 
 test('a pipeline starts under node --input-type=module -e (and --expose-gc), and gc reaches the worker', () => {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import sharp, { type OverlayOptions } from 'sharp';
 import { Pipeline, type PipelineOptions } from '../pipeline/pipeline.js';
-import { SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
+import { checkPromptLength, SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
 import { intOption, numberOption } from './options.js';
 import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
 import { ensureOutputDir, prepareOutputFile, writeOutputFile } from '../io/output-path.js';
@@ -80,6 +80,8 @@ function outputPaths(output: string, count: number): string[] {
 
 async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<void> {
   // Inputs and outputs are checked before any model loads: a bad path fails in milliseconds.
+  checkPromptLength('prompt', prompt);
+  if (o.negative !== undefined) checkPromptLength('negative prompt', o.negative);
   const initImage = o.initImage ? readUserFileSync(o.initImage, { maxBytes: DEFAULT_MAX_USER_FILE_BYTES, what: 'init image' }) : undefined;
   const planned = outputPaths(o.output, typeof o.batch === 'number' && o.batch > 0 ? o.batch : 1);
   for (const p of planned) prepareOutputFile(p);
@@ -134,6 +136,7 @@ interface DemoOptions {
 
 /** Generates `seeds` images for each demo prompt into `<out>/demo/`, plus a grid and an index page. */
 export async function runDemo(o: DemoOptions, log: (s: string) => void = console.log): Promise<{ dir: string; grid: string; files: string[] }> {
+  for (const p of o.prompt ?? []) checkPromptLength('prompt', p);
   const dir = ensureOutputDir(resolve(o.out, 'demo'));
   const pipeline = await Pipeline.load(o.model, pipelineOptions(o));
   const files: string[] = [];

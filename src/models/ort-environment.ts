@@ -10,7 +10,7 @@
  * on any thread reuse it. openSession awaits it, so every caller is covered.
  * With a short command line (the usual case) it does nothing.
  */
-import { isMainThread } from 'node:worker_threads';
+import { isMainThread, resourceLimits } from 'node:worker_threads';
 import { commandLineBytes, startWorker, workerStackSizeMb } from '../worker-options.js';
 
 /** Below this many command-line bytes the default stacks (4 MiB worker, 8 MiB main) suffice with a wide margin. */
@@ -21,8 +21,9 @@ let ready: Promise<void> | null = null;
 export function prepareOnnxRuntime(): Promise<void> {
   if (ready) return ready;
   const bytes = commandLineBytes();
-  // A ragdiff worker already has a stack sized for the command line.
-  const ownStackMb = isMainThread ? 8 : 4;
+  // The main thread's stack is RLIMIT_STACK (8 MiB by default); a worker's is its stackSizeMb (4 by default),
+  // so a worker started by startWorker already has enough and needs no helper.
+  const ownStackMb = isMainThread ? 8 : (resourceLimits.stackSizeMb ?? 4);
   if (bytes <= SAFE_COMMAND_LINE_BYTES || workerStackSizeMb(bytes) <= ownStackMb) return (ready = Promise.resolve());
   ready = new Promise<void>((resolve) => {
     let worker;
