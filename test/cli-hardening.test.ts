@@ -87,4 +87,15 @@ test('index query "<30 KB>": the encoders open on the main thread, a typed answe
   assert.match(r.stderr, /^ragdiff: \[[A-Z_]+\]/);
 });
 
+test('index add with ~64 KB of file names (4096 arguments): per-item errors, no signal', () => {
+  // The encoders open on the main thread; its 8 MiB stack overflowed at ~29 KB of command line.
+  const names = Array.from({ length: 4096 }, (_, i) => join(t.dir, `missing-${String(i).padStart(5, '0')}.png`));
+  const r = ragdiff(['index', 'add', ...names, '--store', join(t.dir, 'addstore'), '--json']);
+  assert.is(r.signal, null, `signal ${r.signal}`);
+  assert.is(r.status, 1, r.stderr.slice(-500));
+  const report = JSON.parse(r.stdout) as { failed: number; items: { error?: { code: string } }[] };
+  assert.is(report.failed, 4096);
+  assert.is(report.items[0]!.error!.code, 'FILE_NOT_FOUND');
+});
+
 test.run();
