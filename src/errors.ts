@@ -4,9 +4,13 @@
  *
  * Argument problems use the built-in TypeError / RangeError (so generic code
  * that checks `instanceof RangeError` keeps working) with a `code` attached.
+ *
+ * Codes form a closed set: see error-codes.ts (and docs/errors.md) to add one.
  */
 
-export type ErrorCode = string;
+import type { ErrorCode } from './error-codes.js';
+
+export { ALL_ERROR_CODES, ERROR_CODES, httpStatusOf, httpStatusOfError, isErrorCode, type ErrorCode } from './error-codes.js';
 
 export class RagdiffError extends Error {
   readonly code: ErrorCode;

@@ -8,7 +8,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Pipeline, type GenerateRequest } from '../src/pipeline/index.js';
+import { MAX_PROMPT_CHARS, Pipeline, type GenerateRequest } from '../src/pipeline/index.js';
 import { readPngText } from '../src/image/png-text.js';
 import { repoPath, rejects, hasErrorCode } from './helpers.js';
 
@@ -199,10 +199,12 @@ test('bad init images are typed errors: corrupt, not an image, over the pixel li
   }
 });
 
-test('prompts: empty is allowed; enormous ones are truncated to the encoder length, said in stats', async () => {
+test('prompts: empty is allowed; enormous ones are truncated to the encoder length, said in stats; over MAX_PROMPT_CHARS rejected', async () => {
   const empty = await pipeline.generate({ ...base, prompt: '' });
   assert.equal(empty.stats.prompt, { tokens: 2, maxTokens: 16, truncated: false });
-  const huge = 'red cat '.repeat(200_000);
+  const huge = 'red cat '.repeat(MAX_PROMPT_CHARS / 8); // exactly the cap: accepted
+  await rejects(pipeline.generate({ ...base, prompt: huge + 'x' }), hasErrorCode('PROMPT_TOO_LONG'));
+  await rejects(pipeline.generate({ ...base, negativePrompt: huge + 'x' }), hasErrorCode('PROMPT_TOO_LONG'));
   const r = await pipeline.generate({ ...base, prompt: huge });
   assert.is(r.stats.prompt.truncated, true);
   assert.is(r.stats.prompt.maxTokens, 16);

@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import sharp from 'sharp';
 import { inflateSync } from 'node:zlib';
 import { encodeRgbPng } from '../src/pipeline/png.js';
-import { pngChunks } from '../src/image/png-text.js';
+import { pngChunks, readPngText, withPngText } from '../src/image/png-text.js';
+import { parameterText } from '../src/pipeline/output.js';
 import { seededRandom } from './helpers.js';
 
 function image(width: number, height: number, kind: 'noise' | 'gradient' | 'flat'): Uint8Array {
@@ -58,6 +59,20 @@ test('bad arguments are typed errors', () => {
   assert.throws(() => encodeRgbPng(new Uint8Array(11), 2, 2), (e: RangeError & { code?: string }) => e.code === 'LENGTH_MISMATCH');
   assert.throws(() => encodeRgbPng(new Uint8Array(0), 0, 1), (e: RangeError & { code?: string }) => e.code === 'OUT_OF_RANGE');
   assert.throws(() => encodeRgbPng([1, 2, 3] as unknown as Uint8Array, 1, 1), (e: TypeError) => e instanceof TypeError);
+});
+
+test('text chunks written by the encoder: the same bytes as tagging the PNG afterwards', () => {
+  const rgb = image(33, 17, 'gradient');
+  const params = {
+    prompt: 'grinning face', negativePrompt: 'blurry ☃ ünïcode, "quoted"', steps: 4, sampler: 'dpmpp-2m' as const, karras: false,
+    guidanceScale: 7.5, seed: 7, width: 33, height: 17, model: 'tiny', modelHash: 'ab'.repeat(32),
+  };
+  const text = parameterText(params);
+  const once = encodeRgbPng(rgb, 33, 17, 9, text);
+  const twice = withPngText(encodeRgbPng(rgb, 33, 17), text);
+  assert.ok(Buffer.from(once).equals(twice), 'byte-identical to the parse-and-rebuild path');
+  assert.equal(pngChunks(once).map((c) => c.type), ['IHDR', 'iTXt', 'iTXt', 'IDAT', 'IEND'], 'non-Latin-1 text: UTF-8 iTXt');
+  assert.equal(readPngText(once), text);
 });
 
 test.run();

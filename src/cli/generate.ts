@@ -1,14 +1,15 @@
 /**
  * `ragdiff generate "<prompt>" -o file.png` and `ragdiff demo`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import sharp, { type OverlayOptions } from 'sharp';
 import { Pipeline, type PipelineOptions } from '../pipeline/pipeline.js';
-import { SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
+import { checkPromptLength, SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
 import { intOption, numberOption } from './options.js';
+import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
+import { ensureOutputDir, prepareOutputFile, writeOutputFile } from '../io/output-path.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded default bundle. */
@@ -69,7 +70,21 @@ interface GenerateCliOptions {
   json?: boolean;
 }
 
+/** The files a generation writes: `out` for one image, `out-1.png`, `out-2.png`, … for a batch. */
+function outputPaths(output: string, count: number): string[] {
+  const out = resolve(output);
+  if (count === 1) return [out];
+  const ext = extname(out);
+  return Array.from({ length: count }, (_, i) => out.slice(0, out.length - ext.length) + `-${i + 1}${ext || '.png'}`);
+}
+
 async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<void> {
+  // Inputs and outputs are checked before any model loads: a bad path fails in milliseconds.
+  checkPromptLength('prompt', prompt);
+  if (o.negative !== undefined) checkPromptLength('negative prompt', o.negative);
+  const initImage = o.initImage ? readUserFileSync(o.initImage, { maxBytes: DEFAULT_MAX_USER_FILE_BYTES, what: 'init image' }) : undefined;
+  const planned = outputPaths(o.output, typeof o.batch === 'number' && o.batch > 0 ? o.batch : 1);
+  for (const p of planned) prepareOutputFile(p);
   const pipeline = await Pipeline.load(o.model, pipelineOptions(o));
   const bar = progressBar();
   const controller = new AbortController();
@@ -85,19 +100,13 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       sampler: o.sampler,
       batch: o.batch,
       karras: o.karras,
-      initImage: o.initImage ? readFileSync(o.initImage) : undefined,
+      initImage,
       strength: o.strength,
       onProgress: (e) => bar.update(e),
       signal: controller.signal,
     });
     bar.done();
-    const out = resolve(o.output);
-    mkdirSync(dirname(out), { recursive: true });
-    const paths = r.images.map((im, i) => {
-      const p = r.images.length === 1 ? out : out.slice(0, out.length - extname(out).length) + `-${i + 1}${extname(out) || '.png'}`;
-      writeFileSync(p, im.png);
-      return p;
-    });
+    const paths = outputPaths(o.output, r.images.length).map((p, i) => writeOutputFile(p, r.images[i]!.png));
     if (o.json) {
       console.log(JSON.stringify({ files: paths, seeds: r.images.map((i) => i.seed), parameters: r.parameters, stats: r.stats }, null, 2));
     } else {
@@ -127,8 +136,8 @@ interface DemoOptions {
 
 /** Generates `seeds` images for each demo prompt into `<out>/demo/`, plus a grid and an index page. */
 export async function runDemo(o: DemoOptions, log: (s: string) => void = console.log): Promise<{ dir: string; grid: string; files: string[] }> {
-  const dir = resolve(o.out, 'demo');
-  mkdirSync(dir, { recursive: true });
+  for (const p of o.prompt ?? []) checkPromptLength('prompt', p);
+  const dir = ensureOutputDir(resolve(o.out, 'demo'));
   const pipeline = await Pipeline.load(o.model, pipelineOptions(o));
   const files: string[] = [];
   const rows: { prompt: string; pngs: Buffer[]; names: string[] }[] = [];
@@ -138,10 +147,11 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = console
       const bar = progressBar(process.stderr, `${prompt.padEnd(14)} `);
       const r = await pipeline.generate({ prompt, seed: 1, batch: o.seeds, steps: o.steps, onProgress: (e) => bar.update(e) });
       bar.done();
-      const names = r.images.map((im) => `${String(i + 1).padStart(2, '0')}-${prompt.replace(/[^a-z0-9]+/gi, '-')}-seed${im.seed}.png`);
+      // The prompt's first 48 characters name the file (a long prompt would exceed NAME_MAX).
+      const slug = prompt.slice(0, 48).replace(/[^a-z0-9]+/gi, '-');
+      const names = r.images.map((im) => `${String(i + 1).padStart(2, '0')}-${slug}-seed${im.seed}.png`);
       r.images.forEach((im, j) => {
-        writeFileSync(join(dir, names[j]!), im.png);
-        files.push(join(dir, names[j]!));
+        files.push(writeOutputFile(join(dir, names[j]!), im.png));
       });
       rows.push({ prompt, pngs: r.images.map((im) => im.png), names });
       log(`  ${prompt}: ${r.images.length} images, ${(r.stats.timings.wallMs / 1000).toFixed(1)} s`);
@@ -174,7 +184,7 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = console
 <h1>ragdiff demo — ${pipeline.info.name}</h1><table>
 ${rows.map((r) => `<tr><td>${r.prompt}</td><td>${r.names.map((n) => `<img src="${n}" alt="${r.prompt}" title="${n}">`).join('')}</td></tr>`).join('\n')}
 </table>\n`;
-  writeFileSync(join(dir, 'index.html'), html);
+  writeOutputFile(join(dir, 'index.html'), html);
   log(`demo: ${files.length} images for ${rows.length} prompts in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   log(`  images: ${dir}`);
   log(`  grid:   ${grid} (rows: ${rows.map((r) => r.prompt).join(' | ')})`);

@@ -11,7 +11,6 @@
  * `--json` prints one JSON document on stdout (errors too, as {"error": {code, message}}).
  * The exit code is 1 when anything failed (a failed item, an unknown id, an error), else 0.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
@@ -20,6 +19,8 @@ import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
 import { openDemoStore } from '../store/demo.js';
 import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
 import { intOption, numberOption } from './options.js';
+import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
+import { checkPromptLength } from '../pipeline/params.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const DEFAULT_MODEL_DIR = join(packageRoot, 'models', 'tiny-emoji');
@@ -204,10 +205,13 @@ export function registerIndexCommands(program: Command): void {
     .action(async (text: string | undefined, o: CommonOptions & { k?: number; image?: string; source?: string[]; licence?: string[]; tag?: string[]; excludeTag?: string[]; excludeId?: string[]; minScore?: number }) => {
       await run(o, async () => {
         if ((text === undefined) === (o.image === undefined)) throw new RagdiffError('INVALID_ARGUMENT', 'give a query text or --image FILE (one of them)');
+        if (text !== undefined) checkPromptLength('query text', text);
+        // Read through the file gate before the store opens: a FIFO, device or huge file fails at once.
+        const image = o.image !== undefined ? new Uint8Array(readUserFileSync(o.image, { maxBytes: DEFAULT_MAX_USER_FILE_BYTES, what: 'query image' })) : undefined;
         const store = await openStore(o);
         try {
           const hits = await store.query({
-            ...(text !== undefined ? { text } : { image: new Uint8Array(readFileSync(o.image!)) }),
+            ...(text !== undefined ? { text } : { image: image! }),
             k: o.k,
             sources: o.source,
             licences: o.licence,

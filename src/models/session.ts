@@ -5,6 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { RagdiffError } from '../errors.js';
+import { prepareOnnxRuntime } from './ort-environment.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml' | (string & {});
 
@@ -32,6 +33,8 @@ export interface OpenedSession {
 export async function openSession(path: string, options: SessionOptions = {}): Promise<OpenedSession> {
   if (!existsSync(path)) throw new RagdiffError('MODEL_FILE_MISSING', `model file not found: ${path}`);
   if (statSync(path).size === 0) throw new RagdiffError('MODEL_FILE_INVALID', `model file is empty: ${path}`);
+  // A long command line would overflow this thread's stack while onnxruntime creates its environment.
+  await prepareOnnxRuntime();
   const warn = options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
   const wanted = options.executionProviders?.length ? options.executionProviders : ['cpu'];
   const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };

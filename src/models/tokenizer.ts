@@ -4,10 +4,11 @@
  * diffusers' text encoders expect: truncated to model_max_length (keeping the
  * end-of-sequence token last) and padded with the pad token.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { RagdiffError, typeError } from '../errors.js';
+import { readBundleText } from '../pipeline/bundle.js';
 
 export interface EncodedPrompt {
   ids: BigInt64Array;
@@ -23,9 +24,9 @@ export interface PromptTokenizer {
 }
 
 function readJson(path: string): Record<string, unknown> {
-  if (!existsSync(path)) throw new RagdiffError('MODEL_FILE_MISSING', `tokenizer file not found: ${path}`);
+  const text = readBundleText(path, 'tokenizer file');
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    return JSON.parse(text) as Record<string, unknown>;
   } catch (e) {
     throw new RagdiffError('MODEL_FILE_INVALID', `tokenizer file is not valid JSON: ${path}: ${(e as Error).message}`, { cause: e });
   }

@@ -5,9 +5,10 @@
  *
  * Every missing or malformed file is an error naming it.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { RagdiffError, typeError } from '../errors.js';
+import { hasCode, RagdiffError, typeError } from '../errors.js';
+import { readUserFileSync } from '../io/user-file.js';
 
 /** SD 1.x/2.x VAE scaling factor, used when the bundle does not say. */
 export const DEFAULT_SCALING_FACTOR = 0.18215;
@@ -46,11 +47,28 @@ export interface BundleManifest {
   ragdiff: RagdiffBlock | null;
 }
 
+/** Largest JSON file of a bundle read (tokenizer.json of large tokenizers is a few MB). */
+export const MAX_BUNDLE_JSON_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Reads a bundle file through the user-file gate (a FIFO or device in a bundle
+ * must not hang the load): MODEL_FILE_MISSING when absent, MODEL_FILE_INVALID
+ * when not a regular file or over MAX_BUNDLE_JSON_BYTES.
+ */
+export function readBundleText(path: string, what: string): string {
+  try {
+    return readUserFileSync(path, { maxBytes: MAX_BUNDLE_JSON_BYTES, what }).toString('utf8');
+  } catch (e) {
+    if (hasCode(e, 'FILE_NOT_FOUND')) throw new RagdiffError('MODEL_FILE_MISSING', `${what} not found: ${path}`, { cause: e });
+    throw new RagdiffError('MODEL_FILE_INVALID', (e as Error).message, { cause: e });
+  }
+}
+
 export function readJsonFile(path: string, what: string): Record<string, unknown> {
-  if (!existsSync(path)) throw new RagdiffError('MODEL_FILE_MISSING', `${what} not found: ${path}`);
+  const text = readBundleText(path, what);
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(path, 'utf8'));
+    value = JSON.parse(text);
   } catch (e) {
     throw new RagdiffError('MODEL_FILE_INVALID', `${what} is not valid JSON: ${path}: ${(e as Error).message}`, { cause: e });
   }

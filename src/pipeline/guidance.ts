@@ -12,6 +12,7 @@
  * The encoder_hidden_states for all branches are fused natively (context.ts).
  */
 import { RagdiffError, rangeError, typeError } from '../errors.js';
+import { assertFinite, assertFloat32Array } from '../validate.js';
 
 export interface GuidanceBranch {
   /** Index into the request's token sequences (texts). */
@@ -70,13 +71,6 @@ export interface PlanLimits {
   slots?: number;
 }
 
-function checkFinite(name: string, v: Float32Array): void {
-  for (let j = 0; j < v.length; j++) {
-    const x = v[j]!;
-    if (x - x !== 0) throw rangeError('NON_FINITE', `${name}[${j}] is ${x}; tensors must be finite`);
-  }
-}
-
 /** Checks a plan against the request: text indices exist, neighbour lengths fit, the weight table is steps × branches and finite. */
 export function checkPlan(plan: GuidancePlan, limits: PlanLimits): void {
   const { steps, texts: textCount, neighbourLength, embedLength } = limits;
@@ -89,22 +83,22 @@ export function checkPlan(plan: GuidancePlan, limits: PlanLimits): void {
     }
     if (b.neighbours != null && b.neighbourEmbeds != null) throw rangeError('INVALID_VALUE', `${name} has both neighbours and neighbourEmbeds; give one`);
     if (b.neighbours != null) {
-      if (!(b.neighbours instanceof Float32Array)) throw typeError('INVALID_TYPE', `${name}.neighbours must be a Float32Array`);
+      assertFloat32Array(`${name}.neighbours`, b.neighbours);
       if (neighbourLength === 0) throw new RagdiffError('UNSUPPORTED', 'this model has no neighbour-token slots; guidance branches cannot carry neighbours');
       if (b.neighbours.length !== neighbourLength) {
         throw rangeError('LENGTH_MISMATCH', `${name}.neighbours must have ${neighbourLength} elements (slots × token width), got ${b.neighbours.length}`);
       }
-      checkFinite(`${name}.neighbours`, b.neighbours);
+      assertFinite(`${name}.neighbours`, b.neighbours);
     }
     if (b.neighbourEmbeds != null) {
-      if (!(b.neighbourEmbeds instanceof Float32Array)) throw typeError('INVALID_TYPE', `${name}.neighbourEmbeds must be a Float32Array`);
+      assertFloat32Array(`${name}.neighbourEmbeds`, b.neighbourEmbeds);
       if (neighbourLength === 0 || embedLength === 0) {
         throw new RagdiffError('UNSUPPORTED', 'this bundle has no neighbour slots or no image_proj model; guidance branches cannot carry neighbour embeddings');
       }
       if (b.neighbourEmbeds.length !== embedLength) {
         throw rangeError('LENGTH_MISMATCH', `${name}.neighbourEmbeds must have ${embedLength} elements (slots × embedding width), got ${b.neighbourEmbeds.length}`);
       }
-      checkFinite(`${name}.neighbourEmbeds`, b.neighbourEmbeds);
+      assertFinite(`${name}.neighbourEmbeds`, b.neighbourEmbeds);
     }
     if (b.neighbourWeights != null) {
       if (!(b.neighbourWeights instanceof Float32Array)) throw typeError('INVALID_TYPE', `${name}.neighbourWeights must be a Float32Array`);
@@ -113,15 +107,15 @@ export function checkPlan(plan: GuidancePlan, limits: PlanLimits): void {
         throw rangeError('LENGTH_MISMATCH', `${name}.neighbourWeights must have one weight per neighbour slot (${limits.slots}), got ${b.neighbourWeights.length}`);
       }
       if (b.neighbours == null && b.neighbourEmbeds == null) throw rangeError('INVALID_VALUE', `${name}.neighbourWeights needs neighbours or neighbourEmbeds`);
-      checkFinite(`${name}.neighbourWeights`, b.neighbourWeights);
+      assertFinite(`${name}.neighbourWeights`, b.neighbourWeights);
     }
   });
-  if (!(plan.weights instanceof Float32Array)) throw typeError('INVALID_TYPE', 'guidance.weights must be a Float32Array');
+  assertFloat32Array('guidance.weights', plan.weights);
   const want = steps * plan.branches.length;
   if (plan.weights.length !== want) {
     throw rangeError('LENGTH_MISMATCH', `guidance.weights must have steps × branches = ${steps} × ${plan.branches.length} = ${want} elements, got ${plan.weights.length}`);
   }
-  checkFinite('guidance.weights', plan.weights);
+  assertFinite('guidance.weights', plan.weights);
 }
 
 /**

@@ -19,7 +19,7 @@
  */
 export { Pipeline } from './pipeline.js';
 export type { PipelineOptions, PipelineInfo, GenerateResult, GenerateStats, GeneratedImage, PromptStats } from './pipeline.js';
-export { SAMPLERS, MAX_STEPS, MAX_BATCH } from './params.js';
+export { SAMPLERS, MAX_STEPS, MAX_BATCH, MAX_PROMPT_CHARS } from './params.js';
 export type { GenerateRequest, ProgressEvent, LatentEvent, SamplerChoice } from './params.js';
 export { cfgPlan } from './guidance.js';
 export type { GuidanceBranch, GuidancePlan } from './guidance.js';

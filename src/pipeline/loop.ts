@@ -5,9 +5,10 @@
  * and hands them with that step's weights to the sampler's fused guided step.
  *
  * Seams for what comes later (trajectory retrieval, retrieval-augmented
- * guidance): the loop can start at any step index with a given latent and stop
- * before the end; `afterStep` sees (and may replace, in place) the latent after
- * every step; the weight table gives any number of branches per-step weights.
+ * guidance): the loop can start at any step index with a given latent;
+ * `afterStep` sees (and may replace, in place) the latent after every step; the
+ * weight table gives any number of branches per-step weights. (Abort is polled
+ * by runModel's caller before every model call, so the loop needs no hook.)
  */
 import type { Scheduler } from '../scheduler/index.js';
 
@@ -35,8 +36,6 @@ export interface LoopOptions {
   startIndex?: number;
   /** DPM-Solver++: the data prediction of step startIndex − 1, so a resumed solver stays second order. */
   history?: Float32Array | null;
-  /** One past the last step index to run (default: all). */
-  endIndex?: number;
   /** Runs the denoiser on buffers.modelInput at timestep t, filling buffers.modelOutput. */
   runModel(t: number, stepIndex: number): Promise<void>;
   /**
@@ -46,27 +45,24 @@ export interface LoopOptions {
   stochastic: boolean;
   /** Fills buffers.noise from per-image seeded streams, so a batch image's noise never depends on the others. */
   fillNoise(noise: Float32Array): void;
-  /** Called before each denoiser call; throw to stop (abort). */
-  beforeStep?(stepIndex: number): void;
   /** Called after each step with the updated latent (may modify it in place). */
   afterStep?(stepIndex: number, t: number, latent: Float32Array): void;
   /** Accumulates time spent in the sampler (scale + guided step), in ms. */
   timing?: { samplerMs: number };
 }
 
-/** Runs steps [startIndex, endIndex) and returns the number of denoiser calls made. */
+/** Runs steps [startIndex, timesteps.length) and returns the number of denoiser calls made. */
 export async function denoiseLoop(o: LoopOptions): Promise<number> {
   const { scheduler, buffers, branches } = o;
   const { latent, modelInput, modelOutput, noise } = buffers;
   const ts = scheduler.timesteps;
   const start = o.startIndex ?? 0;
-  const end = o.endIndex ?? ts.length;
+  const end = ts.length;
   const n = latent.length;
   let calls = 0;
   if (start > 0) scheduler.setStepIndex(start, { history: o.history ?? null });
   for (let i = start; i < end; i++) {
     const t = ts[i]!;
-    o.beforeStep?.(i);
     let t0 = performance.now();
     const first = modelInput.subarray(0, n);
     scheduler.scaleModelInput(latent, t, first);

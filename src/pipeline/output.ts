@@ -2,6 +2,7 @@
  * Output PNGs (encoded in the worker, see png.ts) are tagged with the
  * generation parameters in the two forms other tools read: a `parameters` text
  * chunk in the A1111 layout, and a `ragdiff` chunk holding the same as JSON.
+ * The Pipeline builds the text here and the worker writes it while encoding.
  */
 import { readFileSync } from 'node:fs';
 import { withPngText } from '../image/png-text.js';
@@ -71,10 +72,19 @@ export function formatParameters(p: GenerationParameters): string {
   return lines.join('\n');
 }
 
-/** Adds the `parameters` (A1111 text) and `ragdiff` (JSON) chunks to an encoded PNG. */
-export function tagPng(png: Uint8Array, params: GenerationParameters): Buffer {
-  return withPngText(png, {
+/** The `parameters` (A1111 text) and `ragdiff` (JSON) text entries of an output PNG, in chunk order. */
+export function parameterText(params: GenerationParameters): { parameters: string; ragdiff: string } {
+  return {
     parameters: formatParameters(params),
     ragdiff: JSON.stringify({ ...params, version: ragdiffVersion() }),
-  });
+  };
+}
+
+/**
+ * Adds the parameter chunks to an already encoded PNG. The Pipeline does not
+ * need it (the worker's encoder writes them, see Job.pngText); kept for PNGs
+ * made elsewhere.
+ */
+export function tagPng(png: Uint8Array, params: GenerationParameters): Buffer {
+  return withPngText(png, parameterText(params));
 }

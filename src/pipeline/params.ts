@@ -15,6 +15,20 @@ export type SamplerChoice = SamplerName;
 export const MAX_STEPS = 1000;
 export const MAX_BATCH = 16;
 export const MAX_GUIDANCE = 100;
+/**
+ * Longest prompt accepted, in UTF-16 code units. The text encoder reads only its
+ * first textLength tokens (16 for tiny-emoji, 77 for SD); a longer prompt is
+ * accepted and truncated (stats.prompt.truncated), up to this cap; beyond it the
+ * request fails with PROMPT_TOO_LONG, which bounds tokenizing and the PNG's text chunks.
+ */
+export const MAX_PROMPT_CHARS = 32_768;
+
+/** Throws PROMPT_TOO_LONG (a RangeError) for a string over MAX_PROMPT_CHARS. */
+export function checkPromptLength(name: string, v: string): void {
+  if (v.length > MAX_PROMPT_CHARS) {
+    throw rangeError('PROMPT_TOO_LONG', `${name} has ${v.length} characters; at most ${MAX_PROMPT_CHARS} are accepted (the text encoder reads only its first tokens anyway)`);
+  }
+}
 
 export interface ProgressEvent {
   /** Steps (or images, while decoding) done in this stage. */
@@ -145,7 +159,11 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
   if (r.signal?.aborted) throw new AbortError('generation aborted before it started', { cause: r.signal.reason });
 
   assertString('prompt', r.prompt);
-  if (r.negativePrompt !== undefined) assertString('negativePrompt', r.negativePrompt);
+  checkPromptLength('prompt', r.prompt);
+  if (r.negativePrompt !== undefined) {
+    assertString('negativePrompt', r.negativePrompt);
+    checkPromptLength('negativePrompt', r.negativePrompt);
+  }
   const steps = r.steps ?? defaults.steps;
   assertInteger('steps', steps, 1, MAX_STEPS);
   const guidanceScale = r.guidanceScale ?? defaults.guidanceScale;
@@ -196,7 +214,10 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
       if (!Array.isArray(r.guidance.texts) || r.guidance.texts.length === 0 || r.guidance.texts.length > 16) {
         throw typeError('INVALID_TYPE', 'guidance.texts must be an array of 1..16 strings');
       }
-      r.guidance.texts.forEach((t, i) => assertString(`guidance.texts[${i}]`, t));
+      r.guidance.texts.forEach((t, i) => {
+        assertString(`guidance.texts[${i}]`, t);
+        checkPromptLength(`guidance.texts[${i}]`, t);
+      });
     }
     if (r.guidance.label !== undefined) {
       assertString('guidance.label', r.guidance.label);

@@ -15,18 +15,19 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { AbortError, BusyError, RagdiffError, rangeError } from '../errors.js';
-import { assertBoolean, assertInteger, assertPlainObject } from '../validate.js';
+import { assertBoolean, assertFinite, assertInteger, assertPlainObject } from '../validate.js';
+import { startWorker } from '../worker-options.js';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
 import { rgb8ToChw } from '../image/pixels.js';
 import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
 import type { ExecutionProvider } from '../models/session.js';
-import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/index.js';
+import { createScheduler, type DiffusersSchedulerConfig, type Scheduler } from '../scheduler/index.js';
 import { readBundle, type BundleManifest } from './bundle.js';
 import { cfgPlan, checkPlan, pruneZeroBranches, type GuidancePlan } from './guidance.js';
 import { normalizeRequest, samplerFromConfig, SAMPLERS, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
-import { tagPng, type GenerationParameters } from './output.js';
+import { parameterText, type GenerationParameters } from './output.js';
 import { deserializeError, type FromWorker, type ToWorker, type WorkerData } from './protocol.js';
 import type { Job, JobResult, JobTimings, ModelInfo } from './runner.js';
 
@@ -79,7 +80,7 @@ export interface GenerateStats {
   prompt: PromptStats;
   negativePrompt: PromptStats;
   initImage?: { sourceWidth: number; sourceHeight: number; format: string; resized: boolean };
-  timings: JobTimings & { queueMs: number; prepareMs: number; /** adding the parameter chunks */ tagMs: number; /** generate() call to resolution, queue included */ wallMs: number };
+  timings: JobTimings & { queueMs: number; prepareMs: number; /** building the parameter chunks (the worker writes them) */ tagMs: number; /** generate() call to resolution, queue included */ wallMs: number };
 }
 
 export interface GenerateResult {
@@ -124,12 +125,18 @@ interface Slot {
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
+function scheduleKey(sampler: SamplerChoice, karras: boolean | undefined): string {
+  return `${sampler}|${karras ?? ''}`;
+}
+
 let nextId = 1;
 
 export class Pipeline {
   readonly info: PipelineInfo;
   private readonly slots: Slot[] = [];
   private readonly queue: Task[] = [];
+  /** Schedulers that validated a (sampler, karras) pair: built once per pair, not once per request. */
+  private readonly schedules = new Map<string, Scheduler>();
   private admitted = 0;
   private closing: Promise<void> | null = null;
 
@@ -157,8 +164,10 @@ export class Pipeline {
     const maxInitImagePixels = options.maxInitImagePixels ?? DEFAULT_MAX_PIXELS;
     assertInteger('maxInitImagePixels', maxInitImagePixels, 1, 2 ** 31);
     const manifest = readBundle(dir);
+    const defaultSampler = samplerFromConfig(manifest.schedulerConfig);
+    let firstScheduler: Scheduler;
     try {
-      createScheduler(manifest.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: samplerFromConfig(manifest.schedulerConfig) });
+      firstScheduler = createScheduler(manifest.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: defaultSampler });
     } catch (e) {
       const c = (e as { code?: string }).code;
       if (c !== 'INVALID_CONFIG' && c !== 'UNSUPPORTED_CONFIG') throw e; // e.g. the addon failed to load
@@ -183,6 +192,7 @@ export class Pipeline {
       throw e;
     }
     const p = new Pipeline(manifest, opts, info, tokenizer);
+    p.schedules.set(scheduleKey(defaultSampler, undefined), firstScheduler);
     for (const s of slots) p.attach(s);
     return p;
   }
@@ -190,10 +200,11 @@ export class Pipeline {
   /** Starts one worker and resolves with its model info once its sessions are open. */
   private static spawn(manifest: BundleManifest, options: PipelineOptions, into: Slot[]): Promise<ModelInfo> {
     const data: WorkerData = { manifest, options: { executionProviders: options.executionProviders, threads: options.threads, spinning: options.spinning } };
-    const worker = new Worker(WORKER_URL, { workerData: data });
+    const warn = options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
+    // Deliberate execArgv, argv and stack: see worker-options.ts.
+    const worker = startWorker(WORKER_URL, { workerData: data }, warn);
     const slot: Slot = { worker, task: null, ready: false };
     into.push(slot);
-    const warn = options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
     return new Promise<ModelInfo>((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
         if (m.type === 'warning') warn(m.message);
@@ -356,20 +367,21 @@ export class Pipeline {
       const t0 = performance.now();
       const prepared = await this.prepare(req);
       const prepareMs = performance.now() - t0;
+      // The parameter chunks go to the worker, whose encoder writes them: the PNG is built once.
+      const tp = performance.now();
+      const params = this.parameters(req);
+      prepared.job.pngText = prepared.job.seeds.map((seed) => parameterText({ ...params, seed }));
+      const tagMs = performance.now() - tp;
       if (req.signal?.aborted) throw new AbortError('generation aborted', { cause: req.signal.reason });
       if (this.closing) throw new RagdiffError('CLOSED', 'the pipeline is closed');
       const { result, task } = await this.run(req, prepared);
 
-      const tp = performance.now();
-      const params = this.parameters(req);
       const images: GeneratedImage[] = result.images.map((png, i) => {
-        const seed = req.seed + i;
-        const tagged = tagPng(png, { ...params, seed });
         this.progress(task, { step: i + 1, total: result.images.length, stage: 'png' });
-        return { png: tagged, width: result.width, height: result.height, seed };
+        // A Buffer view of the worker's bytes (transferred, not copied).
+        return { png: Buffer.from(png.buffer, png.byteOffset, png.byteLength), width: result.width, height: result.height, seed: req.seed + i };
       });
       if (task.failure !== undefined) throw task.failure;
-      const tagMs = performance.now() - tp;
       return {
         images,
         parameters: params,
@@ -413,7 +425,12 @@ export class Pipeline {
   private async prepare(req: NormalizedRequest): Promise<Prepared> {
     const info = this.info;
     // The schedule, resolved here so a configuration the sampler refuses fails before queueing.
-    const schedule = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: req.sampler, ...(req.karras !== undefined ? { useKarrasSigmas: req.karras } : {}) });
+    const key = scheduleKey(req.sampler, req.karras);
+    let schedule = this.schedules.get(key);
+    if (!schedule) {
+      schedule = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: req.sampler, ...(req.karras !== undefined ? { useKarrasSigmas: req.karras } : {}) });
+      this.schedules.set(key, schedule);
+    }
     schedule.setTimesteps(req.steps);
     if (schedule.timesteps.length !== req.steps) throw new RagdiffError('INTERNAL', `the ${req.sampler} schedule has ${schedule.timesteps.length} timesteps for ${req.steps} steps`);
     const texts = req.guidance?.texts ?? [req.prompt, req.negativePrompt];
@@ -447,10 +464,7 @@ export class Pipeline {
         throw rangeError('LENGTH_MISMATCH', `startFrom.latent must have batch × ${info.latent.channels}×${info.latent.height}×${info.latent.width} = ${req.batch * latentSize} elements, got ${req.startFrom.latent.length}`);
       }
       const latent = req.startFrom.latent.slice();
-      for (let i = 0; i < latent.length; i++) {
-        const x = latent[i]!;
-        if (x - x !== 0) throw rangeError('NON_FINITE', `startFrom.latent[${i}] is ${x}; tensors must be finite`);
-      }
+      assertFinite('startFrom.latent', latent);
       const history = req.startFrom.history ? req.startFrom.history.slice() : null;
       if (history && history.length !== latent.length) {
         throw rangeError('LENGTH_MISMATCH', `startFrom.history must have ${latent.length} elements like startFrom.latent, got ${history.length}`);

@@ -7,7 +7,7 @@
  * level and the zlib build: the same inputs give the same file on one machine.
  */
 import { deflateSync } from 'node:zlib';
-import { PNG_SIGNATURE, pngChunk } from '../image/png-text.js';
+import { PNG_SIGNATURE, pngChunk, textChunk } from '../image/png-text.js';
 import { rangeError, typeError } from '../errors.js';
 
 
@@ -65,8 +65,13 @@ function filterRow(type: number, cur: Uint8Array, up: Uint8Array, out: Uint8Arra
   return sum;
 }
 
-/** Encodes interleaved 8-bit RGB (width × height × 3 bytes) as a PNG. */
-export function encodeRgbPng(rgb: Uint8Array, width: number, height: number, level = 9): Uint8Array {
+/**
+ * Encodes interleaved 8-bit RGB (width × height × 3 bytes) as a PNG. `text`
+ * entries become tEXt/iTXt chunks right after IHDR: the same bytes
+ * `withPngText(encodeRgbPng(rgb, w, h), text)` gives, without parsing and
+ * rebuilding the file.
+ */
+export function encodeRgbPng(rgb: Uint8Array, width: number, height: number, level = 9, text?: Readonly<Record<string, string>>): Uint8Array {
   if (!(rgb instanceof Uint8Array)) throw typeError('INVALID_TYPE', 'rgb must be a Uint8Array');
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || width > 65535 || height > 65535) {
     throw rangeError('OUT_OF_RANGE', `width and height must be integers in 1..65535, got ${width}×${height}`);
@@ -97,7 +102,8 @@ export function encodeRgbPng(rgb: Uint8Array, width: number, height: number, lev
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // colour type: truecolour
-  const parts = [PNG_SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(raw, { level })), pngChunk('IEND', new Uint8Array(0))];
+  const texts = text ? Object.entries(text).map(([k, v]) => textChunk(k, v)) : [];
+  const parts = [PNG_SIGNATURE, pngChunk('IHDR', ihdr), ...texts, pngChunk('IDAT', deflateSync(raw, { level })), pngChunk('IEND', new Uint8Array(0))];
   // A buffer of its own (never a slice of Node's shared pool), so it can be transferred between threads.
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;

@@ -2,7 +2,7 @@
  * Messages between a Pipeline (main thread) and its inference workers, and the
  * error (de)serialisation that keeps typed errors typed across the boundary.
  */
-import { AbortError, BusyError, RagdiffError, rangeError, typeError } from '../errors.js';
+import { AbortError, BusyError, isErrorCode, RagdiffError, rangeError, typeError } from '../errors.js';
 import type { BundleManifest } from './bundle.js';
 import type { Job, JobResult, ModelInfo, RunnerOptions, Stage } from './runner.js';
 
@@ -48,15 +48,20 @@ export function serializeError(e: unknown): SerializedError {
   };
 }
 
-/** Rebuilds an error of the same class and code; the worker's stack is kept as `cause`. */
+/**
+ * Rebuilds an error of the same class and code; the worker's stack is kept as `workerStack`.
+ * A code outside ragdiff's closed set (e.g. a Node ENOENT) becomes INTERNAL, the original
+ * kept as `originalCode`.
+ */
 export function deserializeError(s: SerializedError): Error {
   let e: Error;
-  const code = s.code ?? 'INTERNAL';
+  const code = isErrorCode(s.code) ? s.code : 'INTERNAL';
   if (s.name === 'AbortError' || code === 'ABORTED') e = new AbortError(s.message);
   else if (s.name === 'BusyError') e = new BusyError(s.message);
   else if (s.name === 'RangeError') e = rangeError(code, s.message);
   else if (s.name === 'TypeError') e = typeError(code, s.message);
   else e = new RagdiffError(code, s.message);
   if (s.stack) (e as { workerStack?: string }).workerStack = s.stack;
+  if (s.code !== undefined && s.code !== code) (e as { originalCode?: string }).originalCode = s.code;
   return e;
 }

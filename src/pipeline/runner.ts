@@ -13,7 +13,7 @@ import { join, relative } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { AbortError, RagdiffError, rangeError } from '../errors.js';
 import { openSession, expectIO, type ExecutionProvider, type OpenedSession } from '../models/session.js';
-import { createScheduler, type DiffusersSchedulerConfig, type SamplerName } from '../scheduler/index.js';
+import { createScheduler, type DiffusersSchedulerConfig, type SamplerName, type Scheduler } from '../scheduler/index.js';
 import { NoiseGenerator } from '../rng.js';
 import { chwToRgb8 } from '../image/pixels.js';
 import { readJsonFile, type BundleManifest } from './bundle.js';
@@ -67,7 +67,6 @@ export interface Job {
   steps: number;
   sampler: SamplerName;
   karras?: boolean;
-  eta?: number;
   /** One seed per image; image i's noise comes only from its own seeded stream. */
   seeds: number[];
   /**
@@ -89,6 +88,8 @@ export interface Job {
    * `fidelity` for the branches whose `branchMask` entry is 1 and 0 (plain attention) for the rest.
    */
   referenceAttention?: { chw: Float32Array; weights: number[]; fidelity: number; branchMask: number[] };
+  /** Text chunks for each image's PNG (keyword → text), written by the encoder right after IHDR. */
+  pngText?: Record<string, string>[];
 }
 
 export type Stage = 'encode-text' | 'encode-image' | 'denoise' | 'decode';
@@ -117,7 +118,7 @@ export interface JobTimings {
 }
 
 export interface JobResult {
-  /** One PNG per image (no text chunks yet: the Pipeline adds the parameters). */
+  /** One PNG per image, with job.pngText[i]'s text chunks. */
   images: Uint8Array[];
   width: number;
   height: number;
@@ -234,6 +235,27 @@ export class ModelRunner {
     }
   }
 
+  /**
+   * One scheduler per (sampler, karras), built on first use and reused by
+   * later jobs: setTimesteps resets its step index and solver history, and its
+   * own noise generator is never drawn from (the loop always passes per-image
+   * noise to stochastic steps), so reuse gives the same bytes as a fresh one.
+   */
+  private readonly schedulers = new Map<string, Scheduler>();
+
+  private scheduler(job: Job): Scheduler {
+    const key = `${job.sampler}|${job.karras ?? ''}`;
+    let s = this.schedulers.get(key);
+    if (!s) {
+      s = createScheduler(this.info.schedulerConfig as unknown as DiffusersSchedulerConfig, {
+        sampler: job.sampler,
+        ...(job.karras !== undefined ? { useKarrasSigmas: job.karras } : {}),
+      });
+      this.schedulers.set(key, s);
+    }
+    return s;
+  }
+
   async close(): Promise<void> {
     const all = [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder, this.imageProj, this.unetRefAttn].filter((s): s is OpenedSession => s !== null);
     await Promise.allSettled(all.map((s) => s.session.release()));
@@ -315,12 +337,7 @@ export class ModelRunner {
     const latentSize = C * h * w;
     const { textLength: L, tokenWidth: W, neighbourSlots: S } = info;
 
-    const scheduler = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, {
-      sampler: job.sampler,
-      ...(job.karras !== undefined ? { useKarrasSigmas: job.karras } : {}),
-      ...(job.eta !== undefined ? { eta: job.eta } : {}),
-      seed: job.seeds[0]!, // only used if a stochastic sampler ever steps without our per-image noise
-    });
+    const scheduler = this.scheduler(job);
     scheduler.setTimesteps(job.steps, { sampleLength: job.seeds.length * info.latent.channels * info.latent.height * info.latent.width });
     const timesteps = scheduler.timesteps;
     if (weights.length !== timesteps.length * nb) {
@@ -429,7 +446,8 @@ export class ModelRunner {
       weights,
       startIndex,
       history: job.start?.history ?? null,
-      stochastic: job.sampler === 'euler-ancestral' || (job.eta ?? 0) > 0,
+      // DDIM runs with eta 0 here (no request sets it), so only Euler ancestral draws per-step noise.
+      stochastic: job.sampler === 'euler-ancestral',
       fillNoise,
       timing: loopTiming,
       runModel: async (t) => {
@@ -468,7 +486,7 @@ export class ModelRunner {
       const tr = performance.now();
       const rgb = chwToRgb8(decOut.fromModel(), Wd, H);
       const tp = performance.now();
-      images.push(encodeRgbPng(rgb, Wd, H));
+      images.push(encodeRgbPng(rgb, Wd, H, 9, job.pngText?.[i]));
       timings.toRgbMs += tp - tr;
       timings.pngMs += performance.now() - tp;
     }

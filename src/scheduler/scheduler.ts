@@ -28,6 +28,7 @@
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import { native, type NativeScheduler } from '../native.js';
 import { NoiseGenerator } from '../rng.js';
+import { assertFinite, assertFloat32Array } from '../validate.js';
 import {
   type DiffusersSchedulerConfig, type ResolvedSchedulerConfig, type SamplerName, SAMPLER_NAMES, resolveSchedulerConfig,
 } from './config.js';
@@ -61,15 +62,7 @@ const FLAG_SECOND_ORDER = 2;
 const FLAG_KEEPS_X0 = 4;
 const FLAG_UNDEFINED = 128;
 
-function checkTensor(name: string, v: unknown, length?: number): asserts v is Float32Array {
-  if (!(v instanceof Float32Array)) throw typeError('INVALID_TYPE', `${name} must be a Float32Array, got ${v === null ? 'null' : typeof v}`);
-  if (length !== undefined && v.length !== length) throw rangeError('LENGTH_MISMATCH', `${name} must have ${length} elements, got ${v.length}`);
-}
 
-function firstNonFinite(v: Float32Array): number {
-  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return i;
-  return -1;
-}
 
 export class Scheduler {
   readonly sampler: SamplerName;
@@ -185,11 +178,10 @@ export class Scheduler {
     }
     const h = options.history ?? null;
     if (h !== null) {
-      checkTensor('history', h);
+      assertFloat32Array('history', h);
       if (this.sampler !== 'dpmpp-2m') throw rangeError('INVALID_VALUE', `history applies to dpmpp-2m only, not ${this.sampler}`);
       if (index === 0) throw rangeError('INVALID_VALUE', 'history needs a previous step: step index must be at least 1');
-      const bad = firstNonFinite(h);
-      if (bad >= 0) throw rangeError('NON_FINITE', `history[${bad}] is ${h[bad]}; tensors must be finite`);
+      assertFinite('history', h);
       this.#ensureBuffers(h.length);
       this.#hist[this.#cur]!.set(h);
     }
@@ -209,8 +201,8 @@ export class Scheduler {
    * (or copy it into `out`). Fixes the step index from t when it is not set.
    */
   scaleModelInput<S extends Float32Array>(sample: S, t: number, out?: S): S {
-    checkTensor('sample', sample);
-    if (out !== undefined) checkTensor('out', out, sample.length);
+    assertFloat32Array('sample', sample);
+    if (out !== undefined) assertFloat32Array('out', out, sample.length);
     const i = this.#resolveIndex(t);
     this.#stepIndex = i;
     const d = this.#native.inputDivisor(i);
@@ -225,8 +217,8 @@ export class Scheduler {
 
   /** One step from `sample` at timestep t given the model output; returns the sample at the next timestep. */
   step<O extends Float32Array = OwnedF32>(modelOutput: Float32Array, t: number, sample: Float32Array, options: StepOptions<O> = {}): O {
-    checkTensor('sample', sample);
-    checkTensor('modelOutput', modelOutput, sample.length);
+    assertFloat32Array('sample', sample);
+    assertFloat32Array('modelOutput', modelOutput, sample.length);
     return this.#step(modelOutput, this.#one, t, sample, options, 'modelOutput');
   }
 
@@ -239,8 +231,8 @@ export class Scheduler {
   stepGuided<O extends Float32Array = OwnedF32>(
     branchOutputs: Float32Array, weights: ArrayLike<number>, t: number, sample: Float32Array, options: StepOptions<O> = {},
   ): O {
-    checkTensor('sample', sample);
-    checkTensor('branchOutputs', branchOutputs);
+    assertFloat32Array('sample', sample);
+    assertFloat32Array('branchOutputs', branchOutputs);
     if (weights === null || typeof weights !== 'object' || typeof weights.length !== 'number') {
       throw typeError('INVALID_TYPE', 'weights must be an array of numbers');
     }
@@ -265,9 +257,9 @@ export class Scheduler {
    * set by setStepIndex), as diffusers' add_noise.
    */
   addNoise<O extends Float32Array = OwnedF32>(original: Float32Array, noise: Float32Array, t: number, out?: O): O {
-    checkTensor('original', original);
-    checkTensor('noise', noise, original.length);
-    if (out !== undefined) checkTensor('out', out, original.length);
+    assertFloat32Array('original', original);
+    assertFloat32Array('noise', noise, original.length);
+    if (out !== undefined) assertFloat32Array('out', out, original.length);
     if (typeof t !== 'number' || !Number.isFinite(t)) throw typeError('INVALID_TYPE', `t must be a finite number, got ${String(t)}`);
     let i = -1;
     if (this.sampler !== 'ddim') {
@@ -342,8 +334,8 @@ export class Scheduler {
     const i = this.#resolveIndex(t);
     const len = sample.length;
     const { out, predOriginal } = options;
-    if (out !== undefined) checkTensor('out', out, len);
-    if (predOriginal !== undefined) checkTensor('predOriginal', predOriginal, len);
+    if (out !== undefined) assertFloat32Array('out', out, len);
+    if (predOriginal !== undefined) assertFloat32Array('predOriginal', predOriginal, len);
     const flags = this.#flags[i]!;
     if (flags & FLAG_UNDEFINED) {
       // Let the native layer say why (e.g. epsilon prediction with a zero-SNR schedule).
@@ -358,7 +350,7 @@ export class Scheduler {
     const offsetBefore = this.generator.offset;
     if (flags & FLAG_NOISE) {
       if (options.noise !== undefined) {
-        checkTensor('noise', options.noise, len);
+        assertFloat32Array('noise', options.noise, len);
         noise = options.noise;
       } else {
         if (this.#noiseBuf === null || this.#noiseBuf.length !== len) this.#noiseBuf = new Float32Array(len);
@@ -386,10 +378,7 @@ export class Scheduler {
   }
 
   #throwNonFinite(inputs: [string, Float32Array][]): never {
-    for (const [name, v] of inputs) {
-      const k = firstNonFinite(v);
-      if (k >= 0) throw rangeError('NON_FINITE', `${name}[${k}] is ${v[k]}; tensors must be finite (NaN and ±Infinity are rejected)`);
-    }
+    for (const [name, v] of inputs) assertFinite(name, v);
     throw rangeError('NON_FINITE', 'the result is not finite although every input is: the inputs are too large for float32');
   }
 }
