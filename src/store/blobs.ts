@@ -9,17 +9,14 @@ import { join } from 'node:path';
 
 export class BlobStore {
   private readonly tmp: string;
-  constructor(readonly root: string) {
+  /** `writable` false (readers): nothing is created; only `pathOf` and `read` are used. */
+  constructor(readonly root: string, writable = true) {
     this.tmp = join(root, 'tmp');
-    mkdirSync(this.tmp, { recursive: true });
+    if (writable) mkdirSync(this.tmp, { recursive: true });
   }
 
   pathOf(sha256: string): string {
     return join(this.root, sha256.slice(0, 2), sha256);
-  }
-
-  has(sha256: string): boolean {
-    return existsSync(this.pathOf(sha256));
   }
 
   /** Stores bytes under their hash; returns the path. A file already there is kept. */
@@ -44,6 +41,9 @@ export class BlobStore {
   /**
    * Deletes files no row keeps (left by a process killed between writing the
    * bytes and committing the row) and stray temporary files. Returns how many.
+   * Only the writer calls this, holding the writer lock, before it writes
+   * anything itself: no other process can be between writing bytes and
+   * committing their row, so every file without a row is an orphan.
    */
   sweep(keep: (sha256: string) => boolean): number {
     let removed = 0;
