@@ -204,7 +204,7 @@ export function registerIndexCommands(program: Command): void {
     .action(async (text: string | undefined, o: CommonOptions & { k?: number; image?: string; source?: string[]; licence?: string[]; tag?: string[]; excludeTag?: string[]; excludeId?: string[]; minScore?: number }) => {
       await run(o, async () => {
         if ((text === undefined) === (o.image === undefined)) throw new RagdiffError('INVALID_ARGUMENT', 'give a query text or --image FILE (one of them)');
-        const store = await openStore(o);
+        const store = await openStore(o, { readOnly: true }); // a reader: works beside a writer
         try {
           const hits = await store.query({
             ...(text !== undefined ? { text } : { image: new Uint8Array(readFileSync(o.image!)) }),
@@ -267,7 +267,7 @@ export function registerIndexCommands(program: Command): void {
     .option('--demo', 'the emoji demo store')
     .action(async (o: CommonOptions) => {
       await run(o, async () => {
-        const store = await openStore(o);
+        const store = await openStore(o, { readOnly: true }); // a reader: works beside a writer
         try {
           const s = store.stats();
           out(o, s, `${s.dir}\n${s.active} active, ${s.removed} removed, ${s.blocked} blocked; width ${s.dim}; encoder ${s.encoderId}; hnsw M=${s.hnsw.M} efConstruction=${s.hnsw.efConstruction} efSearch=${s.hnsw.efSearch}`);

@@ -17,21 +17,30 @@
  *   the holder still locks the old one).
  * The store's own database stays in WAL mode for its readers; the lock file
  * is a separate rollback-journal database that never holds a row.
+ *
+ * Why a short busy timeout and not none: SQLite reaches EXCLUSIVE through
+ * SHARED → RESERVED → PENDING. Two processes starting at the same instant
+ * can both hold SHARED; with no waiting both would then fail (no writer at
+ * all). With a busy handler SQLite resolves it: the one holding PENDING
+ * waits, the other gets SQLITE_BUSY at once (SQLite's deadlock rule) and
+ * drops its SHARED lock, so exactly one wins. The cost: opening a store that
+ * a live writer holds reports STORE_LOCKED after LOCK_WAIT_MS.
  */
 import Database from 'better-sqlite3';
 import { RagdiffError } from '../errors.js';
 
 export const WRITER_LOCK_FILE = 'writer.lock';
+const LOCK_WAIT_MS = 100;
 
 export interface WriterLock {
   release(): void;
 }
 
-/** Takes the writer lock at `path` or throws STORE_LOCKED at once (no waiting). */
+/** Takes the writer lock at `path` or throws STORE_LOCKED (after at most LOCK_WAIT_MS). */
 export function acquireWriterLock(path: string): WriterLock {
   let db: Database.Database;
   try {
-    db = new Database(path, { timeout: 0 });
+    db = new Database(path, { timeout: LOCK_WAIT_MS });
   } catch (e) {
     throw new RagdiffError('STORE_LOCK_FAILED', `cannot open the store's lock file ${path}: ${(e as Error).message}`, { cause: e });
   }
