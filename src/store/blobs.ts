@@ -9,6 +9,8 @@ import { join } from 'node:path';
 
 export class BlobStore {
   private readonly tmp: string;
+  /** Fan-out directories known to exist (one mkdir each, not one per write). */
+  private readonly dirs = new Set<string>();
   /** `writable` false (readers): nothing is created; only `pathOf` and `read` are used. */
   constructor(readonly root: string, writable = true) {
     this.tmp = join(root, 'tmp');
@@ -22,8 +24,13 @@ export class BlobStore {
   /** Stores bytes under their hash; returns the path. A file already there is kept. */
   put(sha256: string, bytes: Uint8Array): string {
     const dest = this.pathOf(sha256);
-    if (existsSync(dest) && statSync(dest).size === bytes.byteLength) return dest;
-    mkdirSync(join(this.root, sha256.slice(0, 2)), { recursive: true });
+    const prefix = sha256.slice(0, 2);
+    if (this.dirs.has(prefix)) {
+      if (existsSync(dest) && statSync(dest).size === bytes.byteLength) return dest;
+    } else {
+      mkdirSync(join(this.root, prefix), { recursive: true });
+      this.dirs.add(prefix);
+    }
     const tmp = join(this.tmp, `${sha256}.${randomBytes(6).toString('hex')}`);
     writeFileSync(tmp, bytes);
     renameSync(tmp, dest);

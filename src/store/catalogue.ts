@@ -23,6 +23,9 @@ export interface Known {
   reason: string | null;
 }
 
+/** The columns loading state needs (not the display fields: fewer objects to build at open). */
+export type LoadRow = Pick<ImageRow, 'label' | 'id' | 'sha256' | 'phash' | 'colour' | 'source' | 'licence' | 'tags' | 'status' | 'reason' | 'seq' | 'path' | 'embedding'>;
+
 /** A row to insert: everything but the label (assigned) and seq (the commit's). */
 export type NewImageRow = Omit<ImageRow, 'label' | 'seq'>;
 
@@ -40,8 +43,8 @@ export interface Catalogue {
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;
   currentSeq(): number;
-  /** Every row (for loading state), in label order. */
-  rows(): IterableIterator<ImageRow>;
+  /** Every row's state columns (for loading state), in label order. */
+  rows(): IterableIterator<LoadRow>;
   /** Runs `fn` inside one read transaction: every read in it sees the same committed state. */
   readSnapshot<T>(fn: () => T): T;
   /** Rows changed after `seq`, read in one snapshot with the sequence number they bring a reader to. Remembers them. */
@@ -142,8 +145,10 @@ export class SqliteCatalogue implements Catalogue {
     return Number(row?.value ?? '0');
   }
 
-  rows(): IterableIterator<ImageRow> {
-    return this.db.prepare('SELECT * FROM images ORDER BY label').iterate() as IterableIterator<ImageRow>;
+  rows(): IterableIterator<LoadRow> {
+    return this.db
+      .prepare('SELECT label, id, sha256, phash, colour, source, licence, tags, status, reason, seq, path, embedding FROM images ORDER BY label')
+      .iterate() as IterableIterator<LoadRow>;
   }
 
   readSnapshot<T>(fn: () => T): T {

@@ -32,7 +32,7 @@ import { RagdiffError, rangeError, typeError } from '../errors.js';
 import type { ImageTextEncoder } from '../models/encoders.js';
 import { fetchImage, type FetchImageOptions } from '../net/fetch.js';
 import { BlobStore } from './blobs.js';
-import { SqliteCatalogue, type Catalogue } from './catalogue.js';
+import { SqliteCatalogue, type Catalogue, type LoadRow } from './catalogue.js';
 import {
   decodeCandidate, embedCandidates, normaliseEmbedding, runScreen, DEFAULT_MAX_INPUT_BYTES,
   type DecodedCandidate, type ImagePurpose, type ScreenCandidate,
@@ -218,7 +218,7 @@ export class ImageStore {
   }
 
   /** Applies one row (loaded or replayed) to the vectors. */
-  private applyRow(row: ImageRow, graph: boolean): void {
+  private applyRow(row: LoadRow, graph: boolean): void {
     if (row.status === 'active' && row.embedding && row.embedding.byteLength === this.dim * 4) {
       this.vectors.setVector(row.label, blobToEmbedding(row.embedding, this.dim), graph);
       this.unindexed.delete(row.label);
@@ -674,13 +674,13 @@ export class ImageStore {
     const cat = this.catalogue;
     if (options.reembed) {
       const dim = this.encoder.dim;
-      const rows: ImageRow[] = [];
+      const rows: LoadRow[] = [];
       for (const r of cat.rows()) if (r.status !== 'removed' && (r.status === 'active' || r.embedding !== null)) rows.push(r);
       const batch = this.options.batchSize ?? 64;
       const updates: { label: number; blob: Buffer | null; failure?: string }[] = [];
       for (let s = 0; s < rows.length; s += batch) {
         const chunk = rows.slice(s, s + batch);
-        const ok: { row: ImageRow; c: DecodedCandidate }[] = [];
+        const ok: { row: LoadRow; c: DecodedCandidate }[] = [];
         for (const row of chunk) {
           try {
             const bytes = row.path !== null ? readRegularFile(row.path, this.options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES) : this.blobs.read(row.sha256);
