@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageStore } from '../src/store/index.js';
 import { fakeEncoder } from './fixtures/store/fake-encoder.js';
@@ -231,6 +231,48 @@ test('the saved index catches up with rows its graph lacks even when no row is n
     await store.close();
     const saved = JSON.parse(readFileSync(join(index, readdirSync(index).find((f) => f.endsWith('.json'))!), 'utf8')) as { count: number };
     assert.is(saved.count, 15, 'the graph was saved again with every row');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('only the writer sweeps: a reader leaves bytes without a row alone (they may be a live writer\'s next commit)', async () => {
+  const t = tempDir('ragdiff-sweep-');
+  try {
+    const writer = await ImageStore.open(t.dir, { encoder: fakeEncoder() });
+    await writer.add(await makeMany(2));
+    // Bytes written, row not yet committed: what a writer looks like between its two steps.
+    const sha = 'ab'.padEnd(64, '0');
+    mkdirSync(join(t.dir, 'blobs', 'ab'), { recursive: true });
+    writeFileSync(join(t.dir, 'blobs', 'ab', sha), 'pending bytes');
+    const reader = await ImageStore.open(t.dir, { encoder: fakeEncoder(), readOnly: true });
+    await reader.close();
+    assert.ok(existsSync(join(t.dir, 'blobs', 'ab', sha)), 'a reader never deletes bytes');
+    await writer.close();
+    const next = await ImageStore.open(t.dir, { encoder: fakeEncoder() });
+    assert.not.ok(existsSync(join(t.dir, 'blobs', 'ab', sha)), 'the next writer, holding the lock, sweeps the orphan');
+    assert.is(next.size, 2);
+    await next.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('bytes that vanish under a returned row give IMAGE_MISSING, not a raw ENOENT', async () => {
+  const t = tempDir('ragdiff-missing-');
+  try {
+    const writer = await ImageStore.open(t.dir, { encoder: fakeEncoder() });
+    const r = await writer.add(await makeMany(1));
+    const row = writer.get(r.items[0]!.id!)!;
+    rmSync(join(t.dir, 'blobs', row.sha256.slice(0, 2), row.sha256));
+    let code = '';
+    try {
+      writer.readImage(row.id);
+    } catch (e) {
+      code = (e as { code: string }).code;
+    }
+    assert.is(code, 'IMAGE_MISSING');
+    await writer.close();
   } finally {
     t.cleanup();
   }

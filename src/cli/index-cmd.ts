@@ -119,6 +119,8 @@ function reportText(r: AddReport): string {
         return `FAILED     ${i.input}  [${i.error!.code}] ${i.error!.message}`;
       case 'blocked':
         return `blocked    ${i.input}  ${i.reason ?? ''}`;
+      case 'skipped':
+        return `skipped    ${i.input}  [${i.error?.code ?? ''}] ${i.reason ?? ''}`;
       default:
         return `${i.status.padEnd(10)} ${i.input}  (of ${i.duplicateOf}${i.distance !== undefined ? `, distance ${i.distance}` : ''})`;
     }

@@ -378,7 +378,7 @@ export class ImageStore {
     }
     let bytes: Buffer;
     try {
-      bytes = readRegularFile(row.path, Number.MAX_SAFE_INTEGER);
+      bytes = readRegularFile(row.path, this.options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES);
     } catch (e) {
       throw new RagdiffError('IMAGE_MISSING', `the file of image ${id} is gone or unreadable: ${row.path}`, { cause: e });
     }
