@@ -57,8 +57,9 @@ test('two processes racing to open the same store 50 times: exactly one writer e
   const b = child(['race', t.dir]);
   try {
     for (let r = 0; r < 50; r++) {
-      a.proc.stdin.write(`open ${r}\n`);
-      b.proc.stdin.write(`open ${r}\n`);
+      const at = Date.now() + 40;
+      a.proc.stdin.write(`open ${r} ${at}\n`);
+      b.proc.stdin.write(`open ${r} ${at}\n`);
       const starts = (l: string) => l.startsWith(`${r} `);
       const [ra, rb] = await Promise.all([a.next(starts), b.next(starts)]);
       const winners = [ra, rb].filter((l) => l.endsWith('won')).length;
