@@ -26,7 +26,7 @@
  * its vector.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import type { ImageTextEncoder } from '../models/encoders.js';
@@ -40,7 +40,7 @@ import {
 import { errorInfo, ingest } from './ingest.js';
 import { normaliseMeta, type ImageMeta } from './meta.js';
 import { checkQuery, searchVectors, toImage, type SearchContext } from './query.js';
-import { blobToEmbedding, embeddingToBlob, type ImageRow, type ImageStatus } from './schema.js';
+import { blobToEmbedding, embeddingToBlob, type ImageStatus } from './schema.js';
 import type {
   AddInput, AddOptions, AddReport, AddUrlOptions, ImageStoreOptions, QueryHit, QueryRequest, RebuildOptions, RebuildReport,
   ReferenceEmbedding, StoreStats, StoredImage,
