@@ -11,16 +11,26 @@
  * - end-to-end store.search()/query() on the demo store.
  * Target: p99 ≤ 2 ms at 100k with recall@10 ≥ 0.95.
  *
+ * - (issue 9) ingest with decode once and decode/embed overlapped, CPU per
+ *   image; search latency in a reader process while another process ingests;
+ *   open time of a 100k-image store (writer and reader).
+ *
  *   npm run bench store                 # 10k and 100k
  *   npm run bench store -- --quick      # 10k only, fewer images
+ *   npm run bench store -- --only=ingest   # only the ingest / concurrency / open section
  */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import { decodeImage } from '../src/image/decode.js';
 import { loadClipEncoders, type ImageTextEncoder, type RgbImage } from '../src/models/encoders.js';
 import { demoInputs, openDemoStore } from '../src/store/demo.js';
+import { SqliteCatalogue, type NewImageRow } from '../src/store/catalogue.js';
+import { embeddingToBlob } from '../src/store/schema.js';
 import { ImageStore } from '../src/store/store.js';
 import { DEFAULT_HNSW, VectorIndex, type Hit } from '../src/store/vectors.js';
 import { seededRandom } from '../test/helpers.js';
@@ -28,6 +38,7 @@ import { writeResultsSection } from './results.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const quick = process.argv.includes('--quick');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
 const SIZES = quick ? [10_000] : [10_000, 100_000];
 const QUERIES = 500;
 const f1 = (x: number) => x.toFixed(1);
@@ -147,47 +158,186 @@ function cheapEncoder(): ImageTextEncoder {
   };
 }
 
-async function ingestSection(encoderDim: number): Promise<string> {
+const load = () => loadavg()[0]!.toFixed(1);
+
+/** One timed ingest into an empty store; wall images/s and CPU ms per image (this process: JS, sharp's and ONNX's threads). */
+async function timedIngest(encoder: ImageTextEncoder, inputs: ReturnType<typeof demoInputs>, extra: Record<string, number> = {}): Promise<{ n: number; ms: number; perSecond: number; cpuPerImage: number; load: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ragdiff-bench-'));
+  try {
+    const store = await ImageStore.open(dir, { encoder, ...extra });
+    const before = load();
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const report = await store.add(inputs);
+    const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    await store.close();
+    const n = report.added + report.skipped;
+    return { n, ms, perSecond: (n * 1000) / ms, cpuPerImage: (c.user + c.system) / 1000 / n, load: `${before}→${load()}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function ingestSection(clip: ImageTextEncoder): Promise<string> {
   const inputs = demoInputs('twemoji').slice(0, quick ? 300 : 1000);
   const rows: string[] = [];
-  const clip = await loadClipEncoders(join(root, 'models', 'tiny-emoji'));
-  for (const [label, encoder] of [['tiny-emoji encoders', clip], ['trivial encoder (store overhead)', cheapEncoder()]] as const) {
-    const dir = mkdtempSync(join(tmpdir(), 'ragdiff-bench-'));
-    try {
-      const store = await ImageStore.open(dir, { encoder });
-      const t0 = performance.now();
-      const report = await store.add(inputs);
-      const ms = performance.now() - t0;
-      await store.close();
-      rows.push(`| ${label} | ${report.added + report.skipped} | ${f1(ms)} | **${f1(((report.added + report.skipped) * 1000) / ms)}** |`);
-      console.log(`ingest ${label}: ${f1(((report.added + report.skipped) * 1000) / ms)} images/s`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  const configs: [string, ImageTextEncoder, Record<string, number>][] = [
+    ['tiny-emoji encoders, defaults (batch 64, 2 embed calls in flight, 4 decodes)', clip, {}],
+    ['tiny-emoji encoders, batch 256', clip, { batchSize: 256 }],
+    ['tiny-emoji encoders, no overlap (1 embed call, 1 decode at a time)', clip, { embedInFlight: 1, decodeConcurrency: 1 }],
+    ['trivial encoder (store overhead)', cheapEncoder(), {}],
+  ];
+  let best = 0;
+  for (const [label, encoder, extra] of configs) {
+    const r = await timedIngest(encoder, inputs, extra);
+    if (encoder === clip) best = Math.max(best, r.perSecond);
+    rows.push(`| ${label} | ${r.n} | ${f1(r.ms)} | **${f1(r.perSecond)}** | ${f2(r.cpuPerImage)} | ${f1(2000 / r.cpuPerImage)} | ${r.load} |`);
+    console.log(`ingest ${label}: ${f1(r.perSecond)} images/s, ${f2(r.cpuPerImage)} CPU ms/image`);
   }
-  // Where the time goes, per image: the two decodes (encoder size + 32×32 hash) and the embedding.
+  // Where the time goes, per image: the one decode and the embedding.
   const bytes = readFileSync((inputs[0] as { path: string }).path);
-  const t0 = performance.now();
-  for (let i = 0; i < 100; i++) {
-    await decodeImage(bytes, { width: 64, height: 64 });
-    await decodeImage(bytes, { width: 32, height: 32, fit: 'fill' });
-  }
-  const decodeMs = (performance.now() - t0) / 100;
-  const img = await decodeImage(bytes, { width: 64, height: 64 });
-  const batch = Array.from({ length: 32 }, () => img);
-  const t1 = performance.now();
+  const size = clip.imageSize ?? { width: 64, height: 64 };
+  let c0 = process.cpuUsage();
+  for (let i = 0; i < 100; i++) await decodeImage(bytes, { width: size.width, height: size.height });
+  let c = process.cpuUsage(c0);
+  const decodeCpu = (c.user + c.system) / 1000 / 100;
+  const img = await decodeImage(bytes, { width: size.width, height: size.height });
+  const batch = Array.from({ length: 64 }, () => img);
+  await clip.embedImages(batch);
+  c0 = process.cpuUsage();
   for (let i = 0; i < 5; i++) await clip.embedImages(batch);
-  const embedMs = (performance.now() - t1) / (5 * 32);
-  await clip.close();
+  c = process.cpuUsage(c0);
+  const embedCpu = (c.user + c.system) / 1000 / (5 * 64);
   return [
-    `Ingest of ${inputs.length} Twemoji PNGs (64×64, from emoji-datasource-twitter) into an empty store: read, decode twice (encoder size + 32×32 for the perceptual hash), SHA-256, near-duplicate scan, embed in batches of 32, bytes + rows + vectors committed per batch, index saved at the end. Embedding width ${encoderDim}.`,
+    `Ingest of ${inputs.length} Twemoji PNGs (64×64, from emoji-datasource-twitter) into an empty store: read (regular-file checked), one decode per image (the perceptual hash is computed from the same pixels), SHA-256, near-duplicate scan, bytes written, embedded in batches with decode of the next batch overlapping the embedding, rows + vectors committed per batch, index saved at the end. Before issue 9: 213 images/s (two decodes per image, decode then embed then commit in strict turn, batches of 32).`,
     '',
-    '| encoder | images | ms | images/s |',
-    '|---|---|---|---|',
+    '| configuration | images | ms | images/s (wall) | CPU ms / image | images/s if 2 cores were free (2000 / CPU ms) | load average (1 min) before→after |',
+    '|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    `Per image: decode + hash ${f2(decodeMs)} ms (sequential; the store decodes 4 at a time), tiny-emoji image embedding ${f2(embedMs)} ms (batch 32).`,
+    `Per image, measured alone: decode ${f2(decodeCpu)} CPU ms (sharp: header, then one decode + resize), tiny-emoji image embedding ${f2(embedCpu)} CPU ms (batch 64). ` +
+      `**Target ≥ 1,000 images/s: ${best >= 1000 ? 'met' : 'not met'}** (best ${f1(best)}/s wall). The machine's 2 cores are shared: the load average column says how many runnable processes competed; the CPU column is the work per image, and 2000 / CPU ms is what two free cores would give at most. ` +
+      'The embedding alone costs about as much CPU as the 1 ms per image the target allows on two cores, so the target needs a cheaper image encoder call or more cores (the encoders move into worker threads in another change; the store keeps 2 calls in flight for them).',
   ].join('\n');
+}
+
+/** Child mode: a writer process that ingests while the bench process reads. */
+async function writerChild(dir: string, count: number): Promise<void> {
+  const clip = await loadClipEncoders(join(root, 'models', 'tiny-emoji'));
+  const store = await ImageStore.open(dir, { encoder: clip, nearDuplicates: false, batchSize: 16 });
+  const report = await store.add(demoInputs('twemoji').slice(100, 100 + count));
+  await store.close();
+  await clip.close();
+  process.stdout.write(`done ${report.added}\n`);
+}
+
+async function concurrentSection(clip: ImageTextEncoder): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'ragdiff-bench-'));
+  try {
+    const seed = await ImageStore.open(dir, { encoder: clip, nearDuplicates: false });
+    await seed.add(demoInputs('twemoji').slice(0, 100));
+    await seed.close();
+    const reader = await ImageStore.open(dir, { encoder: clip, readOnly: true });
+    const q = await reader.embedText('red apple');
+    const count = quick ? 400 : 1000;
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--writer-child', dir, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    let running = true;
+    const exited = new Promise<void>((r) => child.on('close', () => ((running = false), r())));
+    const search: number[] = [];
+    const text: number[] = [];
+    const sizes = new Set<number>();
+    while (running) {
+      const t0 = performance.now();
+      reader.search(q, { k: 10 }); // includes catching up with the writer's commits
+      search.push(performance.now() - t0);
+      sizes.add(reader.size);
+      if (search.length % 10 === 0) {
+        const t1 = performance.now();
+        await reader.query({ text: 'dog face', k: 10 });
+        text.push(performance.now() - t1);
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    await exited;
+    const finalSize = reader.size;
+    // A no-op refresh (nothing committed since): the cost every search pays to stay current.
+    const t0 = performance.now();
+    for (let i = 0; i < 10_000; i++) reader.refresh();
+    const refreshUs = ((performance.now() - t0) / 10_000) * 1000;
+    await reader.close();
+    const pct = (a: number[], p: number) => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(p * a.length))]!;
+    console.log(`reader during ingest: ${search.length} searches, p50 ${f3(pct(search, 0.5))} p99 ${f3(pct(search, 0.99))} ms`);
+    return [
+      `A reader process (this one, \`readOnly: true\`) searching while a second process ingests ${count} Twemoji into the same store (tiny-emoji encoders, commits every 16 images). Each search first catches up with the writer's newer commits (replaying their rows into the in-memory index), so the latencies include that replay. The reader saw ${sizes.size} distinct store sizes, from 100 to ${finalSize}; writer: ${out.trim()}.`,
+      '',
+      '| call (reader, during the ingest) | calls | p50 ms | p99 ms | max ms |',
+      '|---|---|---|---|---|',
+      `| store.search(embedding, k 10) | ${search.length} | ${f3(pct(search, 0.5))} | **${f3(pct(search, 0.99))}** | ${f3(pct(search, 1))} |`,
+      `| store.query({ text }), k 10 | ${text.length} | ${f3(pct(text, 0.5))} | **${f3(pct(text, 0.99))}** | ${f3(pct(text, 1))} |`,
+      '',
+      `A refresh with nothing new to replay (one indexed SQLite read): ${f1(refreshUs)} µs.`,
+    ].join('\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function openSection(dim: number): Promise<string> {
+  const n = quick ? 10_000 : 100_000;
+  const dir = mkdtempSync(join(tmpdir(), 'ragdiff-bench-'));
+  try {
+    const encoder = { ...cheapEncoder(), dim, id: `bench-synthetic-${dim}` };
+    // efConstruction 40 only shortens the one-off build; the saved graph's size and the open path are the same.
+    const params = { ...DEFAULT_HNSW, efConstruction: 40 };
+    await (await ImageStore.open(dir, { encoder, hnsw: params })).close();
+    // Synthetic rows and vectors written straight through the catalogue and the index (no images to decode).
+    const cat = new SqliteCatalogue(join(dir, 'store.sqlite'), false);
+    const vectors = makeVectors(n, dim, 'clustered', 4321, []);
+    const at = new Date().toISOString();
+    const rows: NewImageRow[] = vectors.map((v, i) => {
+      const sha = createHash('sha256').update(`image ${i}`).digest('hex');
+      return {
+        id: sha.slice(0, 16), sha256: sha, phash: sha.slice(0, 16), colour: i & 0xffffff, source: `source-${i % 10}`, licence: 'CC0-1.0',
+        attribution: '', name: `synthetic ${i}`, tags: JSON.stringify([`tag-${i % 100}`]), width: 64, height: 64, format: 'png', bytes: 1000,
+        origin: 'bench', path: '/nonexistent/by-reference', added_at: at, status: 'active', reason: null, status_at: null, embedding: embeddingToBlob(v),
+      };
+    });
+    const inserted = cat.insert(rows);
+    const index = new VectorIndex(dim, params, n);
+    inserted.forEach((r, i) => index.setVector(r.label, vectors[i]!, false));
+    const t0 = performance.now();
+    index.buildGraph();
+    const buildS = (performance.now() - t0) / 1000;
+    index.save(join(dir, 'index'), cat.currentSeq());
+    cat.close();
+    const timeOpen = async (readOnly: boolean) => {
+      gc();
+      const c0 = process.cpuUsage();
+      const t = performance.now();
+      const store = await ImageStore.open(dir, { encoder, readOnly });
+      const ms = performance.now() - t;
+      const c = process.cpuUsage(c0);
+      if (store.size !== n) throw new Error(`opened ${store.size} of ${n}`);
+      await store.close();
+      return `${f1(ms)} (${f1((c.user + c.system) / 1000)} CPU)`;
+    };
+    const writer = [await timeOpen(false), await timeOpen(false)];
+    const reader = [await timeOpen(true), await timeOpen(true)];
+    console.log(`open ${n}: writer ${writer.join(', ')} ms, reader ${reader.join(', ')} ms`);
+    return [
+      `Open time of a store of ${n.toLocaleString('en')} images (synthetic rows with ${dim}-wide clustered vectors, added by reference so no bytes; graph built once in ${f1(buildS)} s with efConstruction 40 and saved): reading every row (ids, hashes, filter codes, embeddings), loading and verifying (SHA-256) the saved HNSW graph, replaying rows newer than it (none here). The writer also takes the lock, runs SQLite's quick_check and sweeps the blob directory. Two opens each (the second with a warm page cache); wall ms with the process's CPU ms in brackets (the machine is shared).`,
+      '',
+      '| open | first: ms (CPU ms) | second: ms (CPU ms) |',
+      '|---|---|---|',
+      `| writer (\`ImageStore.open(dir, { encoder })\`) | ${writer[0]} | **${writer[1]}** |`,
+      `| reader (\`readOnly: true\`) | ${reader[0]} | **${reader[1]}** |`,
+    ].join('\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function scaleSection(dim: number, real: Float32Array[]): Promise<string> {
@@ -319,15 +469,25 @@ async function endToEndSection(): Promise<{ text: string; real: Float32Array[] }
 
 async function main(): Promise<void> {
   const dim = 128;
-  const ingest = await ingestSection(dim);
+  const clip = await loadClipEncoders(join(root, 'models', 'tiny-emoji'));
+  const ingest = await ingestSection(clip);
+  const concurrent = await concurrentSection(clip);
+  await clip.close();
+  const open = await openSection(dim);
+  writeResultsSection(
+    'Image store: ingest, a reader beside a writer, open time',
+    [ingest, '', concurrent, '', open].join('\n'),
+    `npm run bench store${quick ? ' -- --quick' : ''}${only ? ` -- --only=${only}` : ''}`,
+  );
+  if (only === 'ingest') {
+    console.log('written to bench/RESULTS.md');
+    return;
+  }
   const { text: e2e, real } = await endToEndSection();
   const scale = await scaleSection(dim, real);
-  writeResultsSection(
-    'Image store',
-    [ingest, '', scale, '', e2e].join('\n'),
-    `npm run bench store${quick ? ' -- --quick' : ''}`,
-  );
+  writeResultsSection('Image store', [scale, '', e2e].join('\n'), `npm run bench store${quick ? ' -- --quick' : ''}`);
   console.log('written to bench/RESULTS.md');
 }
 
-await main();
+if (process.argv[2] === '--writer-child') await writerChild(process.argv[3]!, Number(process.argv[4]));
+else await main();

@@ -51,6 +51,8 @@ export const ERROR_CODES = {
   FILE_TOO_LARGE: { status: 413, meaning: 'a file is larger than the limit for its use' },
   FILE_UNREADABLE: { status: 403, meaning: 'a file or directory exists but cannot be read (permissions, I/O error)' },
   OUTPUT_NOT_WRITABLE: { status: 403, meaning: 'an output path cannot be created or written (parent not a directory, read-only, unreachable)' },
+  SYMLINK_LOOP: { status: 400, meaning: 'a directory walk met a symlink cycle (reported, not followed)' },
+  PATH_REPEATED: { status: 400, meaning: 'a directory walk met a directory already listed through another link (reported, skipped)' },
 
   // ---- images (decode and the store's gate)
   IMAGE_EMPTY: { status: 400, meaning: 'image input has 0 bytes' },
@@ -84,6 +86,8 @@ export const ERROR_CODES = {
   INVALID_STATE: { status: 409, meaning: 'the operation does not apply to the item\'s current state' },
   DEMO_DATA_MISSING: { status: 500, meaning: 'the demo store\'s emoji package is not installed' },
   DEMO_BUILD_FAILED: { status: 500, meaning: 'building the demo store failed' },
+  STORE_READ_ONLY: { status: 409, meaning: 'a write was asked of a store opened read-only' },
+  STORE_LOCK_FAILED: { status: 500, meaning: 'the store\'s writer lock file could not be opened or locked' },
 
   // ---- retrieval-augmented generation (src/rag) and its evaluation (src/eval)
   REFERENCE_NOT_FOUND: { status: 404, meaning: 'a pinned reference id is not in the store (or has no embedding)' },

@@ -9,6 +9,8 @@ import * as http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { ImageStore } from '../src/store/index.js';
+import { fakeEncoder } from './fixtures/store/fake-encoder.js';
 import { makeMany, makePng } from './fixtures/store/images.js';
 import { repoPath, tempDir } from './helpers.js';
 
@@ -90,6 +92,11 @@ test('query: JSON hits with provenance, filters, and typed errors with exit code
   assert.is(byImage.code, 0, byImage.stderr);
   assert.match(byImage.json[0].origin, /img3\.png$/);
 
+  // query opens read-only: a missing store is not created as a side effect.
+  const missing = await cli('query', 'red', '--store', join(t.dir, 'missing'), '--json');
+  assert.is(missing.code, 1);
+  assert.is(missing.json.error.code, 'STORE_NOT_FOUND');
+  await (await ImageStore.open(join(t.dir, 'empty'), { encoder: fakeEncoder() })).close();
   const empty = await cli('query', 'red', '--store', join(t.dir, 'empty'), '--json');
   assert.is(empty.code, 1);
   assert.is(empty.json.error.code, 'STORE_EMPTY');

@@ -120,6 +120,8 @@ function reportText(r: AddReport): string {
         return `FAILED     ${i.input}  [${i.error!.code}] ${i.error!.message}`;
       case 'blocked':
         return `blocked    ${i.input}  ${i.reason ?? ''}`;
+      case 'skipped':
+        return `skipped    ${i.input}  [${i.error?.code ?? ''}] ${i.reason ?? ''}`;
       default:
         return `${i.status.padEnd(10)} ${i.input}  (of ${i.duplicateOf}${i.distance !== undefined ? `, distance ${i.distance}` : ''})`;
     }
@@ -208,7 +210,7 @@ export function registerIndexCommands(program: Command): void {
         if (text !== undefined) checkPromptLength('query text', text);
         // Read through the file gate before the store opens: a FIFO, device or huge file fails at once.
         const image = o.image !== undefined ? new Uint8Array(readUserFileSync(o.image, { maxBytes: DEFAULT_MAX_USER_FILE_BYTES, what: 'query image' })) : undefined;
-        const store = await openStore(o);
+        const store = await openStore(o, { readOnly: true }); // a reader: works beside a writer
         try {
           const hits = await store.query({
             ...(text !== undefined ? { text } : { image: image! }),
@@ -271,7 +273,7 @@ export function registerIndexCommands(program: Command): void {
     .option('--demo', 'the emoji demo store')
     .action(async (o: CommonOptions) => {
       await run(o, async () => {
-        const store = await openStore(o);
+        const store = await openStore(o, { readOnly: true }); // a reader: works beside a writer
         try {
           const s = store.stats();
           out(o, s, `${s.dir}\n${s.active} active, ${s.removed} removed, ${s.blocked} blocked; width ${s.dim}; encoder ${s.encoderId}; hnsw M=${s.hnsw.M} efConstruction=${s.hnsw.efConstruction} efSearch=${s.hnsw.efSearch}`);

@@ -9,24 +9,28 @@ import { join } from 'node:path';
 
 export class BlobStore {
   private readonly tmp: string;
-  constructor(readonly root: string) {
+  /** Fan-out directories known to exist (one mkdir each, not one per write). */
+  private readonly dirs = new Set<string>();
+  /** `writable` false (readers): nothing is created; only `pathOf` and `read` are used. */
+  constructor(readonly root: string, writable = true) {
     this.tmp = join(root, 'tmp');
-    mkdirSync(this.tmp, { recursive: true });
+    if (writable) mkdirSync(this.tmp, { recursive: true });
   }
 
   pathOf(sha256: string): string {
     return join(this.root, sha256.slice(0, 2), sha256);
   }
 
-  has(sha256: string): boolean {
-    return existsSync(this.pathOf(sha256));
-  }
-
   /** Stores bytes under their hash; returns the path. A file already there is kept. */
   put(sha256: string, bytes: Uint8Array): string {
     const dest = this.pathOf(sha256);
-    if (existsSync(dest) && statSync(dest).size === bytes.byteLength) return dest;
-    mkdirSync(join(this.root, sha256.slice(0, 2)), { recursive: true });
+    const prefix = sha256.slice(0, 2);
+    if (this.dirs.has(prefix)) {
+      if (existsSync(dest) && statSync(dest).size === bytes.byteLength) return dest;
+    } else {
+      mkdirSync(join(this.root, prefix), { recursive: true });
+      this.dirs.add(prefix);
+    }
     const tmp = join(this.tmp, `${sha256}.${randomBytes(6).toString('hex')}`);
     writeFileSync(tmp, bytes);
     renameSync(tmp, dest);
@@ -44,6 +48,9 @@ export class BlobStore {
   /**
    * Deletes files no row keeps (left by a process killed between writing the
    * bytes and committing the row) and stray temporary files. Returns how many.
+   * Only the writer calls this, holding the writer lock, before it writes
+   * anything itself: no other process can be between writing bytes and
+   * committing their row, so every file without a row is an orphan.
    */
   sweep(keep: (sha256: string) => boolean): number {
     let removed = 0;

@@ -5,9 +5,11 @@
  *
  * The cache is keyed by dataset and encoder: retraining the encoders builds
  * a fresh store instead of mixing embeddings. A store is built in a private
- * directory and renamed into place when complete, so a killed build or two
- * processes building at once never leave a half-built store behind.
+ * directory and renamed into place when complete, by one process at a time
+ * (see openDemoStore), so a killed build or two processes building at once
+ * never leave a half-built store behind.
  */
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -15,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { RagdiffError, rangeError } from '../errors.js';
 import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
 import { ImageStore, type AddInput, type AddProgress, type ImageStoreOptions } from './store.js';
+import { acquireWriterLock, writerLockFree, WRITER_LOCK_FILE, type WriterLock } from './writer-lock.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_ENCODER_DIR = join(packageRoot, 'models', 'tiny-emoji');
@@ -104,9 +107,19 @@ function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /**
  * Opens the demo store of `dataset`, building it on first use (about 2,000
- * images; seconds). The caller owns the returned store and closes it.
+ * images; seconds). The caller owns the returned store and closes it. Pass
+ * `store: { readOnly: true }` to read it beside other processes.
+ *
+ * Concurrent first use is safe: one process builds (it holds a build lock,
+ * a kernel lock like the store's writer lock) in a private
+ * `.partial-<pid>-<random>` directory renamed into place when complete;
+ * the others wait for the lock, then open the finished store. Whoever holds
+ * the build lock first deletes `.partial-*` directories left by killed
+ * builds (none can be live: their builder would hold the lock).
  */
 export async function openDemoStore(options: DemoStoreOptions = {}): Promise<ImageStore> {
   const dataset = options.dataset ?? 'twemoji';
@@ -115,38 +128,58 @@ export async function openDemoStore(options: DemoStoreOptions = {}): Promise<Ima
   const encoder = options.encoder ?? (await loadClipEncoders(options.encoderDir ?? DEFAULT_ENCODER_DIR));
   const cache = options.cacheDir ?? defaultCacheDir();
   const prefix = `demo-${dataset}-`;
-  const dir = join(cache, `${prefix}${safeName(encoder.id ?? `anonymous-${encoder.dim}`)}`);
+  const name = `${prefix}${safeName(encoder.id ?? `anonymous-${encoder.dim}`)}`;
+  const dir = join(cache, name);
   const storeOptions: ImageStoreOptions = { nearDuplicates: false, ...options.store, encoder };
-  if (existsSync(join(dir, 'COMPLETE'))) return ImageStore.open(dir, { ...storeOptions, create: false });
+  const openBuilt = () => ImageStore.open(dir, { ...storeOptions, create: false });
+  if (existsSync(join(dir, 'COMPLETE'))) return openBuilt();
 
   mkdirSync(cache, { recursive: true });
-  const partial = `${dir}.partial-${process.pid}-${Date.now()}`;
-  const store = await ImageStore.open(partial, storeOptions);
-  try {
-    // Distinct emoji share pixels (flags of territories, family variants): exact copies
-    // are reported as duplicates and skipped; near-duplicate merging is off for the demo.
-    const report = await store.add(demoInputs(dataset), { source: info.source, licence: info.licence, attribution: info.attribution }, { onProgress: options.onProgress });
-    if (report.failed > 0) {
-      const first = report.items.find((i) => i.status === 'failed');
-      throw new RagdiffError('DEMO_BUILD_FAILED', `${report.failed} demo images failed to ingest (first: ${first?.input}: ${first?.error?.message})`);
+  const lockPath = join(cache, `${name}.build.lock`);
+  let lock: WriterLock | undefined;
+  for (;;) {
+    try {
+      lock = acquireWriterLock(lockPath);
+      break;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'STORE_LOCKED') throw e;
     }
-  } catch (e) {
-    await store.close();
-    rmSync(partial, { recursive: true, force: true });
-    throw e;
+    // Another process is building it: wait for it to finish (or die: the kernel then frees the lock).
+    await sleep(100);
+    if (existsSync(join(dir, 'COMPLETE'))) return openBuilt();
   }
-  await store.close();
-  writeFileSync(join(partial, 'COMPLETE'), new Date().toISOString());
   try {
+    if (existsSync(join(dir, 'COMPLETE'))) return await openBuilt();
+    // Left by builds that were killed: nobody else can be building while we hold the lock.
+    for (const f of readdirSync(cache)) if (f.startsWith(`${name}.partial-`)) rmSync(join(cache, f), { recursive: true, force: true });
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true }); // a store without COMPLETE is not one we finished
+    const partial = `${dir}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const store = await ImageStore.open(partial, { ...storeOptions, readOnly: false });
+    try {
+      // Distinct emoji share pixels (flags of territories, family variants): exact copies
+      // are reported as duplicates and skipped; near-duplicate merging is off for the demo.
+      const report = await store.add(demoInputs(dataset), { source: info.source, licence: info.licence, attribution: info.attribution }, { onProgress: options.onProgress });
+      if (report.failed > 0) {
+        const first = report.items.find((i) => i.status === 'failed');
+        throw new RagdiffError('DEMO_BUILD_FAILED', `${report.failed} demo images failed to ingest (first: ${first?.input}: ${first?.error?.message})`);
+      }
+    } catch (e) {
+      await store.close();
+      rmSync(partial, { recursive: true, force: true });
+      throw e;
+    }
+    await store.close();
+    writeFileSync(join(partial, 'COMPLETE'), new Date().toISOString());
     renameSync(partial, dir);
-  } catch {
-    // Another process finished first: use its store.
-    rmSync(partial, { recursive: true, force: true });
+    // Stores of older encoders are stale; remove the ones no writer holds (a reader of one would lose it).
+    for (const f of readdirSync(cache)) {
+      const p = join(cache, f);
+      if (f.startsWith(prefix) && f !== name && !f.includes('.partial-') && !f.endsWith('.build.lock') && writerLockFree(join(p, WRITER_LOCK_FILE))) {
+        rmSync(p, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    lock.release();
   }
-  // Stores of older encoders are stale; remove the ones nobody holds.
-  for (const f of readdirSync(cache)) {
-    const p = join(cache, f);
-    if (f.startsWith(prefix) && p !== dir && !f.includes('.partial-') && !existsSync(join(p, 'LOCK'))) rmSync(p, { recursive: true, force: true });
-  }
-  return ImageStore.open(dir, { ...storeOptions, create: false });
+  return openBuilt();
 }

@@ -66,22 +66,93 @@ export interface DecodedCandidate {
   format: string;
 }
 
-/** Decodes and hashes untrusted bytes. Throws RagdiffErrors with IMAGE_* codes. */
+/**
+ * The working size an image is decoded to: the encoder's size, scaled up by
+ * a whole factor when it is smaller than the hash's 32×32 (so both the
+ * encoder's pixels and the hash come from the one decode).
+ */
+function workingSize(encoder: ImageTextEncoder): { width: number; height: number; factor: number } {
+  const size = encoder.imageSize ?? { width: 224, height: 224 };
+  const factor = Math.max(1, Math.ceil(PHASH_SIZE / Math.min(size.width, size.height)));
+  return { width: size.width * factor, height: size.height * factor, factor };
+}
+
+/** Averages f×f blocks (a whole-factor downscale). */
+function boxDownscale(rgb: Uint8Array, width: number, height: number, f: number): Uint8Array {
+  if (f === 1) return rgb;
+  const w = width / f;
+  const h = height / f;
+  const out = new Uint8Array(w * h * 3);
+  const n = f * f;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let c = 0; c < 3; c++) {
+        let s = 0;
+        for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++) s += rgb[((y * f + dy) * width + x * f + dx) * 3 + c]!;
+        out[(y * w + x) * 3 + c] = Math.round(s / n);
+      }
+    }
+  }
+  return out;
+}
+
+/** Area-average resize (each output pixel is the mean of the input area it covers). */
+export function areaResize(rgb: Uint8Array, width: number, height: number, W: number, H: number): Uint8Array {
+  const out = new Uint8Array(W * H * 3);
+  const sx = width / W;
+  const sy = height / H;
+  for (let Y = 0; Y < H; Y++) {
+    const y0 = Y * sy;
+    const y1 = y0 + sy;
+    for (let X = 0; X < W; X++) {
+      const x0 = X * sx;
+      const x1 = x0 + sx;
+      let r = 0, g = 0, b = 0, wsum = 0;
+      for (let y = Math.floor(y0); y < Math.ceil(y1); y++) {
+        const wy = Math.min(y + 1, y1) - Math.max(y, y0);
+        for (let x = Math.floor(x0); x < Math.ceil(x1); x++) {
+          const w = wy * (Math.min(x + 1, x1) - Math.max(x, x0));
+          const o = (y * width + x) * 3;
+          r += rgb[o]! * w;
+          g += rgb[o + 1]! * w;
+          b += rgb[o + 2]! * w;
+          wsum += w;
+        }
+      }
+      const o = (Y * W + X) * 3;
+      out[o] = Math.round(r / wsum);
+      out[o + 1] = Math.round(g / wsum);
+      out[o + 2] = Math.round(b / wsum);
+    }
+  }
+  return out;
+}
+
+/**
+ * Decodes and hashes untrusted bytes, decoding once: the image is decoded
+ * (header checked first, see image/decode.ts) straight to the working size;
+ * the encoder's pixels and the 32×32 image of the perceptual hash are both
+ * derived from that one buffer. (The hash therefore describes the encoder's
+ * centre-cropped view: for non-square images the margins the encoder never
+ * sees do not count towards near-duplicates either.)
+ * Throws RagdiffErrors with IMAGE_* codes.
+ */
 export async function decodeCandidate(bytes: Uint8Array, encoder: ImageTextEncoder, options: GateOptions = {}): Promise<DecodedCandidate> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_INPUT_BYTES;
   if (bytes.byteLength > maxBytes) throw new RagdiffError('IMAGE_TOO_LARGE', `image input is ${bytes.byteLength} bytes, over the limit of ${maxBytes}`);
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const size = encoder.imageSize ?? { width: 224, height: 224 };
-  const pixels = await decodeImage(bytes, { maxPixels, width: size.width, height: size.height, fit: 'cover' });
-  const small = await decodeImage(bytes, { maxPixels, width: PHASH_SIZE, height: PHASH_SIZE, fit: 'fill' });
+  const work = workingSize(encoder);
+  const decoded = await decodeImage(bytes, { maxPixels, width: work.width, height: work.height, fit: 'cover' });
+  const pixels = boxDownscale(decoded.rgb, work.width, work.height, work.factor);
+  const small = work.width === PHASH_SIZE && work.height === PHASH_SIZE ? decoded.rgb : areaResize(decoded.rgb, work.width, work.height, PHASH_SIZE, PHASH_SIZE);
   return {
     bytes,
     sha256: createHash('sha256').update(bytes).digest('hex'),
-    phash: perceptualHash(small.rgb),
-    pixels: { rgb: pixels.rgb, width: pixels.width, height: pixels.height },
-    width: pixels.source.width,
-    height: pixels.source.height,
-    format: pixels.source.format,
+    phash: perceptualHash(small),
+    pixels: { rgb: pixels, width: work.width / work.factor, height: work.height / work.factor },
+    width: decoded.source.width,
+    height: decoded.source.height,
+    format: decoded.source.format,
   };
 }
 

@@ -6,6 +6,7 @@
  * always be rebuilt; it records the change sequence number (`seq`) it
  * reflects, and rows changed after that are replayed into it on open.
  */
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { RagdiffError } from '../errors.js';
 
@@ -75,28 +76,42 @@ CREATE INDEX IF NOT EXISTS images_status ON images(status);
 CREATE INDEX IF NOT EXISTS images_source ON images(source);
 `;
 
-export function openDatabase(path: string): Database.Database {
+/**
+ * Opens the store database. The writer (who holds the writer lock) creates
+ * and migrates it; a reader opens it read-only and never writes a byte — in
+ * WAL mode its reads are snapshots that never block the writer.
+ */
+export function openDatabase(path: string, options: { readOnly?: boolean } = {}): Database.Database {
   let db: Database.Database;
   try {
-    db = new Database(path);
+    db = options.readOnly ? new Database(path, { readonly: true, fileMustExist: true }) : new Database(path);
   } catch (e) {
+    if (options.readOnly && !existsSync(path)) throw new RagdiffError('STORE_NOT_FOUND', `no image store at ${path}`, { cause: e });
     throw new RagdiffError('STORE_CORRUPT', `cannot open the store database ${path}: ${(e as Error).message}`, { cause: e });
   }
   try {
-    // WAL: readers never block the writer, and a killed process loses at most the open transaction.
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
-    const check = db.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new Error(`integrity check: ${String(check)}`);
-    db.exec(DDL);
+    if (options.readOnly) {
+      const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+      if (!hasMeta || getMeta(db, 'dim') === undefined) {
+        db.close();
+        throw new RagdiffError('STORE_NOT_FOUND', `the store at ${path} is not initialised yet (its writer is creating it)`);
+      }
+    } else {
+      // WAL: readers never block the writer, and a killed process loses at most the open transaction.
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new Error(`integrity check: ${String(check)}`);
+      db.exec(DDL);
+    }
     const version = getMeta(db, 'schema_version');
-    if (version === undefined) setMeta(db, 'schema_version', String(SCHEMA_VERSION));
+    if (version === undefined && !options.readOnly) setMeta(db, 'schema_version', String(SCHEMA_VERSION));
     else if (Number(version) > SCHEMA_VERSION) {
       throw new Error(`the store was written by a newer ragdiff (schema ${version}, this one reads ${SCHEMA_VERSION})`);
     }
   } catch (e) {
-    db.close();
+    if (db.open) db.close();
     if (e instanceof RagdiffError) throw e;
     throw new RagdiffError('STORE_CORRUPT', `the store database ${path} is not usable: ${(e as Error).message}`, { cause: e });
   }

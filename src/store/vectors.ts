@@ -308,6 +308,16 @@ export class VectorIndex {
    * (the caller then builds the graph from the vectors it has).
    */
   load(dir: string): number {
+    // A writer may replace the files while they are read (it writes the new pair, then deletes the old):
+    // when no listed file loads, list again.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const seq = this.loadOnce(dir);
+      if (seq >= 0) return seq;
+    }
+    return -1;
+  }
+
+  private loadOnce(dir: string): number {
     if (!existsSync(dir)) return -1;
     const seqs = readdirSync(dir)
       .map((f) => /^vectors-(\d+)\.json$/.exec(f))
@@ -345,19 +355,33 @@ export class VectorIndex {
    * Brings the graph in line with the active set after loading an older file:
    * re-adds `changed` labels (their vectors may differ), adds active labels the
    * graph lacks and marks deleted those it has that are no longer active.
+   * Returns how many labels it touched, so the caller knows the saved file is
+   * behind (a graph missing rows must be saved again even when no row is newer
+   * than the file, e.g. after a writer was killed between commit and save).
    */
-  reconcile(changed: Iterable<number>): void {
-    for (const l of changed) if (this.isActive(l) && this.inGraph[l] === 1) this.graphAdd(l);
+  reconcile(changed: Iterable<number>): number {
+    let touched = 0;
+    for (const l of changed) {
+      if (this.isActive(l) && this.inGraph[l] === 1) {
+        this.graphAdd(l);
+        touched++;
+      }
+    }
     for (let l = 0; l < this.activeMask.length; l++) {
       if (this.activeMask[l] === 1) {
-        if (this.inGraph[l] !== 1) this.graphAdd(l);
+        if (this.inGraph[l] !== 1) {
+          this.graphAdd(l);
+          touched++;
+        }
       } else if (this.inGraph[l] === 1) {
         try {
           this.hnsw.markDelete(l);
+          touched++;
         } catch {
           // already marked deleted in the saved file
         }
       }
     }
+    return touched;
   }
 }
