@@ -8,14 +8,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RagdiffError } from '../src/errors.js';
 import { decodeImage } from '../src/image/decode.js';
 import { splitSizes } from '../src/models/encoder-pool.js';
 import { loadClipEncoders, type ClipEncoders, type RgbImage } from '../src/models/encoders.js';
-import { modelWorkerOptions } from '../src/models/worker-options.js';
+import { modelWorkerOptions, modelWorkerStackMb } from '../src/models/worker-options.js';
 import { hasErrorCode, rejects, repoPath, tempDir } from './helpers.js';
 
 const bundle = repoPath('models/tiny-emoji');
@@ -74,12 +74,16 @@ test('calls are cut into whole ONNX batches, or one piece per worker when smalle
   assert.ok(big.every((s) => s === 64));
 });
 
-test('worker options: no argv, a larger stack, and only harmless execArgv flags', () => {
+test('worker options: no argv, only harmless execArgv flags, a stack that grows with the command line', () => {
   const o = modelWorkerOptions({ x: 1 }, ['--input-type=module', '--enable-source-maps', '--expose-gc', '--import', 'x.js', '--conditions=dev', '-e']);
   assert.equal(o.argv, []);
   assert.equal(o.execArgv, ['--enable-source-maps', '--conditions=dev']);
-  assert.is(o.resourceLimits?.stackSizeMb, 8);
   assert.equal(o.workerData, { x: 1 });
+  assert.is(o.resourceLimits?.stackSizeMb, modelWorkerStackMb());
+  assert.is(modelWorkerStackMb([]), 8);
+  // 110 KB of command line crashed onnxruntime at 16 MB and not at 32 MB (see worker-options.ts).
+  assert.ok(modelWorkerStackMb(Array.from({ length: 2000 }, () => 'x'.repeat(54))) >= 32);
+  assert.ok(modelWorkerStackMb(Array.from({ length: 1e5 }, () => 'x'.repeat(100))) <= 1024);
 });
 
 test('one worker gives bit-identical embeddings to the in-process encoder', async () => {
@@ -234,7 +238,19 @@ test('a worker lost mid-call fails that call with WORKER_FAILED; it is replaced 
   }
 });
 
-test('an idle encoder does not keep the process alive (workers under --input-type=module and a long argv)', async () => {
+/** Runs node with `args`; resolves with its exit and output. A guard kills it after 90 s. */
+function runNode(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  // A guard, not a timing assertion: a process kept alive by its workers would never exit.
+  const guard = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  return new Promise((r) => child.on('exit', (code, signal) => (clearTimeout(guard), r({ code, signal, out, err }))));
+}
+
+test('an idle encoder does not keep the process alive (under --input-type=module, and with a long command line)', async () => {
   const url = pathToFileURL(repoPath('dist/src/models/encoders.js')).href;
   const script = `
     import { loadClipEncoders } from ${JSON.stringify(url)};
@@ -244,20 +260,21 @@ test('an idle encoder does not keep the process alive (workers under --input-typ
     console.log(JSON.stringify({ text: t.length, image: i.length, dim: enc.dim }));
     // no close(): the process must still end once the event loop is empty
   `;
-  const longArgv = Array.from({ length: 200 }, (_, i) => `some-app-argument-${i}=${'x'.repeat(64)}`);
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script, ...longArgv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let errOut = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (errOut += d));
-  // A guard, not a timing assertion: a process kept alive by its workers would never exit.
-  const guard = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s) => r([c, s])));
-  clearTimeout(guard);
-  assert.is(signal, null, `the child was killed: it did not exit on its own\n${errOut}`);
-  assert.is(code, 0, errOut);
-  const dim = JSON.parse(out.trim()) as { text: number; image: number; dim: number };
-  assert.equal(dim, { text: local.dim, image: local.dim, dim: local.dim });
+  const t = tempDir();
+  try {
+    const file = join(t.dir, 'idle.mjs');
+    writeFileSync(file, script);
+    // ~110 KB of arguments: onnxruntime segfaulted in a worker with a fixed 8 MB stack at this length.
+    const longArgv = Array.from({ length: 1300 }, (_, i) => `some-app-argument-${i}=${'x'.repeat(64)}`);
+    const runs = await Promise.all([runNode(['--input-type=module', '-e', script]), runNode([file, ...longArgv])]);
+    for (const [k, r] of runs.entries()) {
+      assert.is(r.signal, null, `run ${k}: ended by signal (SIGKILL: the guard, it did not exit on its own; SIGSEGV: the worker stack)\n${r.err}`);
+      assert.is(r.code, 0, `run ${k}: ${r.err}`);
+      assert.equal(JSON.parse(r.out.trim()), { text: local.dim, image: local.dim, dim: local.dim });
+    }
+  } finally {
+    t.cleanup();
+  }
 });
 
 test.run();
