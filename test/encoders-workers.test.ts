@@ -219,13 +219,14 @@ test('close(): the call being embedded finishes, queued and later calls fail wit
   }
 });
 
-test('a worker lost mid-call fails that call with WORKER_FAILED; it is replaced and the next call works', async () => {
+test('a worker lost while a call is pending fails that call with WORKER_FAILED; it is replaced and the next call works', async () => {
   for (const workers of [1, 2]) {
     const enc = await loadClipEncoders(bundle, { workers, batchSize: 8 });
     try {
-      const p = enc.embedImages(images.slice(0, 24));
-      // Handled by the worker as soon as it reads its messages, before its piece's model call.
+      // The worker reads this before the piece sent next, so it ends with that piece unanswered;
+      // which the caller cannot tell from a crash during the model call.
       slotsOf(enc)[0]!.worker.postMessage({ type: 'exit', code: 3 });
+      const p = enc.embedImages(images.slice(0, 24));
       await rejects(p, (e) => e instanceof RagdiffError && e.code === 'WORKER_FAILED', `workers ${workers}`);
       identical(await enc.embedText(texts.slice(0, 4)), refTexts.slice(0, 4), `workers ${workers}: text after the loss`);
       identical(await enc.embedImages(images.slice(0, 24)), refImages.slice(0, 24), `workers ${workers}: images after the loss`);
@@ -235,6 +236,28 @@ test('a worker lost mid-call fails that call with WORKER_FAILED; it is replaced 
     } finally {
       await enc.close();
     }
+  }
+});
+
+test('a worker that cannot be replaced fails the queued calls typed, and a later call starts one again', async () => {
+  const t = tempDir();
+  try {
+    cpSync(bundle, t.dir, { recursive: true, filter: (src) => !src.includes('unet') && !src.includes('vae') });
+    const enc = await loadClipEncoders(t.dir, { workers: 1 });
+    try {
+      rmSync(join(t.dir, 'image_encoder'), { recursive: true });
+      slotsOf(enc)[0]!.worker.postMessage({ type: 'exit', code: 3 });
+      const p = enc.embedText(['dog']);
+      await rejects(p, hasErrorCode('WORKER_FAILED'));
+      // The replacement cannot load: the call waiting for it gets the worker's load error, typed.
+      await rejects(enc.embedText(['dog']), (e) => e instanceof RagdiffError && e.code === 'MODEL_FILE_MISSING');
+      cpSync(join(bundle, 'image_encoder'), join(t.dir, 'image_encoder'), { recursive: true });
+      identical(await enc.embedText(['dog']), await local.embedText(['dog']), 'after the files are back');
+    } finally {
+      await enc.close();
+    }
+  } finally {
+    t.cleanup();
   }
 });
 

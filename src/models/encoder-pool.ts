@@ -89,31 +89,34 @@ export class EncoderPool {
     const { onWarning, ...rest } = options;
     const warn = onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
     const data: EncoderWorkerData = { dir, options: rest };
-    const started: Worker[] = [];
     // Every start is waited for: terminating a worker inside InferenceSession.create aborts the process.
-    const settled = await Promise.allSettled(Array.from({ length: size }, () => EncoderPool.spawn(data, warn, started)));
+    const settled = await Promise.allSettled(Array.from({ length: size }, () => EncoderPool.spawn(data, warn)));
+    const started = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) {
-      settled.forEach((r, i) => r.status === 'fulfilled' && retire(started[i]!));
+      for (const s of started) retire(s.worker);
       throw failed.reason;
     }
-    const infos = settled.map((r) => (r as PromiseFulfilledResult<ClipInfo>).value);
-    const info = infos[0]!;
+    const info = started[0]!.info;
     const pool = new EncoderPool(data, size, info.batchSize, warn);
-    for (const w of started) pool.attach(w);
+    for (const s of started) pool.attach(s.worker);
     return { pool, info };
   }
 
   /** Starts one worker; resolves with its info once its sessions are open. */
-  private static spawn(data: EncoderWorkerData, warn: (m: string) => void, into: Worker[]): Promise<ClipInfo> {
-    const worker = new Worker(WORKER_URL, modelWorkerOptions(data));
-    into.push(worker);
-    return new Promise<ClipInfo>((resolve, reject) => {
+  private static spawn(data: EncoderWorkerData, warn: (m: string) => void): Promise<{ worker: Worker; info: ClipInfo }> {
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_URL, modelWorkerOptions(data));
+    } catch (e) {
+      return Promise.reject(new RagdiffError('WORKER_FAILED', `encoder worker could not be created: ${(e as Error).message}`, { cause: e }));
+    }
+    return new Promise((resolve, reject) => {
       const onMessage = (m: FromEncoderWorker) => {
         if (m.type === 'warning') warn(m.message);
         else if (m.type === 'ready') {
           done();
-          resolve(m.info);
+          resolve({ worker, info: m.info });
         } else if (m.type === 'error') {
           done();
           reject(deserializeError(m.error));
@@ -159,29 +162,31 @@ export class EncoderPool {
       if (slot.piece) this.fail(slot.piece.call, new RagdiffError('WORKER_FAILED', `encoder worker ${why} while embedding`));
       slot.piece = null;
       slot.closed?.();
-      if (this.closing) return;
-      // Replace it; queued pieces continue once the new worker is ready.
-      this.starting++;
-      const fresh: Worker[] = [];
-      EncoderPool.spawn(this.data, this.warn, fresh).then(
-        () => {
-          this.starting--;
-          if (this.closing) retire(fresh[0]!);
-          else {
-            this.attach(fresh[0]!);
-            this.pump();
-          }
-        },
-        (e) => {
-          this.starting--; // a worker that failed to load ends by itself
-          if (this.slots.length === 0 && this.starting === 0) this.drop(e);
-        },
-      );
+      if (!this.closing) this.replace();
     };
     worker.on('error', (e) => lost(`crashed (${e.message})`));
     worker.on('exit', (code) => lost(`exited with code ${code}`));
     // After the listeners: adding a 'message' listener refs the worker's port again.
     worker.unref();
+  }
+
+  /** Starts a worker in place of a lost one; queued pieces continue once it is ready. */
+  private replace(): void {
+    this.starting++;
+    EncoderPool.spawn(this.data, this.warn).then(
+      ({ worker }) => {
+        this.starting--;
+        if (this.closing) retire(worker);
+        else {
+          this.attach(worker);
+          this.pump();
+        }
+      },
+      (e) => {
+        this.starting--; // a worker that failed to load ends by itself
+        if (this.slots.length === 0 && this.starting === 0) this.drop(e);
+      },
+    );
   }
 
   embedImages(images: readonly RgbImage[]): Promise<Float32Array[]> {
@@ -195,6 +200,8 @@ export class EncoderPool {
   private submit(what: Pick<Call, 'images' | 'texts' | 'hiddenStates'>, n: number): Promise<{ embeds: Float32Array[]; hiddenStates?: Float32Array }> {
     if (this.closing) return Promise.reject(new RagdiffError('CLOSED', 'the encoders were closed'));
     if (n === 0) return Promise.resolve(what.hiddenStates ? { embeds: [], hiddenStates: new Float32Array(0) } : { embeds: [] });
+    // Back to full size if a replacement could not start earlier.
+    while (this.slots.length + this.starting < this.size) this.replace();
     return new Promise((resolve, reject) => {
       const sizes = splitSizes(n, this.size, this.batchSize);
       const call: Call = { ...what, embeds: new Array<Float32Array>(n), remaining: sizes.length, settled: false, resolve, reject };
