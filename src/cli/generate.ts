@@ -1,14 +1,18 @@
 /**
  * `ragdiff generate "<prompt>" -o file.png` and `ragdiff demo`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import sharp, { type OverlayOptions } from 'sharp';
 import { Pipeline, type PipelineOptions } from '../pipeline/pipeline.js';
 import { SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
-import { intOption, numberOption } from './options.js';
+import { withPngText } from '../image/png-text.js';
+import { RagPipeline, type RagResult } from '../rag/index.js';
+import { readInputFile } from './input-file.js';
+import { intOption, numberOption, runAction } from './options.js';
+import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded default bundle. */
@@ -52,7 +56,7 @@ function pipelineOptions(o: { providers?: string; threads?: number }): PipelineO
   };
 }
 
-interface GenerateCliOptions {
+interface GenerateCliOptions extends RetrievalCliOptions {
   output: string;
   model: string;
   seed?: number;
@@ -69,14 +73,48 @@ interface GenerateCliOptions {
   json?: boolean;
 }
 
+/** `file.png` for one image, `file-1.png`, `file-2.png`, … for a batch. */
+function outputPaths(output: string, n: number): string[] {
+  const out = resolve(output);
+  const ext = extname(out);
+  const base = out.slice(0, out.length - ext.length);
+  return Array.from({ length: n }, (_, i) => (n === 1 ? out : `${base}-${i + 1}${ext || '.png'}`));
+}
+
+/** A retrieve-only answer, as a PNG that says what it is (its ragdiff chunk names the reference). */
+async function retrievedPng(r: RagResult, prompt: string): Promise<Buffer> {
+  const answer = r.retrieved!;
+  const png = await sharp(answer.png).png().toBuffer();
+  const record = {
+    prompt,
+    retrieved: true,
+    provenance: { retrieval: { mode: r.stats.retrieval?.mode, k: r.stats.retrieval?.k, retrieveOnly: true }, references: [answer.reference] },
+  };
+  return withPngText(png, { ragdiff: JSON.stringify(record) });
+}
+
 async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<void> {
-  const pipeline = await Pipeline.load(o.model, pipelineOptions(o));
-  const bar = progressBar();
+  const retrieval = wantsRetrieval(o);
+  const initImage = o.initImage !== undefined ? readInputFile(o.initImage, '--init-image') : undefined;
+  const uploads = retrieval ? readUploads(o) : [];
+  // The bundle and the store load side by side; if either fails, the other is closed.
+  const [loaded, openedStore] = await Promise.allSettled([
+    RagPipeline.load(o.model, pipelineOptions(o)),
+    retrieval ? openRetrievalStore(o, o.model) : Promise.resolve(undefined),
+  ]);
+  if (loaded.status === 'rejected' || openedStore.status === 'rejected') {
+    if (loaded.status === 'fulfilled') await loaded.value.close();
+    if (openedStore.status === 'fulfilled') await openedStore.value?.close();
+    throw loaded.status === 'rejected' ? loaded.reason : (openedStore as PromiseRejectedResult).reason;
+  }
+  const rag = loaded.value;
+  const opened = openedStore.value;
+  const bar = o.json ? progressBar({ isTTY: false } as NodeJS.WriteStream) : progressBar();
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
   try {
-    const r = await pipeline.generate({
+    const r = await rag.generate({
       prompt,
       negativePrompt: o.negative,
       seed: o.seed,
@@ -85,32 +123,55 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       sampler: o.sampler,
       batch: o.batch,
       karras: o.karras,
-      initImage: o.initImage ? readFileSync(o.initImage) : undefined,
-      strength: o.strength,
+      initImage,
+      // With retrieval and no --init-image, --strength is the reference-init strength (in the retrieval request).
+      strength: opened && initImage === undefined ? undefined : o.strength,
+      ...(opened ? { retrieval: retrievalRequest(o, opened.store, uploads) } : {}),
       onProgress: (e) => bar.update(e),
       signal: controller.signal,
     });
     bar.done();
-    const out = resolve(o.output);
-    mkdirSync(dirname(out), { recursive: true });
-    const paths = r.images.map((im, i) => {
-      const p = r.images.length === 1 ? out : out.slice(0, out.length - extname(out).length) + `-${i + 1}${extname(out) || '.png'}`;
-      writeFileSync(p, im.png);
-      return p;
-    });
+    const paths = outputPaths(o.output, r.images.length);
+    if (paths.length) mkdirSync(dirname(paths[0]!), { recursive: true });
+    r.images.forEach((im, i) => writeFileSync(paths[i]!, im.png));
+    let retrievedFile: string | undefined;
+    if (r.retrieved) {
+      const out = resolve(o.output);
+      retrievedFile = `${out.slice(0, out.length - extname(out).length)}-retrieved.png`;
+      mkdirSync(dirname(retrievedFile), { recursive: true });
+      writeFileSync(retrievedFile, await retrievedPng(r, prompt));
+    }
     if (o.json) {
-      console.log(JSON.stringify({ files: paths, seeds: r.images.map((i) => i.seed), parameters: r.parameters, stats: r.stats }, null, 2));
-    } else {
-      r.images.forEach((im, i) => console.log(`${paths[i]}  (${im.width}×${im.height}, seed ${im.seed})`));
+      const doc = {
+        files: paths,
+        seeds: r.images.map((i) => i.seed),
+        ...(r.parameters ? { parameters: r.parameters } : {}),
+        references: r.references.map(referenceJson),
+        ...(r.retrieved ? { retrieved: { file: retrievedFile, reference: referenceJson(r.retrieved.reference) } } : {}),
+        stats: r.stats,
+      };
+      console.log(JSON.stringify(doc, null, 2));
+      return;
+    }
+    r.images.forEach((im, i) => console.log(`${paths[i]}  (${im.width}×${im.height}, seed ${im.seed})`));
+    if (r.retrieved) console.log(`${retrievedFile}  (retrieved, not generated: ${r.retrieved.reference.name}, score ${r.retrieved.reference.score.toFixed(3)})`);
+    if (opened) {
+      console.log(referencesText(r.references));
+      if (r.stats.retrieval?.skipped) console.log(`retrieval skipped: ${r.stats.retrieval.skipped}`);
+    }
+    if (r.stats.timings) {
       const t = r.stats.timings;
-      const notes = [r.stats.prompt.truncated ? `prompt truncated to ${r.stats.prompt.maxTokens} tokens` : '', r.stats.initImage?.resized ? 'init image resized' : '']
+      const notes = [r.stats.prompt?.truncated ? `prompt truncated to ${r.stats.prompt.maxTokens} tokens` : '', r.stats.initImage?.resized ? 'init image resized' : '']
         .filter(Boolean).join('; ');
-      console.error(`${r.stats.stepsRun} steps × ${r.stats.branches} branch(es), ${r.stats.sampler}, ${(t.wallMs / 1000).toFixed(2)} s${notes ? ` (${notes})` : ''}`);
+      const rt = r.stats.retrieval;
+      const rag = rt ? `, ${rt.mode} k=${rt.k}, retrieval ${rt.totalMs.toFixed(0)} ms` : '';
+      console.error(`${r.stats.stepsRun} steps × ${r.stats.branches} branch(es), ${r.stats.sampler}${rag}, ${(t.wallMs / 1000).toFixed(2)} s${notes ? ` (${notes})` : ''}`);
     }
   } finally {
     bar.done();
     process.off('SIGINT', onSigint);
-    await pipeline.close();
+    await rag.close();
+    await opened?.close();
   }
 }
 
@@ -183,7 +244,7 @@ ${rows.map((r) => `<tr><td>${r.prompt}</td><td>${r.names.map((n) => `<img src="$
 }
 
 export function registerGenerateCommands(program: Command): void {
-  program
+  const gen = program
     .command('generate')
     .description('generate an image from a text prompt')
     .argument('<prompt>', 'text prompt')
@@ -196,12 +257,12 @@ export function registerGenerateCommands(program: Command): void {
     .option('-n, --negative <text>', 'negative prompt')
     .option('-b, --batch <n>', 'images to generate (1..16)', intOption('batch'))
     .option('--init-image <file>', 'image-to-image: start from this image')
-    .option('--strength <x>', 'image-to-image strength (0, 1]', numberOption('strength'))
+    .option('--strength <x>', 'image-to-image strength (0, 1]; with a store and no --init-image, the reference-init strength', numberOption('strength'))
     .option('--karras', 'Karras sigma spacing (sigma samplers)')
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
-    .option('--json', 'print files, parameters and stats as JSON')
-    .action(generateCommand);
+    .option('--json', 'print files, parameters, references and stats as JSON (errors as {"error": {code, name, message}})');
+  addRetrievalOptions(gen).action((prompt: string, o: GenerateCliOptions) => runAction(o, () => generateCommand(prompt, o)));
 
   program
     .command('demo')
