@@ -244,4 +244,32 @@ test('plain image-to-image (--init-image, --strength) works without a store; wit
   assert.is(t.json.references[0].usage[1].strength, 0.8);
 });
 
+test('demo: held-out concepts without and with retrieval, the references used as thumbnails with names and licences', async () => {
+  const out = join(dir, 'demo');
+  const r = await ragdiff(['demo', '--out', out, '--seeds', '1', '--steps', '2', '-p', 'cat face', '--held-out', 'red apple']);
+  assert.is(r.code, 0, r.stderr);
+  const d = join(out, 'demo');
+  for (const arm of ['plain', 'tokens', 'reference-init']) assert.ok(existsSync(join(d, `heldout-01-red-apple-${arm}-seed1.png`)), arm);
+  assert.ok(existsSync(join(d, 'retrieval-grid.png')));
+  const html = readFileSync(join(d, 'index.html'), 'utf8');
+  assert.match(html, /<h2>Retrieval on held-out concepts<\/h2>/);
+  assert.match(html, /no retrieval \(CFG 3\)/);
+  assert.match(html, /retrieval: tokens/);
+  assert.match(html, /retrieval: reference-init/);
+  // The apple retrieved for itself: its thumbnail is written and shown with its name and licence.
+  const thumbs = [...html.matchAll(/<img class="ref" src="(ref-[0-9a-f]{16}\.png)" alt="([^"]*)">/g)];
+  assert.ok(thumbs.length >= 5, `4 tokens references + 1 reference-init, got ${thumbs.length}`);
+  assert.ok(thumbs.some((m) => m[2] === 'red apple'));
+  for (const m of thumbs) assert.ok(existsSync(join(d, m[1]!)), m[1]);
+  assert.match(html, /CC-BY-4\.0 · twemoji · score/);
+  assert.match(html, /Twemoji © Twitter/);
+  assert.match(r.stdout, /red apple — retrieval: tokens .*references: red apple/);
+
+  // A bundle without its own CLIP encoders skips the section and says why.
+  const plain = await ragdiff(['demo', '--out', join(dir, 'demo-synthetic'), '-m', repoPath('test/fixtures/pipeline/tiny-bundle'), '--seeds', '1', '--steps', '1', '-p', 'x']);
+  assert.is(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /retrieval section skipped: the bundle has no CLIP encoders/);
+  assert.match(readFileSync(join(dir, 'demo-synthetic', 'demo', 'index.html'), 'utf8'), /Retrieval section skipped/);
+});
+
 test.run();

@@ -6,13 +6,15 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import sharp, { type OverlayOptions } from 'sharp';
-import { Pipeline, type PipelineOptions } from '../pipeline/pipeline.js';
+import type { PipelineOptions } from '../pipeline/pipeline.js';
 import { SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
 import { withPngText } from '../image/png-text.js';
-import { RagPipeline, type RagResult } from '../rag/index.js';
+import { RagPipeline, type RagResult, type ReferenceUse, type RetrievalMode, type RetrievalOptions } from '../rag/index.js';
+import { bundleRetrieval } from '../rag/bundle-retrieval.js';
+import { clipEncoderId } from '../models/encoder-id.js';
 import { readInputFile } from './input-file.js';
 import { intOption, numberOption, runAction } from './options.js';
-import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
+import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, usageText, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded default bundle. */
@@ -184,22 +186,143 @@ interface DemoOptions {
   seeds: number;
   providers?: string;
   threads?: number;
+  /** false (--no-retrieval): skip the retrieval section. */
+  retrieval?: boolean;
+  /** Held-out concepts for the retrieval section (default HELDOUT_DEMO_PROMPTS). */
+  heldOut?: string[];
 }
 
-/** Generates `seeds` images for each demo prompt into `<out>/demo/`, plus a grid and an index page. */
-export async function runDemo(o: DemoOptions, log: (s: string) => void = console.log): Promise<{ dir: string; grid: string; files: string[] }> {
+/**
+ * Emoji of the subcategories held out of tiny-emoji's generator training
+ * (models/tiny-emoji/split.json: animal-bird, food-fruit, plant-flower), picked
+ * by eye from a sweep of 8 (red apple, tulip, penguin, banana, sunflower, grapes,
+ * strawberry, watermelon) where retrieval visibly moves the samples toward the
+ * concept; sunflower and watermelon were left out (retrieval barely helped).
+ */
+export const HELDOUT_DEMO_PROMPTS = ['red apple', 'tulip', 'penguin', 'strawberry', 'grapes', 'banana'];
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const slug = (s: string) => s.replace(/[^a-z0-9]+/gi, '-');
+
+interface RetrievalRow {
+  concept: string;
+  arm: string;
+  names: string[];
+  pngs: Buffer[];
+  references: ReferenceUse[];
+}
+
+/** Why the retrieval section cannot run with this bundle, or null when it can. */
+function retrievalSkipReason(rag: RagPipeline, modelDir: string): string | null {
+  if (clipEncoderId(modelDir) === null) return 'the bundle has no CLIP encoders of its own (the demo store must be embedded by the bundle\'s encoders)';
+  if (rag.modes.length === 0) return 'the bundle supports no retrieval mode';
+  return null;
+}
+
+/** Held-out concepts, each without retrieval and with it in the bundle's modes, and the references used. */
+async function retrievalSection(rag: RagPipeline, o: DemoOptions, dir: string, log: (s: string) => void): Promise<{ rows: RetrievalRow[]; refs: Map<string, string>; grid: string }> {
+  log('  retrieval: opening the Twemoji demo store (built on first use, about 30 s)…');
+  const opened = await openRetrievalStore({ demoStore: 'twemoji' }, o.model);
+  const store = opened.store;
+  const rows: RetrievalRow[] = [];
+  const refs = new Map<string, string>(); // id → thumbnail file
+  // The no-retrieval row runs at the text scale the retrieval rows use, so the rows differ only by retrieval.
+  const bundle = bundleRetrieval(rag.info);
+  const textScale = bundle.defaults.textScale ?? rag.info.defaults.guidanceScale;
+  const arms: { arm: string; retrieval?: RetrievalOptions }[] = [{ arm: `no retrieval (CFG ${textScale})` }];
+  const modes = rag.modes as RetrievalMode[];
+  const defaultMode = bundle.defaults.mode ?? modes[0]!;
+  if (modes.includes(defaultMode)) arms.push({ arm: `retrieval: ${defaultMode} (the bundle's default mode)`, retrieval: { store, mode: defaultMode } });
+  if (defaultMode !== 'reference-init' && modes.includes('reference-init')) arms.push({ arm: `retrieval: reference-init (top reference, strength ${bundle.defaults.strength ?? 0.7})`, retrieval: { store, mode: 'reference-init' } });
+  try {
+    for (const [i, concept] of (o.heldOut?.length ? o.heldOut : HELDOUT_DEMO_PROMPTS).entries()) {
+      for (const [a, { arm, retrieval }] of arms.entries()) {
+        const bar = progressBar(process.stderr, `${concept.padEnd(14)} ${a === 0 ? 'plain' : (retrieval!.mode ?? '').padEnd(5)} `);
+        const r = await rag.generate({ prompt: concept, seed: 1, batch: o.seeds, steps: o.steps, guidanceScale: textScale, ...(retrieval ? { retrieval } : {}), onProgress: (e) => bar.update(e) });
+        bar.done();
+        const tag = a === 0 ? 'plain' : retrieval!.mode!;
+        const names = r.images.map((im) => `heldout-${String(i + 1).padStart(2, '0')}-${slug(concept)}-${tag}-seed${im.seed}.png`);
+        r.images.forEach((im, j) => writeFileSync(join(dir, names[j]!), im.png));
+        for (const u of r.references) {
+          if (u.id === undefined || refs.has(u.id)) continue;
+          const file = `ref-${u.id}.png`;
+          writeFileSync(join(dir, file), await sharp(store.readImage(u.id)).png().toBuffer());
+          refs.set(u.id, file);
+        }
+        rows.push({ concept, arm, names, pngs: r.images.map((im) => im.png), references: r.references });
+        log(`  ${concept} — ${arm}: ${r.images.length} images${r.references.length ? `, references: ${r.references.map((u) => u.name).join(', ')}` : ''}`);
+      }
+    }
+  } finally {
+    await opened.close();
+  }
+
+  // Grid: one row per concept and arm: the seeds, a gap, then the references used.
+  const { width, height } = rag.info.image;
+  const scale = width <= 128 ? 2 : 1;
+  const cw = width * scale;
+  const ch = height * scale;
+  const gap = 4;
+  const refCols = Math.max(0, ...rows.map((r) => r.references.length));
+  const composites: OverlayOptions[] = [];
+  for (const [r, row] of rows.entries()) {
+    const top = gap + r * (ch + gap) + (Math.floor(r / arms.length) * gap * 2);
+    for (const [c, png] of row.pngs.entries()) {
+      const input = scale === 1 ? png : await sharp(png).resize(cw, ch, { kernel: 'nearest' }).png().toBuffer();
+      composites.push({ input, left: gap + c * (cw + gap), top });
+    }
+    for (const [c, u] of row.references.entries()) {
+      if (u.id === undefined) continue;
+      const input = await sharp(join(dir, refs.get(u.id)!)).resize(cw, ch, { fit: 'contain', background: { r: 255, g: 255, b: 255 } }).flatten({ background: '#ffffff' }).png().toBuffer();
+      composites.push({ input, left: gap + o.seeds * (cw + gap) + 3 * gap + c * (cw + gap), top });
+    }
+  }
+  const grid = join(dir, 'retrieval-grid.png');
+  const rowsHeight = rows.length * (ch + gap) + (Math.ceil(rows.length / arms.length) - 1) * gap * 2;
+  await sharp({ create: { width: gap + (o.seeds + refCols) * (cw + gap) + 3 * gap, height: gap + rowsHeight, channels: 3, background: { r: 255, g: 255, b: 255 } } })
+    .composite(composites)
+    .png()
+    .toFile(grid);
+  return { rows, refs, grid };
+}
+
+function retrievalHtml(rows: RetrievalRow[], refs: Map<string, string>): string {
+  const refCell = (u: ReferenceUse) => {
+    const thumb = u.id !== undefined ? `<img class="ref" src="${refs.get(u.id)}" alt="${esc(u.name)}">` : '';
+    return `<figure title="${esc(u.attribution)}">${thumb}<figcaption>${esc(u.name)}<br><small>${esc(u.licence)} · ${esc(u.source)} · score ${u.score.toFixed(2)}<br>${esc(usageText(u.usage))}</small></figcaption></figure>`;
+  };
+  const body = rows.map((r, i) => {
+    const head = i === 0 || rows[i - 1]!.concept !== r.concept ? `<tr class="concept"><th colspan="3">${esc(r.concept)}</th></tr>\n` : '';
+    return `${head}<tr><td>${esc(r.arm)}</td><td>${r.names.map((n) => `<img src="${n}" alt="${esc(r.concept)}" title="${n}">`).join('')}</td><td>${r.references.map(refCell).join('') || '—'}</td></tr>`;
+  });
+  const attributions = [...new Set(rows.flatMap((r) => r.references.map((u) => u.attribution)).filter(Boolean))];
+  return `<h2>Retrieval on held-out concepts</h2>
+<p>These concepts are held out of tiny-emoji's generator training (the animal-bird, food-fruit and plant-flower subcategories; see models/tiny-emoji/split.json and README.md): retrieval has to supply them.
+Each concept: a row without retrieval, rows with references retrieved from the Twemoji demo store by the prompt, and the references each row used, in order of influence.</p>
+<table>
+${body.join('\n')}
+</table>
+<p><small>Reference images: ${attributions.map(esc).join('; ')}.</small></p>
+`;
+}
+
+/** Generates `seeds` images for each demo prompt into `<out>/demo/`, plus a grid and an index page; then the held-out concepts with and without retrieval. */
+export async function runDemo(o: DemoOptions, log: (s: string) => void = console.log): Promise<{ dir: string; grid: string; files: string[]; retrievalGrid?: string }> {
   const dir = resolve(o.out, 'demo');
   mkdirSync(dir, { recursive: true });
-  const pipeline = await Pipeline.load(o.model, pipelineOptions(o));
+  const rag = await RagPipeline.load(o.model, pipelineOptions(o));
+  const pipeline = rag.pipeline;
   const files: string[] = [];
   const rows: { prompt: string; pngs: Buffer[]; names: string[] }[] = [];
   const started = performance.now();
+  let retrieval: Awaited<ReturnType<typeof retrievalSection>> | undefined;
+  let skipped: string | null = null;
   try {
     for (const [i, prompt] of (o.prompt?.length ? o.prompt : DEMO_PROMPTS).entries()) {
       const bar = progressBar(process.stderr, `${prompt.padEnd(14)} `);
       const r = await pipeline.generate({ prompt, seed: 1, batch: o.seeds, steps: o.steps, onProgress: (e) => bar.update(e) });
       bar.done();
-      const names = r.images.map((im) => `${String(i + 1).padStart(2, '0')}-${prompt.replace(/[^a-z0-9]+/gi, '-')}-seed${im.seed}.png`);
+      const names = r.images.map((im) => `${String(i + 1).padStart(2, '0')}-${slug(prompt)}-seed${im.seed}.png`);
       r.images.forEach((im, j) => {
         writeFileSync(join(dir, names[j]!), im.png);
         files.push(join(dir, names[j]!));
@@ -207,8 +330,13 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = console
       rows.push({ prompt, pngs: r.images.map((im) => im.png), names });
       log(`  ${prompt}: ${r.images.length} images, ${(r.stats.timings.wallMs / 1000).toFixed(1)} s`);
     }
+    skipped = o.retrieval === false ? 'turned off (--no-retrieval)' : retrievalSkipReason(rag, o.model);
+    if (skipped === null) {
+      retrieval = await retrievalSection(rag, o, dir, log);
+      for (const r of retrieval.rows) files.push(...r.names.map((n) => join(dir, n)));
+    }
   } finally {
-    await pipeline.close();
+    await rag.close();
   }
 
   // Grid: one row per prompt, one column per seed, each image scaled ×2 (nearest) with a 4 px gutter.
@@ -231,16 +359,20 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = console
     .png()
     .toFile(grid);
   const html = `<!doctype html><meta charset="utf-8"><title>ragdiff demo</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em}img{image-rendering:pixelated;width:${cw}px;height:${ch}px;margin:2px}td{padding:4px 12px 4px 0}</style>
-<h1>ragdiff demo — ${pipeline.info.name}</h1><table>
-${rows.map((r) => `<tr><td>${r.prompt}</td><td>${r.names.map((n) => `<img src="${n}" alt="${r.prompt}" title="${n}">`).join('')}</td></tr>`).join('\n')}
-</table>\n`;
+<style>body{font:14px system-ui,sans-serif;margin:2em}img{image-rendering:pixelated;width:${cw}px;height:${ch}px;margin:2px}td{padding:4px 12px 4px 0;vertical-align:top}
+figure{display:inline-block;margin:0 8px 0 0;text-align:center;max-width:${cw + 24}px}figcaption{font-size:12px}img.ref{image-rendering:auto}tr.concept th{text-align:left;padding-top:1em;font-size:16px}</style>
+<h1>ragdiff demo — ${esc(pipeline.info.name)}</h1><table>
+${rows.map((r) => `<tr><td>${esc(r.prompt)}</td><td>${r.names.map((n) => `<img src="${n}" alt="${esc(r.prompt)}" title="${n}">`).join('')}</td></tr>`).join('\n')}
+</table>
+${retrieval ? retrievalHtml(retrieval.rows, retrieval.refs) : `<p><small>Retrieval section skipped: ${esc(skipped ?? '')}.</small></p>\n`}`;
   writeFileSync(join(dir, 'index.html'), html);
-  log(`demo: ${files.length} images for ${rows.length} prompts in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  log(`demo: ${files.length} images for ${rows.length} prompts${retrieval ? ` and ${new Set(retrieval.rows.map((r) => r.concept)).size} held-out concepts with and without retrieval` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   log(`  images: ${dir}`);
   log(`  grid:   ${grid} (rows: ${rows.map((r) => r.prompt).join(' | ')})`);
+  if (retrieval) log(`  retrieval grid: ${retrieval.grid} (per concept: ${[...new Set(retrieval.rows.map((r) => r.arm))].join(' | ')}; then the references used)`);
+  else log(`  retrieval section skipped: ${skipped}`);
   log(`  page:   ${join(dir, 'index.html')}`);
-  return { dir, grid, files };
+  return { dir, grid, files, ...(retrieval ? { retrievalGrid: retrieval.grid } : {}) };
 }
 
 export function registerGenerateCommands(program: Command): void {
@@ -266,7 +398,7 @@ export function registerGenerateCommands(program: Command): void {
 
   program
     .command('demo')
-    .description('generate a grid of tiny-emoji images for a few prompts into <out>/demo/')
+    .description('generate a grid of tiny-emoji images for a few prompts, and held-out concepts with and without retrieval, into <out>/demo/')
     .option('--out <dir>', 'output directory', 'out')
     .option('-m, --model <dir>', 'model bundle directory', DEFAULT_MODEL_DIR)
     .option('--steps <n>', 'denoising steps', intOption('steps'))
@@ -274,6 +406,8 @@ export function registerGenerateCommands(program: Command): void {
     .option('-p, --prompt <text...>', 'prompts, one row each (default: the demo set)')
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
+    .option('--held-out <text...>', `held-out concepts for the retrieval rows (default: ${HELDOUT_DEMO_PROMPTS.join(', ')})`)
+    .option('--no-retrieval', 'skip the retrieval rows (and the demo store)')
     .action(async (o: DemoOptions) => {
       await runDemo(o);
     });
