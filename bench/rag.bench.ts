@@ -18,7 +18,7 @@
  *   npm run bench rag -- --rounds 8
  */
 import { join } from 'node:path';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RagPipeline, type RagRequest, type RagResult, type RetrievalMode } from '../src/rag/index.js';
 import { openDemoStore } from '../src/store/demo.js';
@@ -135,7 +135,8 @@ async function main(): Promise<void> {
     const cost = BATCHES.map((b) => {
       const ret = med(arm, b, (s) => s.retrievalMs);
       const ratio = med(arm, b, (s) => s.retrievalMs / s.genMs);
-      return `${f1(ret / b)} | **${pct(ratio)}**`;
+      const best = Math.min(...samples.get(`${arm.name}|${b}`)!.map((s) => s.retrievalMs / s.genMs));
+      return `${f1(ret / b)} | **${pct(ratio)}** | ${pct(best)}`;
     });
     costRows.push(`| ${arm.name} | ${f1(med(arm, 1, (s) => s.queryMs))} | ${f1(med(arm, 1, (s) => s.searchMs))} | ${f2(med(arm, 1, (s) => s.rerankMs))} | ${cost.join(' | ')} |`);
   }
@@ -179,8 +180,12 @@ async function main(): Promise<void> {
   await rag.close();
   await store.close();
   const load1 = loadavg()[0]!;
+  const busy = Math.max(load0, load1) > 2 * cpus().length;
+  const busyNote = busy
+    ? ` **The load average was well above the ${cpus().length} cores: wall-clock medians are dominated by scheduling (they can even rank a cheaper arm slower), so the CPU-time ratios are the figures to read in (a) and (d).**`
+    : '';
 
-  const md = `Bundle \`models/tiny-emoji\` (64×64, ${STEPS} steps DDIM, 1 worker, ONNX Runtime CPU), Twemoji demo store (${store.size} images, tiny-emoji CLIP, exact search below 2048 vectors), k = ${K}, s_t = ${TEXT_SCALE}, s_r = 4 (the bundle's). Plain CFG runs at guidance ${TEXT_SCALE} with no retrieval. Medians over ${ROUNDS} interleaved rounds (arm order rotated each round, prompts cycling through ${PROMPTS.length} held-out and training names). Load average (1 min) ${f2(load0)} at the start, ${f2(load1)} at the end: other work shared the 2 cores, so read ratios, not absolute times.
+  const md = `Bundle \`models/tiny-emoji\` (64×64, ${STEPS} steps DDIM, 1 worker, ONNX Runtime CPU), Twemoji demo store (${store.size} images, tiny-emoji CLIP, exact search below 2048 vectors), k = ${K}, s_t = ${TEXT_SCALE}, s_r = 4 (the bundle's). Plain CFG runs at guidance ${TEXT_SCALE} with no retrieval. Medians over ${ROUNDS} interleaved rounds (arm order rotated each round, prompts cycling through ${PROMPTS.length} held-out and training names). Load average (1 min) ${f2(load0)} at the start, ${f2(load1)} at the end: other work shared the machine, so read ratios, not absolute times.${busyNote}
 
 **(a) Time per image by mode** (generate() wall time / batch, retrieval included; and the process's CPU time over all its threads / batch, which other processes on the machine disturb less than wall time). *Branches* = UNet conditions batched into one call per step; reference-init at strength 0.7 runs 70% of the steps.
 
@@ -188,10 +193,10 @@ async function main(): Promise<void> {
 |---|---|---|---|---|---|---|---|---|---|---|
 ${modeRows.join('\n')}
 
-**(b) Retrieval + re-ranking cost** = \`stats.retrieval.totalMs\` minus reflective's draft (query embedding, search, pinned/uploads, screen, re-rank, plan), per image, and relative to the generation it precedes (per request: retrieval ms / pipeline wall ms). Target ≤ 5%.
+**(b) Retrieval + re-ranking cost** = \`stats.retrieval.totalMs\` minus reflective's draft (query embedding, search, pinned/uploads, screen, re-rank, plan), per image, and relative to the generation it precedes (per request: retrieval ms / pipeline wall ms; the median over rounds, and the round least disturbed by other processes). Target ≤ 5%. Both are wall-clock times on the main thread, so they carry the machine's scheduling noise (a search that takes under 1 ms can read 15 ms in a busy round).
 
-| arm | query embed ms | search ms | re-rank ms | batch 1 ms/image | vs generation | batch 4 ms/image | vs generation |
-|---|---|---|---|---|---|---|---|
+| arm | query embed ms | search ms | re-rank ms | batch 1 ms/image | vs generation | (least disturbed round) | batch 4 ms/image | vs generation | (least disturbed round) |
+|---|---|---|---|---|---|---|---|---|---|
 ${costRows.join('\n')}
 
 **(d) Reflective re-ranking** (RealRAG: a ${6}-step draft without retrieval, embedded, candidates re-ranked by sim(query, ref) − λ·sim(draft, ref)) on top of tokens mode:

@@ -111,7 +111,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
   }
   const rag = loaded.value;
   const opened = openedStore.value;
-  const bar = o.json ? progressBar({ isTTY: false } as NodeJS.WriteStream) : progressBar();
+  const bar = o.json ? { update() {}, done() {} } : progressBar();
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
@@ -166,8 +166,8 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       const notes = [r.stats.prompt?.truncated ? `prompt truncated to ${r.stats.prompt.maxTokens} tokens` : '', r.stats.initImage?.resized ? 'init image resized' : '']
         .filter(Boolean).join('; ');
       const rt = r.stats.retrieval;
-      const rag = rt ? `, ${rt.mode} k=${rt.k}, retrieval ${rt.totalMs.toFixed(0)} ms` : '';
-      console.error(`${r.stats.stepsRun} steps × ${r.stats.branches} branch(es), ${r.stats.sampler}${rag}, ${(t.wallMs / 1000).toFixed(2)} s${notes ? ` (${notes})` : ''}`);
+      const retrievalNote = rt ? `, ${rt.mode} k=${rt.k}, retrieval ${rt.totalMs.toFixed(0)} ms` : '';
+      console.error(`${r.stats.stepsRun} steps × ${r.stats.branches} branch(es), ${r.stats.sampler}${retrievalNote}, ${(t.wallMs / 1000).toFixed(2)} s${notes ? ` (${notes})` : ''}`);
     }
   } finally {
     bar.done();
