@@ -5,11 +5,16 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import sharp, { type OverlayOptions } from 'sharp';
-import { Pipeline, type PipelineOptions } from '../pipeline/pipeline.js';
+import type { PipelineOptions } from '../pipeline/pipeline.js';
 import { checkPromptLength, SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
-import { intOption, numberOption } from './options.js';
-import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
 import { ensureOutputDir, prepareOutputFile, writeOutputFile } from '../io/output-path.js';
+import { withPngText } from '../image/png-text.js';
+import { RagPipeline, type RagResult, type ReferenceUse, type RetrievalMode, type RetrievalOptions } from '../rag/index.js';
+import { bundleRetrieval } from '../rag/bundle-retrieval.js';
+import { clipEncoderId } from '../models/encoder-id.js';
+import { readInputFile } from './input-file.js';
+import { intOption, numberOption, runAction } from './options.js';
+import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, usageText, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded default bundle. */
@@ -53,7 +58,7 @@ function pipelineOptions(o: { providers?: string; threads?: number }): PipelineO
   };
 }
 
-interface GenerateCliOptions {
+interface GenerateCliOptions extends RetrievalCliOptions {
   output: string;
   model: string;
   seed?: number;
@@ -70,28 +75,52 @@ interface GenerateCliOptions {
   json?: boolean;
 }
 
-/** The files a generation writes: `out` for one image, `out-1.png`, `out-2.png`, … for a batch. */
-function outputPaths(output: string, count: number): string[] {
+/** `file.png` for one image, `file-1.png`, `file-2.png`, … for a batch. */
+function outputPaths(output: string, n: number): string[] {
   const out = resolve(output);
-  if (count === 1) return [out];
   const ext = extname(out);
-  return Array.from({ length: count }, (_, i) => out.slice(0, out.length - ext.length) + `-${i + 1}${ext || '.png'}`);
+  const base = out.slice(0, out.length - ext.length);
+  return Array.from({ length: n }, (_, i) => (n === 1 ? out : `${base}-${i + 1}${ext || '.png'}`));
+}
+
+/** A retrieve-only answer, as a PNG that says what it is (its ragdiff chunk names the reference). */
+async function retrievedPng(r: RagResult, prompt: string): Promise<Buffer> {
+  const answer = r.retrieved!;
+  const png = await sharp(answer.png).png().toBuffer();
+  const record = {
+    prompt,
+    retrieved: true,
+    provenance: { retrieval: { mode: r.stats.retrieval?.mode, k: r.stats.retrieval?.k, retrieveOnly: true }, references: [answer.reference] },
+  };
+  return withPngText(png, { ragdiff: JSON.stringify(record) });
 }
 
 async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<void> {
   // Inputs and outputs are checked before any model loads: a bad path fails in milliseconds.
   checkPromptLength('prompt', prompt);
   if (o.negative !== undefined) checkPromptLength('negative prompt', o.negative);
-  const initImage = o.initImage ? readUserFileSync(o.initImage, { maxBytes: DEFAULT_MAX_USER_FILE_BYTES, what: 'init image' }) : undefined;
-  const planned = outputPaths(o.output, typeof o.batch === 'number' && o.batch > 0 ? o.batch : 1);
-  for (const p of planned) prepareOutputFile(p);
-  const pipeline = await Pipeline.load(o.model, pipelineOptions(o));
-  const bar = progressBar();
+  const retrieval = wantsRetrieval(o);
+  const initImage = o.initImage !== undefined ? readInputFile(o.initImage, '--init-image') : undefined;
+  const uploads = retrieval ? readUploads(o) : [];
+  for (const p of outputPaths(o.output, typeof o.batch === 'number' && o.batch > 0 ? o.batch : 1)) prepareOutputFile(p);
+  // The bundle and the store load side by side; if either fails, the other is closed.
+  const [loaded, openedStore] = await Promise.allSettled([
+    RagPipeline.load(o.model, pipelineOptions(o)),
+    retrieval ? openRetrievalStore(o, o.model) : Promise.resolve(undefined),
+  ]);
+  if (loaded.status === 'rejected' || openedStore.status === 'rejected') {
+    if (loaded.status === 'fulfilled') await loaded.value.close();
+    if (openedStore.status === 'fulfilled') await openedStore.value?.close();
+    throw loaded.status === 'rejected' ? loaded.reason : (openedStore as PromiseRejectedResult).reason;
+  }
+  const rag = loaded.value;
+  const opened = openedStore.value;
+  const bar = o.json ? { update() {}, done() {} } : progressBar();
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
   try {
-    const r = await pipeline.generate({
+    const r = await rag.generate({
       prompt,
       negativePrompt: o.negative,
       seed: o.seed,
@@ -101,25 +130,51 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       batch: o.batch,
       karras: o.karras,
       initImage,
-      strength: o.strength,
+      // With retrieval and no --init-image, --strength is the reference-init strength (in the retrieval request).
+      strength: opened && initImage === undefined ? undefined : o.strength,
+      ...(opened ? { retrieval: retrievalRequest(o, opened.store, uploads) } : {}),
       onProgress: (e) => bar.update(e),
       signal: controller.signal,
     });
     bar.done();
     const paths = outputPaths(o.output, r.images.length).map((p, i) => writeOutputFile(p, r.images[i]!.png));
+    let retrievedFile: string | undefined;
+    if (r.retrieved) {
+      const out = resolve(o.output);
+      retrievedFile = `${out.slice(0, out.length - extname(out).length)}-retrieved.png`;
+      writeOutputFile(retrievedFile, await retrievedPng(r, prompt));
+    }
     if (o.json) {
-      console.log(JSON.stringify({ files: paths, seeds: r.images.map((i) => i.seed), parameters: r.parameters, stats: r.stats }, null, 2));
-    } else {
-      r.images.forEach((im, i) => console.log(`${paths[i]}  (${im.width}×${im.height}, seed ${im.seed})`));
+      const doc = {
+        files: paths,
+        seeds: r.images.map((i) => i.seed),
+        ...(r.parameters ? { parameters: r.parameters } : {}),
+        references: r.references.map(referenceJson),
+        ...(r.retrieved ? { retrieved: { file: retrievedFile, reference: referenceJson(r.retrieved.reference) } } : {}),
+        stats: r.stats,
+      };
+      console.log(JSON.stringify(doc, null, 2));
+      return;
+    }
+    r.images.forEach((im, i) => console.log(`${paths[i]}  (${im.width}×${im.height}, seed ${im.seed})`));
+    if (r.retrieved) console.log(`${retrievedFile}  (retrieved, not generated: ${r.retrieved.reference.name}, score ${r.retrieved.reference.score.toFixed(3)})`);
+    if (opened) {
+      console.log(referencesText(r.references));
+      if (r.stats.retrieval?.skipped) console.log(`retrieval skipped: ${r.stats.retrieval.skipped}`);
+    }
+    if (r.stats.timings) {
       const t = r.stats.timings;
-      const notes = [r.stats.prompt.truncated ? `prompt truncated to ${r.stats.prompt.maxTokens} tokens` : '', r.stats.initImage?.resized ? 'init image resized' : '']
+      const notes = [r.stats.prompt?.truncated ? `prompt truncated to ${r.stats.prompt.maxTokens} tokens` : '', r.stats.initImage?.resized ? 'init image resized' : '']
         .filter(Boolean).join('; ');
-      console.error(`${r.stats.stepsRun} steps × ${r.stats.branches} branch(es), ${r.stats.sampler}, ${(t.wallMs / 1000).toFixed(2)} s${notes ? ` (${notes})` : ''}`);
+      const rt = r.stats.retrieval;
+      const retrievalNote = rt ? `, ${rt.mode} k=${rt.k}, retrieval ${rt.totalMs.toFixed(0)} ms` : '';
+      console.error(`${r.stats.stepsRun} steps × ${r.stats.branches} branch(es), ${r.stats.sampler}${retrievalNote}, ${(t.wallMs / 1000).toFixed(2)} s${notes ? ` (${notes})` : ''}`);
     }
   } finally {
     bar.done();
     process.off('SIGINT', onSigint);
-    await pipeline.close();
+    await rag.close();
+    await opened?.close();
   }
 }
 
@@ -132,32 +187,155 @@ interface DemoOptions {
   seeds: number;
   providers?: string;
   threads?: number;
+  /** false (--no-retrieval): skip the retrieval section. */
+  retrieval?: boolean;
+  /** Held-out concepts for the retrieval section (default HELDOUT_DEMO_PROMPTS). */
+  heldOut?: string[];
 }
 
-/** Generates `seeds` images for each demo prompt into `<out>/demo/`, plus a grid and an index page. */
-export async function runDemo(o: DemoOptions, log: (s: string) => void = console.log): Promise<{ dir: string; grid: string; files: string[] }> {
-  for (const p of o.prompt ?? []) checkPromptLength('prompt', p);
+/**
+ * Emoji of the subcategories held out of tiny-emoji's generator training
+ * (models/tiny-emoji/split.json: animal-bird, food-fruit, plant-flower), picked
+ * by eye from a sweep of 8 (red apple, tulip, penguin, banana, sunflower, grapes,
+ * strawberry, watermelon) where retrieval visibly moves the samples toward the
+ * concept; sunflower and watermelon were left out (retrieval barely helped).
+ */
+export const HELDOUT_DEMO_PROMPTS = ['red apple', 'tulip', 'penguin', 'strawberry', 'grapes', 'banana'];
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** A file-name part from a prompt: its first 48 characters (a long prompt would exceed NAME_MAX). */
+const slug = (s: string) => s.slice(0, 48).replace(/[^a-z0-9]+/gi, '-');
+
+interface RetrievalRow {
+  concept: string;
+  arm: string;
+  names: string[];
+  pngs: Buffer[];
+  references: ReferenceUse[];
+}
+
+/** Why the retrieval section cannot run with this bundle, or null when it can. */
+function retrievalSkipReason(rag: RagPipeline, modelDir: string): string | null {
+  if (clipEncoderId(modelDir) === null) return 'the bundle has no CLIP encoders of its own (the demo store must be embedded by the bundle\'s encoders)';
+  if (rag.modes.length === 0) return 'the bundle supports no retrieval mode';
+  return null;
+}
+
+/** Held-out concepts, each without retrieval and with it in the bundle's modes, and the references used. */
+async function retrievalSection(rag: RagPipeline, o: DemoOptions, dir: string, log: (s: string) => void): Promise<{ rows: RetrievalRow[]; refs: Map<string, string>; grid: string }> {
+  log('  retrieval: opening the Twemoji demo store (built on first use, about 30 s)…');
+  const opened = await openRetrievalStore({ demoStore: 'twemoji' }, o.model);
+  const store = opened.store;
+  const rows: RetrievalRow[] = [];
+  const refs = new Map<string, string>(); // id → thumbnail file
+  // The no-retrieval row runs at the text scale the retrieval rows use, so the rows differ only by retrieval.
+  const bundle = bundleRetrieval(rag.info);
+  const textScale = bundle.defaults.textScale ?? rag.info.defaults.guidanceScale;
+  const arms: { arm: string; retrieval?: RetrievalOptions }[] = [{ arm: `no retrieval (CFG ${textScale})` }];
+  const modes = rag.modes as RetrievalMode[];
+  const defaultMode = bundle.defaults.mode ?? modes[0]!;
+  if (modes.includes(defaultMode)) arms.push({ arm: `retrieval: ${defaultMode} (the bundle's default mode)`, retrieval: { store, mode: defaultMode } });
+  if (defaultMode !== 'reference-init' && modes.includes('reference-init')) arms.push({ arm: `retrieval: reference-init (top reference, strength ${bundle.defaults.strength ?? 0.7})`, retrieval: { store, mode: 'reference-init' } });
+  try {
+    for (const [i, concept] of (o.heldOut?.length ? o.heldOut : HELDOUT_DEMO_PROMPTS).entries()) {
+      for (const [a, { arm, retrieval }] of arms.entries()) {
+        const bar = progressBar(process.stderr, `${concept.padEnd(14)} ${a === 0 ? 'plain' : (retrieval!.mode ?? '').padEnd(5)} `);
+        const r = await rag.generate({ prompt: concept, seed: 1, batch: o.seeds, steps: o.steps, guidanceScale: textScale, ...(retrieval ? { retrieval } : {}), onProgress: (e) => bar.update(e) });
+        bar.done();
+        const tag = a === 0 ? 'plain' : retrieval!.mode!;
+        const names = r.images.map((im) => `heldout-${String(i + 1).padStart(2, '0')}-${slug(concept)}-${tag}-seed${im.seed}.png`);
+        r.images.forEach((im, j) => writeOutputFile(join(dir, names[j]!), im.png));
+        for (const u of r.references) {
+          if (u.id === undefined || refs.has(u.id)) continue;
+          const file = `ref-${u.id}.png`;
+          writeOutputFile(join(dir, file), await sharp(store.readImage(u.id)).png().toBuffer());
+          refs.set(u.id, file);
+        }
+        rows.push({ concept, arm, names, pngs: r.images.map((im) => im.png), references: r.references });
+        log(`  ${concept} — ${arm}: ${r.images.length} images${r.references.length ? `, references: ${r.references.map((u) => u.name).join(', ')}` : ''}`);
+      }
+    }
+  } finally {
+    await opened.close();
+  }
+
+  // Grid: one row per concept and arm: the seeds, a gap, then the references used.
+  const { width, height } = rag.info.image;
+  const scale = width <= 128 ? 2 : 1;
+  const cw = width * scale;
+  const ch = height * scale;
+  const gap = 4;
+  const refCols = Math.max(0, ...rows.map((r) => r.references.length));
+  const composites: OverlayOptions[] = [];
+  for (const [r, row] of rows.entries()) {
+    const top = gap + r * (ch + gap) + (Math.floor(r / arms.length) * gap * 2);
+    for (const [c, png] of row.pngs.entries()) {
+      const input = scale === 1 ? png : await sharp(png).resize(cw, ch, { kernel: 'nearest' }).png().toBuffer();
+      composites.push({ input, left: gap + c * (cw + gap), top });
+    }
+    for (const [c, u] of row.references.entries()) {
+      if (u.id === undefined) continue;
+      const input = await sharp(join(dir, refs.get(u.id)!)).resize(cw, ch, { fit: 'contain', background: { r: 255, g: 255, b: 255 } }).flatten({ background: '#ffffff' }).png().toBuffer();
+      composites.push({ input, left: gap + o.seeds * (cw + gap) + 3 * gap + c * (cw + gap), top });
+    }
+  }
+  const grid = join(dir, 'retrieval-grid.png');
+  const rowsHeight = rows.length * (ch + gap) + (Math.ceil(rows.length / arms.length) - 1) * gap * 2;
+  await sharp({ create: { width: gap + (o.seeds + refCols) * (cw + gap) + 3 * gap, height: gap + rowsHeight, channels: 3, background: { r: 255, g: 255, b: 255 } } })
+    .composite(composites)
+    .png()
+    .toFile(grid);
+  return { rows, refs, grid };
+}
+
+function retrievalHtml(rows: RetrievalRow[], refs: Map<string, string>): string {
+  const refCell = (u: ReferenceUse) => {
+    const thumb = u.id !== undefined ? `<img class="ref" src="${refs.get(u.id)}" alt="${esc(u.name)}">` : '';
+    return `<figure title="${esc(u.attribution)}">${thumb}<figcaption>${esc(u.name)}<br><small>${esc(u.licence)} · ${esc(u.source)} · score ${u.score.toFixed(2)}<br>${esc(usageText(u.usage))}</small></figcaption></figure>`;
+  };
+  const body = rows.map((r, i) => {
+    const head = i === 0 || rows[i - 1]!.concept !== r.concept ? `<tr class="concept"><th colspan="3">${esc(r.concept)}</th></tr>\n` : '';
+    return `${head}<tr><td>${esc(r.arm)}</td><td>${r.names.map((n) => `<img src="${n}" alt="${esc(r.concept)}" title="${n}">`).join('')}</td><td>${r.references.map(refCell).join('') || '—'}</td></tr>`;
+  });
+  const attributions = [...new Set(rows.flatMap((r) => r.references.map((u) => u.attribution)).filter(Boolean))];
+  return `<h2>Retrieval on held-out concepts</h2>
+<p>These concepts are held out of tiny-emoji's generator training (the animal-bird, food-fruit and plant-flower subcategories; see models/tiny-emoji/split.json and README.md): retrieval has to supply them.
+Each concept: a row without retrieval, rows with references retrieved from the Twemoji demo store by the prompt, and the references each row used, in order of influence.</p>
+<table>
+${body.join('\n')}
+</table>
+<p><small>Reference images: ${attributions.map(esc).join('; ')}.</small></p>
+`;
+}
+
+/** Generates `seeds` images for each demo prompt into `<out>/demo/`, plus a grid and an index page; then the held-out concepts with and without retrieval. */
+export async function runDemo(o: DemoOptions, log: (s: string) => void = console.log): Promise<{ dir: string; grid: string; files: string[]; retrievalGrid?: string }> {
+  for (const p of [...(o.prompt ?? []), ...(o.heldOut ?? [])]) checkPromptLength('prompt', p);
   const dir = ensureOutputDir(resolve(o.out, 'demo'));
-  const pipeline = await Pipeline.load(o.model, pipelineOptions(o));
+  const rag = await RagPipeline.load(o.model, pipelineOptions(o));
+  const pipeline = rag.pipeline;
   const files: string[] = [];
   const rows: { prompt: string; pngs: Buffer[]; names: string[] }[] = [];
   const started = performance.now();
+  let retrieval: Awaited<ReturnType<typeof retrievalSection>> | undefined;
+  let skipped: string | null = null;
   try {
     for (const [i, prompt] of (o.prompt?.length ? o.prompt : DEMO_PROMPTS).entries()) {
       const bar = progressBar(process.stderr, `${prompt.padEnd(14)} `);
       const r = await pipeline.generate({ prompt, seed: 1, batch: o.seeds, steps: o.steps, onProgress: (e) => bar.update(e) });
       bar.done();
-      // The prompt's first 48 characters name the file (a long prompt would exceed NAME_MAX).
-      const slug = prompt.slice(0, 48).replace(/[^a-z0-9]+/gi, '-');
-      const names = r.images.map((im) => `${String(i + 1).padStart(2, '0')}-${slug}-seed${im.seed}.png`);
-      r.images.forEach((im, j) => {
-        files.push(writeOutputFile(join(dir, names[j]!), im.png));
-      });
+      const names = r.images.map((im) => `${String(i + 1).padStart(2, '0')}-${slug(prompt)}-seed${im.seed}.png`);
+      r.images.forEach((im, j) => files.push(writeOutputFile(join(dir, names[j]!), im.png)));
       rows.push({ prompt, pngs: r.images.map((im) => im.png), names });
       log(`  ${prompt}: ${r.images.length} images, ${(r.stats.timings.wallMs / 1000).toFixed(1)} s`);
     }
+    skipped = o.retrieval === false ? 'turned off (--no-retrieval)' : retrievalSkipReason(rag, o.model);
+    if (skipped === null) {
+      retrieval = await retrievalSection(rag, o, dir, log);
+      for (const r of retrieval.rows) files.push(...r.names.map((n) => join(dir, n)));
+    }
   } finally {
-    await pipeline.close();
+    await rag.close();
   }
 
   // Grid: one row per prompt, one column per seed, each image scaled ×2 (nearest) with a 4 px gutter.
@@ -180,20 +358,24 @@ export async function runDemo(o: DemoOptions, log: (s: string) => void = console
     .png()
     .toFile(grid);
   const html = `<!doctype html><meta charset="utf-8"><title>ragdiff demo</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em}img{image-rendering:pixelated;width:${cw}px;height:${ch}px;margin:2px}td{padding:4px 12px 4px 0}</style>
-<h1>ragdiff demo — ${pipeline.info.name}</h1><table>
-${rows.map((r) => `<tr><td>${r.prompt}</td><td>${r.names.map((n) => `<img src="${n}" alt="${r.prompt}" title="${n}">`).join('')}</td></tr>`).join('\n')}
-</table>\n`;
+<style>body{font:14px system-ui,sans-serif;margin:2em}img{image-rendering:pixelated;width:${cw}px;height:${ch}px;margin:2px}td{padding:4px 12px 4px 0;vertical-align:top}
+figure{display:inline-block;margin:0 8px 0 0;text-align:center;max-width:${cw + 24}px}figcaption{font-size:12px}img.ref{image-rendering:auto}tr.concept th{text-align:left;padding-top:1em;font-size:16px}</style>
+<h1>ragdiff demo — ${esc(pipeline.info.name)}</h1><table>
+${rows.map((r) => `<tr><td>${esc(r.prompt)}</td><td>${r.names.map((n) => `<img src="${n}" alt="${esc(r.prompt)}" title="${n}">`).join('')}</td></tr>`).join('\n')}
+</table>
+${retrieval ? retrievalHtml(retrieval.rows, retrieval.refs) : `<p><small>Retrieval section skipped: ${esc(skipped ?? '')}.</small></p>\n`}`;
   writeOutputFile(join(dir, 'index.html'), html);
-  log(`demo: ${files.length} images for ${rows.length} prompts in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  log(`demo: ${files.length} images for ${rows.length} prompts${retrieval ? ` and ${new Set(retrieval.rows.map((r) => r.concept)).size} held-out concepts with and without retrieval` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   log(`  images: ${dir}`);
   log(`  grid:   ${grid} (rows: ${rows.map((r) => r.prompt).join(' | ')})`);
+  if (retrieval) log(`  retrieval grid: ${retrieval.grid} (per concept: ${[...new Set(retrieval.rows.map((r) => r.arm))].join(' | ')}; then the references used)`);
+  else log(`  retrieval section skipped: ${skipped}`);
   log(`  page:   ${join(dir, 'index.html')}`);
-  return { dir, grid, files };
+  return { dir, grid, files, ...(retrieval ? { retrievalGrid: retrieval.grid } : {}) };
 }
 
 export function registerGenerateCommands(program: Command): void {
-  program
+  const gen = program
     .command('generate')
     .description('generate an image from a text prompt')
     .argument('<prompt>', 'text prompt')
@@ -206,16 +388,16 @@ export function registerGenerateCommands(program: Command): void {
     .option('-n, --negative <text>', 'negative prompt')
     .option('-b, --batch <n>', 'images to generate (1..16)', intOption('batch'))
     .option('--init-image <file>', 'image-to-image: start from this image')
-    .option('--strength <x>', 'image-to-image strength (0, 1]', numberOption('strength'))
+    .option('--strength <x>', 'image-to-image strength (0, 1]; with a store and no --init-image, the reference-init strength', numberOption('strength'))
     .option('--karras', 'Karras sigma spacing (sigma samplers)')
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
-    .option('--json', 'print files, parameters and stats as JSON')
-    .action(generateCommand);
+    .option('--json', 'print files, parameters, references and stats as JSON (errors as {"error": {code, name, message}})');
+  addRetrievalOptions(gen).action((prompt: string, o: GenerateCliOptions) => runAction(o, () => generateCommand(prompt, o)));
 
   program
     .command('demo')
-    .description('generate a grid of tiny-emoji images for a few prompts into <out>/demo/')
+    .description('generate a grid of tiny-emoji images for a few prompts, and held-out concepts with and without retrieval, into <out>/demo/')
     .option('--out <dir>', 'output directory', 'out')
     .option('-m, --model <dir>', 'model bundle directory', DEFAULT_MODEL_DIR)
     .option('--steps <n>', 'denoising steps', intOption('steps'))
@@ -223,6 +405,8 @@ export function registerGenerateCommands(program: Command): void {
     .option('-p, --prompt <text...>', 'prompts, one row each (default: the demo set)')
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
+    .option('--held-out <text...>', `held-out concepts for the retrieval rows (default: ${HELDOUT_DEMO_PROMPTS.join(', ')})`)
+    .option('--no-retrieval', 'skip the retrieval rows (and the demo store)')
     .action(async (o: DemoOptions) => {
       await runDemo(o);
     });

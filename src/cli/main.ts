@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerExplainCommand } from './explain.js';
 import { registerGenerateCommands } from './generate.js';
 import { registerIndexCommands } from './index-cmd.js';
 
@@ -18,6 +19,7 @@ const program = new Command()
 
 registerGenerateCommands(program);
 registerIndexCommands(program);
+registerExplainCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as { code?: string; message?: string };

@@ -19,3 +19,49 @@ export function numberOption(name: string) {
     return n;
   };
 }
+
+/** One of a fixed set of words. */
+export function choiceOption<T extends string>(name: string, choices: readonly T[]) {
+  return (v: string): T => {
+    if (!(choices as readonly string[]).includes(v)) throw new InvalidArgumentError(`${name} must be one of ${choices.join(', ')}, got ${JSON.stringify(v)}`);
+    return v as T;
+  };
+}
+
+/** A repeatable option whose values may also be comma-separated: `--ref a --ref b,c` → [a, b, c]. */
+export function listOption(v: string, previous: string[] = []): string[] {
+  return [...previous, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+/** A repeatable option taken verbatim (file names may contain commas): `--ref-image a.png --ref-image b,c.png`. */
+export function repeatOption(v: string, previous: string[] = []): string[] {
+  return [...previous, v];
+}
+
+/** The JSON form of an error, for `--json` output: its code, its class and its message. */
+export function errorJson(e: unknown): { error: { code: string; name: string; message: string } } {
+  const err = e as { code?: unknown; name?: unknown; message?: unknown };
+  return {
+    error: {
+      code: typeof err?.code === 'string' ? err.code : 'INTERNAL',
+      name: typeof err?.name === 'string' ? err.name : 'Error',
+      message: typeof err?.message === 'string' ? err.message : String(e),
+    },
+  };
+}
+
+/**
+ * Runs a command body. Errors set exit code 1 and are reported on stderr as
+ * `ragdiff: [CODE] message`; with `--json` also as one JSON document on stdout
+ * ({"error": {code, name, message}}), so scripts read the code either way.
+ */
+export async function runAction(o: { json?: boolean }, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    const { error } = errorJson(e);
+    if (o.json) process.stdout.write(JSON.stringify({ error }, null, 2) + '\n');
+    process.stderr.write(`ragdiff: [${error.code}] ${error.message}\n`);
+    process.exitCode = 1;
+  }
+}
