@@ -83,6 +83,7 @@ test('tokens (the bundle default): the k nearest references fill the neighbour s
     assert.match(e.parameters.guidance as string, /^tokens s_t=3 s_r=4/);
   }
   assert.is(r.stats.branches, 3);
+  assert.is(r.parameters!.guidanceScale, 3, 'the parameters record the text scale the plan used');
   assert.ok(r.stats.retrieval!.totalMs > 0 && r.stats.retrieval!.searchMs >= 0);
 });
 

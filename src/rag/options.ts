@@ -153,7 +153,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
     if (o.scales.text !== undefined) textScale = o.scales.text;
     if (o.scales.retrieval !== undefined) retrievalScale = o.scales.retrieval;
   }
-  assertNumber('retrieval.scales.text', textScale, -100, 100);
+  assertNumber('retrieval.scales.text', textScale, 0, 100);
   assertNumber('retrieval.scales.retrieval', retrievalScale, -100, 100);
 
   const neighbourWeighting = o.neighbourWeighting ?? 'uniform';

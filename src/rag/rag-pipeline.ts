@@ -152,7 +152,8 @@ export class RagPipeline {
     const provenance = provenanceRecord(r, store, planned.uses, skipped);
     stats.totalMs = performance.now() - started;
 
-    const result = await this.pipeline.generate({ ...(rest as GenerateRequest), ...planned.request, provenance: provenance as unknown as Record<string, unknown> });
+    // The text scale the plan uses is the one the parameters record.
+    const result = await this.pipeline.generate({ ...(rest as GenerateRequest), guidanceScale: r.textScale, ...planned.request, provenance: provenance as unknown as Record<string, unknown> });
     return {
       ...result,
       images: result.images.map((im) => ({ ...im, references: planned.uses })),
