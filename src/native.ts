@@ -44,6 +44,13 @@ export interface NativeScheduler {
     x0Out: Float32Array | null,
     out: Float32Array,
   ): boolean;
+  /**
+   * PNDM only: how step i combines the model outputs kept in 8 slots (native/core/schedule.h, PndmPlan),
+   * given how many outputs the history slots hold and whether the schedule was re-entered.
+   */
+  pndmPlan(stepIndex: number, storedOutputs: number, restarted: boolean): {
+    storeSlot: number; append: boolean; fromSaved: boolean; saveSample: boolean; weights: Float64Array;
+  };
 }
 
 export interface NativeSchedulerConfig {
@@ -55,7 +62,13 @@ export interface NativeSchedulerConfig {
   predictionType: 'epsilon' | 'v_prediction' | 'sample';
   timestepSpacing: 'leading' | 'trailing' | 'linspace';
   stepsOffset: number;
-  sampler: 'ddim' | 'euler' | 'euler-ancestral' | 'dpmpp-2m';
+  sampler: 'ddim' | 'euler' | 'euler-ancestral' | 'dpmpp-2m' | 'pndm' | 'lcm';
+  /** PNDM: skip the Runge-Kutta warm-up (PLMS start, as Stable Diffusion 1.5). */
+  skipPrkSteps?: boolean;
+  /** LCM: the distillation schedule's step count. */
+  originalInferenceSteps?: number;
+  /** LCM: timestep scale of the boundary-condition scalings. */
+  timestepScaling?: number;
   useKarrasSigmas: boolean;
   eta: number;
   clipSample: boolean;

@@ -3,10 +3,10 @@
  * Everything here runs synchronously on the caller's thread before a request is
  * admitted, so a bad request fails at once and never occupies the queue.
  */
-import { AbortError, rangeError, typeError } from '../errors.js';
+import { AbortError, RagdiffError, rangeError, typeError } from '../errors.js';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
 import { MAX_SEED } from '../rng.js';
-import { SAMPLER_NAMES, type SamplerName } from '../scheduler/index.js';
+import { DIFFUSERS_CLASS, SAMPLER_NAMES, samplerForClass, type SamplerName } from '../scheduler/index.js';
 import type { GuidanceBranch } from './guidance.js';
 import type { Stage } from './runner.js';
 
@@ -179,16 +179,21 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
   };
 }
 
-/** The sampler a bundle's scheduler_config.json names, as a ragdiff sampler. */
-export function samplerFromConfig(config: Record<string, unknown>): SamplerChoice {
-  switch (config._class_name) {
-    case 'EulerDiscreteScheduler':
-      return 'euler';
-    case 'EulerAncestralDiscreteScheduler':
-      return 'euler-ancestral';
-    case 'DPMSolverMultistepScheduler':
-      return 'dpmpp-2m';
-    default:
-      return 'ddim';
+/**
+ * The sampler a bundle's scheduler_config.json names (`_class_name`), as a ragdiff
+ * sampler. A class ragdiff does not implement is an error (UNSUPPORTED_SCHEDULER)
+ * unless the caller chooses a sampler explicitly (`explicit`), which then wins.
+ */
+export function samplerFromConfig(config: Record<string, unknown>, explicit?: SamplerChoice): SamplerChoice {
+  if (explicit !== undefined) {
+    assertOneOf('sampler', explicit, SAMPLERS);
+    return explicit;
   }
+  const s = samplerForClass(config._class_name);
+  if (s === null) {
+    throw new RagdiffError('UNSUPPORTED_SCHEDULER',
+      `scheduler_config.json names _class_name ${JSON.stringify(config._class_name)}, which ragdiff does not implement ` +
+      `(it implements ${Object.values(DIFFUSERS_CLASS).join(', ')}); choose a sampler explicitly (sampler: ${SAMPLERS.map((x) => JSON.stringify(x)).join(' | ')})`);
+  }
+  return s;
 }

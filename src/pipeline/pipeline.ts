@@ -126,6 +126,12 @@ const WORKER_URL = new URL('./worker.js', import.meta.url);
 
 let nextId = 1;
 
+/** The bundle's default sampler: ragdiff.defaults.sampler when it names one (an explicit choice), else the config's _class_name (an unknown class is UNSUPPORTED_SCHEDULER). */
+function bundleSampler(manifest: BundleManifest): SamplerChoice {
+  const d = (manifest.ragdiff as { defaults?: { sampler?: string } } | null)?.defaults ?? {};
+  return samplerFromConfig(manifest.schedulerConfig, SAMPLERS.find((s) => s === d.sampler));
+}
+
 export class Pipeline {
   readonly info: PipelineInfo;
   private readonly slots: Slot[] = [];
@@ -140,7 +146,7 @@ export class Pipeline {
     private readonly tokenizer: PromptTokenizer,
   ) {
     const d = (manifest.ragdiff as { defaults?: { steps?: number; guidance_scale?: number; sampler?: string } } | null)?.defaults ?? {};
-    const sampler = SAMPLERS.find((s) => s === d.sampler) ?? samplerFromConfig(manifest.schedulerConfig);
+    const sampler = bundleSampler(manifest);
     this.info = { ...info, defaults: { steps: d.steps ?? 25, guidanceScale: d.guidance_scale ?? 7.5, sampler } };
   }
 
@@ -158,7 +164,7 @@ export class Pipeline {
     assertInteger('maxInitImagePixels', maxInitImagePixels, 1, 2 ** 31);
     const manifest = readBundle(dir);
     try {
-      createScheduler(manifest.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: samplerFromConfig(manifest.schedulerConfig) });
+      createScheduler(manifest.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: bundleSampler(manifest) });
     } catch (e) {
       const c = (e as { code?: string }).code;
       if (c !== 'INVALID_CONFIG' && c !== 'UNSUPPORTED_CONFIG') throw e; // e.g. the addon failed to load

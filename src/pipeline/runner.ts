@@ -360,7 +360,7 @@ export class ModelRunner {
       weights,
       startIndex,
       history: job.start?.history ?? null,
-      stochastic: job.sampler === 'euler-ancestral' || (job.eta ?? 0) > 0,
+      stochastic: job.sampler === 'euler-ancestral' || job.sampler === 'lcm' || (job.eta ?? 0) > 0,
       fillNoise,
       timing: loopTiming,
       runModel: async (t) => {
