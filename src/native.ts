@@ -115,6 +115,14 @@ export interface NativeCuda {
    * Returns GB/s (bytes read + written per second) for each.
    */
   bench(len: number, branches: number, iterations: number): { copy: number; ddim: number; dpmpp: number; guided: number; guidedBytes: number };
+  /** The CUDA twin of trajectoryTopK (distances on the GPU, the same selection). */
+  trajectoryTopK(keys: Float32Array, dim: number, queries: Float32Array, k: number): NativeTopK;
+}
+
+/** q × k neighbours per query, ascending squared L2 distance (ties: lower index first). */
+export interface NativeTopK {
+  indices: Int32Array;
+  distances: Float32Array;
 }
 
 export interface NativeAddon {
@@ -132,6 +140,19 @@ export interface NativeAddon {
   axpby(a: number, x: Float32Array, b: number, y: Float32Array, out: Float32Array): boolean;
   /** out = sum_k weights[k] * branches[k*len ...]; false on non-finite input. */
   combineBranches(branches: Float32Array, weights: Float64Array, out: Float32Array): boolean;
+  /** Exact top-k over keys (n × dim) for a batch of queries (q × dim); native/core/trajectory_lookup.h. */
+  trajectoryTopK(keys: Float32Array, dim: number, queries: Float32Array, k: number): NativeTopK;
+  /** w = argmin ||Kᵀw − q||² (+ ridge·trace/k·||w||²), solved in double; residual = ||Kᵀw − q|| / ||q||. */
+  trajectoryWeights(neighbours: Float32Array, query: Float32Array, ridge: number): { weights: Float64Array; residual: number };
+  /** out = Σ_j weights[j] · values[j] (double accumulation); false on a non-finite result. */
+  trajectoryCombine(values: Float32Array, weights: Float64Array, out: Float32Array): boolean;
+  /** k-means coarse quantiser: nlist centroids and each key's list. */
+  ivfTrain(keys: Float32Array, dim: number, nlist: number, iterations: number, seed: number): { centroids: Float32Array; assign: Int32Array };
+  /** Approximate top-k scanning the nprobe nearest lists (keys stored list by list). Missing neighbours: index -1. */
+  ivfSearch(
+    listKeys: Float32Array, listIds: Int32Array, offsets: Float64Array, centroids: Float32Array, dim: number,
+    queries: Float32Array, k: number, nprobe: number,
+  ): NativeTopK;
   cuda: NativeCuda;
 }
 
