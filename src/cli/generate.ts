@@ -67,6 +67,11 @@ interface GenerateCliOptions {
   providers?: string;
   threads?: number;
   json?: boolean;
+  kb?: string;
+  keyStep?: number;
+  valueStep?: number;
+  k?: number;
+  maxDistance?: number;
 }
 
 async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<void> {
@@ -89,6 +94,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       strength: o.strength,
       onProgress: (e) => bar.update(e),
       signal: controller.signal,
+      ...(o.kb ? { trajectory: { kb: o.kb, keyStep: o.keyStep, valueStep: o.valueStep, k: o.k, maxDistance: o.maxDistance } } : {}),
     });
     bar.done();
     const out = resolve(o.output);
@@ -106,6 +112,12 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       const notes = [r.stats.prompt.truncated ? `prompt truncated to ${r.stats.prompt.maxTokens} tokens` : '', r.stats.initImage?.resized ? 'init image resized' : '']
         .filter(Boolean).join('; ');
       console.error(`${r.stats.stepsRun} steps × ${r.stats.branches} branch(es), ${r.stats.sampler}, ${(t.wallMs / 1000).toFixed(2)} s${notes ? ` (${notes})` : ''}`);
+      const tr = r.stats.trajectory;
+      if (tr) {
+        console.error(tr.jumped
+          ? `trajectory: jumped ${tr.keyStep} → ${tr.valueStep}, ${tr.denoiserCalls} denoiser calls (${tr.denoiserCallsSaved} saved), nearest key at distance ${tr.distance.map((d) => d.toFixed(2)).join(', ')}, lookup ${tr.lookupMs.toFixed(1)} ms`
+          : `trajectory: no jump (${tr.fallback})`);
+      }
     }
   } finally {
     bar.done();
@@ -201,6 +213,11 @@ export function registerGenerateCommands(program: Command): void {
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .option('--json', 'print files, parameters and stats as JSON')
+    .option('--kb <file>', 'trajectory retrieval: jump ahead along the nearest trajectories of this knowledge base (ragdiff kb build)')
+    .option('--key-step <n>', 'with --kb: the key step (default: the base\'s)', intOption('key-step', 1))
+    .option('--value-step <n>', 'with --kb: the step to jump to (default: the base\'s first value step)', intOption('value-step', 1))
+    .option('--k <n>', 'with --kb: neighbours blended (default 5)', intOption('k', 1))
+    .option('--max-distance <x>', 'with --kb: sample in full when the nearest key is farther than this (L2)', numberOption('max-distance'))
     .action(generateCommand);
 
   program

@@ -8,6 +8,7 @@ import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObj
 import { MAX_SEED } from '../rng.js';
 import { DIFFUSERS_CLASS, SAMPLER_NAMES, samplerForClass, type SamplerName } from '../scheduler/index.js';
 import type { GuidanceBranch } from './guidance.js';
+import type { TrajectoryRequest } from '../trajectory/request.js';
 import type { Stage } from './runner.js';
 
 export const SAMPLERS: readonly SamplerName[] = SAMPLER_NAMES;
@@ -67,6 +68,11 @@ export interface GenerateRequest {
    * `history` (from a LatentEvent) keeps DPM-Solver++ second order across the restart.
    */
   startFrom?: { step: number; latent: Float32Array; history?: Float32Array | null };
+  /**
+   * Trajectory retrieval (ReDi): sample to the knowledge base's key step, blend the nearest stored
+   * trajectories' values and continue from the value step (src/trajectory/request.ts).
+   */
+  trajectory?: TrajectoryRequest;
 }
 
 export interface NormalizedRequest {
@@ -87,6 +93,7 @@ export interface NormalizedRequest {
   captureLatents: number[];
   onLatent?: (e: LatentEvent) => void;
   startFrom?: GenerateRequest['startFrom'];
+  trajectory?: TrajectoryRequest;
 }
 
 export interface RequestDefaults {
@@ -97,7 +104,7 @@ export interface RequestDefaults {
 
 const KNOWN = new Set([
   'prompt', 'negativePrompt', 'steps', 'guidanceScale', 'seed', 'batch', 'sampler', 'karras', 'initImage', 'strength',
-  'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom',
+  'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom', 'trajectory',
 ]);
 
 export function randomSeed(): number {
@@ -149,6 +156,12 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     if (r.initImage !== undefined) throw rangeError('INVALID_VALUE', 'startFrom and initImage cannot be combined');
     if (r.startFrom.history != null && !(r.startFrom.history instanceof Float32Array)) throw typeError('INVALID_TYPE', 'startFrom.history must be a Float32Array or null');
   }
+  if (r.trajectory !== undefined) {
+    assertPlainObject('trajectory', r.trajectory);
+    for (const other of ['startFrom', 'initImage', 'guidance'] as const) {
+      if (r[other] !== undefined) throw rangeError('INVALID_VALUE', `trajectory and ${other} cannot be combined`);
+    }
+  }
   if (r.guidance !== undefined) {
     assertPlainObject('guidance', r.guidance);
     if (r.guidance.texts !== undefined) {
@@ -176,6 +189,7 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     captureLatents,
     onLatent: r.onLatent,
     startFrom: r.startFrom,
+    trajectory: r.trajectory,
   };
 }
 

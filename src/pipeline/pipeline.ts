@@ -24,6 +24,8 @@ import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
 import type { ExecutionProvider } from '../models/session.js';
 import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/index.js';
 import { readBundle, type BundleManifest } from './bundle.js';
+import { generationBinding } from '../trajectory/binding.js';
+import { prepareTrajectory, type TrajectoryStats } from '../trajectory/request.js';
 import { cfgPlan, checkPlan, pruneZeroBranches, type GuidancePlan } from './guidance.js';
 import { normalizeRequest, samplerFromConfig, SAMPLERS, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
 import { tagPng, type GenerationParameters } from './output.js';
@@ -79,6 +81,8 @@ export interface GenerateStats {
   prompt: PromptStats;
   negativePrompt: PromptStats;
   initImage?: { sourceWidth: number; sourceHeight: number; format: string; resized: boolean };
+  /** Trajectory retrieval: jumped or not (and why), denoiser calls made / saved, distances, lookup time. */
+  trajectory?: TrajectoryStats;
   timings: JobTimings & { queueMs: number; prepareMs: number; /** adding the parameter chunks */ tagMs: number; /** generate() call to resolution, queue included */ wallMs: number };
 }
 
@@ -389,6 +393,7 @@ export class Pipeline {
           prompt: prepared.prompt,
           negativePrompt: prepared.negativePrompt,
           ...(prepared.initImage ? { initImage: prepared.initImage } : {}),
+          ...(result.trajectory ? { trajectory: result.trajectory } : {}),
           timings: { ...result.timings, queueMs: task.startedAt - task.queuedAt, prepareMs, tagMs, wallMs: performance.now() - called },
         },
       };
@@ -420,11 +425,12 @@ export class Pipeline {
     // The schedule, resolved here so a configuration the sampler refuses fails before queueing.
     const schedule = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: req.sampler, ...(req.karras !== undefined ? { useKarrasSigmas: req.karras } : {}) });
     schedule.setTimesteps(req.steps);
-    if (schedule.timesteps.length !== req.steps) throw new RagdiffError('INTERNAL', `the ${req.sampler} schedule has ${schedule.timesteps.length} timesteps for ${req.steps} steps`);
+    // Model calls: one per timestep (PNDM repeats some, so it can exceed the step count).
+    const calls = schedule.timesteps.length;
     const texts = req.guidance?.texts ?? [req.prompt, req.negativePrompt];
     const slotsLength = info.neighbourSlots * info.tokenWidth;
-    let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, req.steps);
-    checkPlan(plan, { steps: req.steps, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim });
+    let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, calls);
+    checkPlan(plan, { steps: calls, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim });
     plan = pruneZeroBranches(plan);
     // Encode only the texts some branch still uses, and renumber the branches to match.
     const used = [...new Set(plan.branches.map((b) => b.text))].sort((a, b) => a - b);
@@ -443,6 +449,10 @@ export class Pipeline {
       seeds: Array.from({ length: req.batch }, (_, i) => req.seed + i),
       captureSteps: req.captureLatents,
     };
+    if (req.trajectory) {
+      const binding = generationBinding(info, schedule, { steps: req.steps, guidanceScale: req.guidanceScale, negativePrompt: req.negativePrompt });
+      job.trajectory = prepareTrajectory(req.trajectory, binding, calls, req.batch);
+    }
     const transfer: ArrayBuffer[] = [];
     const prepared: Prepared = { job, transfer, prompt: promptStats, negativePrompt: negativeStats };
     const latentSize = info.latent.channels * info.latent.height * info.latent.width;

@@ -19,7 +19,9 @@ import { chwToRgb8 } from '../image/pixels.js';
 import { readJsonFile, type BundleManifest } from './bundle.js';
 import { buildEncoderHiddenStates, type GuidanceBranch, type GuidancePlan } from './guidance.js';
 import { FloatBoundary, fillScalar, floatTypeOf, integerTensor, type FloatType } from './tensor-io.js';
-import { denoiseLoop } from './loop.js';
+import { denoiseLoop, type LoopOptions } from './loop.js';
+import { denoiseWithJump } from '../trajectory/jump.js';
+import type { TrajectoryJob, TrajectoryStats } from '../trajectory/request.js';
 import { encodeRgbPng } from './png.js';
 
 export interface RunnerOptions {
@@ -76,6 +78,8 @@ export interface Job {
   start?: { step: number; latent: Float32Array; history?: Float32Array | null };
   /** Step indices after which the latent is reported through hooks.latent. */
   captureSteps?: number[];
+  /** Trajectory retrieval (src/trajectory/): sample to keyStep, look up, jump to valueStep. */
+  trajectory?: TrajectoryJob;
 }
 
 export type Stage = 'encode-text' | 'encode-image' | 'denoise' | 'decode';
@@ -114,6 +118,8 @@ export interface JobResult {
   /** Steps actually run (fewer than requested for image-to-image). */
   stepsRun: number;
   timings: JobTimings;
+  /** Set when the job asked for a trajectory jump. */
+  trajectory?: TrajectoryStats;
 }
 
 function dim(v: number | string | undefined): number | undefined {
@@ -353,7 +359,8 @@ export class ModelRunner {
     const loopTiming = { samplerMs: 0 };
     t0 = performance.now();
     hooks.progress?.(0, total, 'denoise');
-    const nfe = await denoiseLoop({
+    let trajectory: TrajectoryStats | undefined;
+    const loopOptions: LoopOptions = {
       scheduler,
       buffers: { latent, modelInput: modelInput.data, modelOutput: modelOutput.data, noise },
       branches: nb,
@@ -373,7 +380,10 @@ export class ModelRunner {
         if (capture.has(i)) hooks.latent?.(i, t, x, scheduler.history);
         hooks.progress?.(i - startIndex + 1, total, 'denoise');
       },
-    });
+    };
+    let nfe: number;
+    if (job.trajectory) ({ nfe, stats: trajectory } = await denoiseWithJump(loopOptions, job.trajectory, batch));
+    else nfe = await denoiseLoop(loopOptions);
     timings.samplerMs = loopTiming.samplerMs;
     timings.denoiseMs = performance.now() - t0;
 
@@ -399,7 +409,7 @@ export class ModelRunner {
     hooks.progress?.(batch, batch, 'decode');
     timings.vaeDecodeMs = performance.now() - t0 - timings.toRgbMs - timings.pngMs;
     timings.totalMs = performance.now() - started;
-    return { images, width: Wd, height: H, nfe, branches: nb, stepsRun: total, timings };
+    return { images, width: Wd, height: H, nfe, branches: nb, stepsRun: total, timings, ...(trajectory ? { trajectory } : {}) };
   }
 }
 
