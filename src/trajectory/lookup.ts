@@ -59,10 +59,32 @@ export class KeyIndex {
     return this.#ivf !== null;
   }
 
-  /** Trains the coarse quantiser (k-means, `iterations` Lloyd steps) and stores the keys list by list. */
-  buildIvf(nlist: number, options: { iterations?: number; seed?: number } = {}): void {
+  /**
+   * Trains the coarse quantiser (k-means, `iterations` Lloyd steps; on an evenly
+   * strided `trainSample` of the keys when given, then every key is assigned to
+   * its nearest centroid) and stores the keys list by list.
+   */
+  buildIvf(nlist: number, options: { iterations?: number; seed?: number; trainSample?: number } = {}): void {
     if (!Number.isInteger(nlist) || nlist < 1 || nlist > this.count) throw rangeError('OUT_OF_RANGE', `nlist must be an integer in 1..${this.count}, got ${nlist}`);
-    const { centroids, assign } = native().ivfTrain(this.keys, this.dim, nlist, options.iterations ?? 10, options.seed ?? 0);
+    const sample = options.trainSample;
+    let centroids: Float32Array, assign: Int32Array;
+    if (sample !== undefined && sample < this.count) {
+      if (!Number.isInteger(sample) || sample < nlist) throw rangeError('OUT_OF_RANGE', `trainSample must be an integer ≥ nlist (${nlist}), got ${sample}`);
+      const sub = new Float32Array(sample * this.dim);
+      for (let j = 0; j < sample; j++) {
+        const i = Math.floor((j * this.count) / sample);
+        sub.set(this.keys.subarray(i * this.dim, (i + 1) * this.dim), j * this.dim);
+      }
+      centroids = native().ivfTrain(sub, this.dim, nlist, options.iterations ?? 10, options.seed ?? 0).centroids;
+      assign = new Int32Array(this.count);
+      const block = 8192; // bounded distance matrices: block × nlist floats
+      for (let b = 0; b < this.count; b += block) {
+        const e = Math.min(this.count, b + block);
+        assign.set(native().trajectoryTopK(centroids, this.dim, this.keys.subarray(b * this.dim, e * this.dim), 1).indices, b);
+      }
+    } else {
+      ({ centroids, assign } = native().ivfTrain(this.keys, this.dim, nlist, options.iterations ?? 10, options.seed ?? 0));
+    }
     const counts = new Float64Array(nlist + 1);
     for (const a of assign) counts[a + 1]!++;
     for (let c = 0; c < nlist; c++) counts[c + 1]! += counts[c]!;
