@@ -17,7 +17,8 @@
  *    keys (real keys as centres + noise) with recall@5 against exact.
  *
  * Sizes: REDI_BASE_PROMPTS (default 250 → 1000 trajectories), REDI_SMALL_PROMPTS (50 → 200),
- * REDI_QUERIES (20 per set). Bases are cached in REDI_DIR (default /tmp/ragdiff-redi-eval).
+ * REDI_QUERIES (20 per set), REDI_KEYS / REDI_VALUES (comma-separated step indices; default 3,5,8 / 10,13,16),
+ * REDI_LOOKUP_N (100000). Bases are cached in REDI_DIR (default /tmp/ragdiff-redi-eval).
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,8 +41,9 @@ const SMALL_PROMPTS = Number(process.env.REDI_SMALL_PROMPTS ?? 50);
 const QUERIES = Number(process.env.REDI_QUERIES ?? 20);
 const SEEDS = 4;
 const STEPS = 25;
-const KEYS = [3, 5, 8];
-const VALUES = [10, 13, 16];
+const list = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
+const KEYS = list(process.env.REDI_KEYS, [3, 5, 8]);
+const VALUES = list(process.env.REDI_VALUES, [10, 13, 16]);
 const K = 5;
 
 function log(s: string): void {
@@ -108,7 +110,7 @@ async function buildBases(pipeline: Pipeline): Promise<number> {
       n++;
     }
     perPrompt[p] = recs;
-    if (n % 100 === 0) log(`  base: ${n} / ${basePrompts.length * SEEDS} trajectories, ${(n / ((performance.now() - t0) / 1000)).toFixed(2)} /s`);
+    if (n % 40 === 0) log(`  base: ${n} / ${basePrompts.length * SEEDS} trajectories, ${(n / ((performance.now() - t0) / 1000)).toFixed(2)} /s`);
   });
   // Append in prompt order, 64 prompts per chunk.
   for (let c = 0; c < basePrompts.length; c += 16) {
@@ -301,7 +303,8 @@ Lookup (one query unless noted; top-${K}; ${dim}-float keys; synthetic keys = th
 ${lookupRows.join('\n')}
 `;
   console.log(md);
-  writeResultsSection('Trajectory retrieval (ReDi)', md, `npm run eval:redi${process.env.REDI_BASE_PROMPTS ? ` (REDI_BASE_PROMPTS=${BASE_PROMPTS})` : ''}`);
+  const env = ['REDI_BASE_PROMPTS', 'REDI_SMALL_PROMPTS', 'REDI_QUERIES', 'REDI_KEYS', 'REDI_VALUES', 'REDI_LOOKUP_N'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
+  writeResultsSection('Trajectory retrieval (ReDi)', md, `${env.length ? `${env.join(' ')} ` : ''}npm run eval:redi`);
   log(`written to bench/RESULTS.md`);
 }
 

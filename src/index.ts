@@ -6,3 +6,4 @@ export * from './pipeline/index.js';
 export * from './store/index.js';
 export { decodeImage } from './image/decode.js';
 export type { DecodeOptions, DecodedImage } from './image/decode.js';
+export * from './trajectory/index.js';
