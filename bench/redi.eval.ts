@@ -20,9 +20,8 @@
  * REDI_QUERIES (20 per set), REDI_KEYS / REDI_VALUES (comma-separated step indices; default 3,5,8 / 10,13,16),
  * REDI_LOOKUP_N (100000). Bases are cached in REDI_DIR (default /tmp/ragdiff-redi-eval).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import sharp from 'sharp';
 import { Pipeline } from '../src/pipeline/index.js';
 import { loadClipEncoders } from '../src/models/encoders.js';
@@ -32,6 +31,7 @@ import { KeyIndex } from '../src/trajectory/lookup.js';
 import { createScheduler, type DiffusersSchedulerConfig } from '../src/scheduler/index.js';
 import { native } from '../src/native.js';
 import { writeResultsSection } from './results.js';
+import { emojiPrompts } from './redi-prompts.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const BUNDLE = join(root, 'models', 'tiny-emoji');
@@ -50,19 +50,7 @@ function log(s: string): void {
   console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
 }
 
-// --- prompts: tiny-emoji's captions (lower-cased emoji names), held-out subcategories excluded ---
-const require = createRequire(import.meta.url);
-const emoji = (require('emoji-datasource-twitter/emoji.json') as { name: string; subcategory: string; sort_order: number }[])
-  .slice().sort((a, b) => a.sort_order - b.sort_order);
-const split = JSON.parse(readFileSync(join(BUNDLE, 'split.json'), 'utf8')) as { heldout_subcategories: string[] };
-const names = [...new Set(emoji.filter((e) => !split.heldout_subcategories.includes(e.subcategory)).map((e) => e.name.toLowerCase()))];
-// Deterministic shuffle (LCG) so base and query prompts spread over every category.
-let lcg = 12345;
-const rnd = () => ((lcg = (lcg * 1103515245 + 12345) % 2147483648) / 2147483648);
-for (let i = names.length - 1; i > 0; i--) {
-  const j = Math.floor(rnd() * (i + 1));
-  [names[i], names[j]] = [names[j]!, names[i]!];
-}
+const names = emojiPrompts(BUNDLE);
 const basePrompts = names.slice(0, BASE_PROMPTS);
 const newPrompts = names.slice(BASE_PROMPTS, BASE_PROMPTS + QUERIES);
 const queries = [

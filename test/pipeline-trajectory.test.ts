@@ -76,6 +76,22 @@ if (complete) {
       assert.is(later.stats.trajectory!.denoiserCalls, 2 + 3);
       assert.is(later.stats.trajectory!.distance.length, 2);
 
+      // The approximate path (IVF lists in the worker), and a base read a window at a time when its keys exceed the
+      // worker's memory limit (a second pipeline whose workers see RAGDIFF_KB_MEMORY_BYTES=1): same jump either way.
+      const ivf = await pipeline.generate({ prompt: 'red heart', seed: 1, ...common, trajectory: { kb: kbPath, k: 3, nlist: 2, nprobe: 2 } });
+      assert.is(ivf.stats.trajectory!.search, 'ivf');
+      assert.equal(ivf.stats.trajectory!.neighbours, t.neighbours);
+      process.env.RAGDIFF_KB_MEMORY_BYTES = '1';
+      const streaming = await Pipeline.load(BUNDLE, { concurrency: 1 });
+      delete process.env.RAGDIFF_KB_MEMORY_BYTES;
+      try {
+        const st = await streaming.generate({ prompt: 'red heart', seed: 1, ...common, trajectory: { kb: kbPath, k: 3 } });
+        assert.equal(st.stats.trajectory!.neighbours, t.neighbours);
+        assert.equal(await pixels(st.images[0]!.png), await pixels(jumped.images[0]!.png));
+      } finally {
+        await streaming.close();
+      }
+
       // Bad requests: typed, before anything runs.
       const cases: [Record<string, unknown>, string, string?][] = [
         [{ ...common, steps: 12 }, 'KB_MISMATCH', 'steps'],

@@ -10,9 +10,13 @@ import { KnowledgeBase } from './kb-file.js';
 import { KeyIndex, lookupTrajectory } from './lookup.js';
 import type { TrajectoryJob, TrajectoryStats } from './request.js';
 
+// Keys up to this many bytes are held in memory per worker; larger bases are
+// searched a window at a time from the file (exact only).
+const MEMORY_LIMIT = Number(process.env.RAGDIFF_KB_MEMORY_BYTES ?? 2 ** 31);
+
 interface Cached {
   kb: KnowledgeBase;
-  index: KeyIndex;
+  index: KeyIndex | null;
   size: number;
   nlist: number | null;
 }
@@ -28,10 +32,11 @@ function open(job: TrajectoryJob): Cached {
   }
   if (!c) {
     const kb = KnowledgeBase.open(job.kbPath);
-    c = { kb, index: KeyIndex.fromBase(kb), size, nlist: null };
+    const [ch, h, w] = kb.header.latentShape;
+    c = { kb, index: kb.count * ch * h * w * 4 <= MEMORY_LIMIT ? KeyIndex.fromBase(kb) : null, size, nlist: null };
     cache.set(job.kbPath, c);
   }
-  if (job.nlist !== undefined && c.nlist !== job.nlist) {
+  if (job.nlist !== undefined && c.index !== null && c.nlist !== job.nlist) {
     c.index.buildIvf(job.nlist, { iterations: 10, seed: 0 });
     c.nlist = job.nlist;
   }
@@ -52,12 +57,14 @@ export function planJump(job: TrajectoryJob, latent: Float32Array, batch: number
   const hist = c.kb.header.history ? new Float32Array(latent.length) : null;
   const stats: Omit<TrajectoryStats, 'denoiserCalls' | 'denoiserCallsSaved'> = {
     jumped: false, keyStep: job.keyStep, valueStep: job.valueStep, k: job.k, distance: [], relativeDistance: [], residual: [], neighbours: [], lookupMs: 0,
-    search: job.nprobe !== undefined ? 'ivf' : 'exact',
+    search: job.nprobe !== undefined && c.index ? 'ivf' : 'exact',
   };
   let far = -1;
   for (let b = 0; b < batch; b++) {
     const q = latent.subarray(b * D, (b + 1) * D);
-    const r = lookupTrajectory(c.kb, q, { k: job.k, valueStep: job.valueStep, index: c.index, ...(job.nprobe !== undefined ? { nprobe: job.nprobe } : {}) });
+    const r = lookupTrajectory(c.kb, q, {
+      k: job.k, valueStep: job.valueStep, ...(c.index ? { index: c.index } : {}), ...(job.nprobe !== undefined && c.index ? { nprobe: job.nprobe } : {}),
+    });
     let qn = 0;
     for (const v of q) qn += v * v;
     const d0 = r.neighbours[0]?.distance ?? Infinity;
