@@ -39,5 +39,5 @@ const s = 64, gap = 4;
 const composites: OverlayOptions[] = [];
 rows.forEach((row, r) => row.forEach((png, c) => composites.push({ input: Buffer.from(png), left: gap + r * (s + gap), top: gap + c * (s + gap) })));
 await sharp({ create: { width: gap + rows.length * (s + gap), height: gap + 3 * (s + gap), channels: 3, background: { r: 255, g: 255, b: 255 } } })
-  .composite(composites).png().toFile(out);
+  .composite(composites).png({ compressionLevel: 9, palette: true, quality: 90 }).toFile(out);
 console.log(`${out}: rows = full ${steps} steps | jump ${keyStep}→${valueStep} (${calls} calls) | full ${calls} steps; columns = ${queries.join(', ')}`);
