@@ -240,7 +240,10 @@ async function main(): Promise<void> {
   };
   const qn = 50;
   const qs = synth(qn);
-  const time = (f: () => void, reps: number) => { const ts: number[] = []; for (let r = 0; r < reps; r++) { const t = performance.now(); f(); ts.push(performance.now() - t); } return median(ts); };
+  // Median and best of `reps` (the machines are shared: the best shows the kernel when it has the CPU).
+  const best: number[] = [];
+  const time = (f: () => void, reps: number) => { const ts: number[] = []; for (let r = 0; r < reps; r++) { const t = performance.now(); f(); ts.push(performance.now() - t); } best.push(Math.min(...ts)); return median(ts); };
+  const bestOf = () => best[best.length - 1]!.toFixed(2);
   const lookupRows: string[] = [];
   const threads = native().threadCount();
   const N = Number(process.env.REDI_LOOKUP_N ?? 100_000);
@@ -253,13 +256,13 @@ async function main(): Promise<void> {
     for (let m = 0; m < K; m++) nb.set(ix.keys.subarray(r.indices[m]! * dim, (r.indices[m]! + 1) * dim), m * dim);
     const w = time(() => { native().trajectoryWeights(nb, qs.subarray(0, dim), 1e-6); }, 40);
     const batch = time(() => { ix.searchExact(qs.subarray(0, 16 * dim), K); }, 10) / 16;
-    lookupRows.push(`| exact | ${n.toLocaleString('en')} | — | ${topk.toFixed(2)} | ${batch.toFixed(2)} | ${w.toFixed(3)} | 1.000 |`);
+    lookupRows.push(`| exact | ${n.toLocaleString('en')} | — | ${topk.toFixed(2)} (best ${best[best.length - 3]!.toFixed(2)}) | ${batch.toFixed(2)} | ${w.toFixed(3)} | 1.000 |`);
   }
   const ix = new KeyIndex(synth(N), dim);
   const exact = ix.searchExact(qs, K);
   let jj = 0;
   const exactMs = time(() => { ix.searchExact(qs.subarray((jj % qn) * dim, (jj++ % qn + 1) * dim), K); }, 10);
-  lookupRows.push(`| exact | ${N.toLocaleString('en')} | — | ${exactMs.toFixed(2)} | — | — | 1.000 |`);
+  lookupRows.push(`| exact | ${N.toLocaleString('en')} | — | ${exactMs.toFixed(2)} (best ${bestOf()}) | — | — | 1.000 |`);
   const nlist = Math.round(Math.sqrt(N));
   const tb = performance.now();
   ix.buildIvf(nlist, { iterations: 8, trainSample: Math.min(N, 20_000) });
@@ -273,7 +276,7 @@ async function main(): Promise<void> {
     }
     let j2 = 0;
     const ms = time(() => { ix.searchIvf(qs.subarray((j2 % qn) * dim, (j2++ % qn + 1) * dim), K, nprobe); }, 40);
-    lookupRows.push(`| IVF nlist ${nlist}, nprobe ${nprobe} | ${N.toLocaleString('en')} | ${(buildMs / 1000).toFixed(1)} s | ${ms.toFixed(2)} | — | — | ${(hit / (qn * K)).toFixed(3)} |`);
+    lookupRows.push(`| IVF nlist ${nlist}, nprobe ${nprobe} | ${N.toLocaleString('en')} | ${(buildMs / 1000).toFixed(1)} s | ${ms.toFixed(2)} (best ${bestOf()}) | — | — | ${(hit / (qn * K)).toFixed(3)} |`);
   }
 
   const head = sets.map((s) => `PSNR ${s} | CLIP cos | recog. | FD-diag | med. rel. dist.`).join(' | ');
@@ -286,7 +289,7 @@ ${rows.join('\n')}
 
 Lookup (one query unless noted; top-${K}; ${dim}-float keys; synthetic keys = the ${nReal} real key-step-${KEYS[1]} latents + Gaussian noise at ¼ of the typical key-to-key distance; ${threads} threads; recall@${K} against exact):
 
-| search | keys | build | ms / query | ms / query (batch 16) | weights ms | recall@${K} |
+| search | keys | build | ms / query, median (best) | ms / query (batch 16) | weights ms | recall@${K} |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
 ${lookupRows.join('\n')}
 `;
