@@ -3,7 +3,7 @@
 // base for another model / sampler / steps / guidance / shape with the field
 // named, not-a-base files, empty bases, a concurrent appender).
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -189,6 +189,13 @@ test('an interrupted append (zeroed tail, no lock holder) is cut by the next app
     appendTrajectories(p, records(2, 6));
     const size = statSync(p).size;
     writeFileSync(p, Buffer.concat([readFileSync(p), Buffer.alloc(100)]));
+    // While a live appender holds the lock (here: another thread of this process), the tail is an append in progress.
+    writeFileSync(`${p}.lock`, String(process.pid));
+    const during = KnowledgeBase.open(p);
+    assert.is(during.count, 2);
+    assert.is(during.appendInProgress, true);
+    during.close();
+    rmSync(`${p}.lock`);
     assert.is(code(() => KnowledgeBase.open(p)), 'KB_TRUNCATED');
     appendTrajectories(p, records(1, 7));
     const kb = KnowledgeBase.open(p);

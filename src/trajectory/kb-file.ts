@@ -420,11 +420,11 @@ export class KnowledgeBase {
       const complete = got === CHUNK_HEADER && magic === CHUNK_MAGIC && off + CHUNK_HEADER + payload <= size;
       if (!complete || dv.getUint32(24, true) !== chunkHeaderCrc(hdr)) {
         const tail = magic === 0 || got < CHUNK_HEADER || (magic === CHUNK_MAGIC && off + CHUNK_HEADER + payload > size);
-        if (tail && kbLockOwner(this.path) !== null && kbLockOwner(this.path) !== process.pid) {
-          this.appendInProgress = true; // another process is writing this chunk: not visible yet
+        if (tail && tolerateTail) break; // the appender itself (holding the lock): the tail is cut
+        if (tail && kbLockOwner(this.path) !== null) {
+          this.appendInProgress = true; // an appender (another process, or another thread of this one) is writing this chunk
           break;
         }
-        if (tail && tolerateTail) break;
         if (tail) throw err('KB_TRUNCATED', `${this.path}: the chunk at byte ${off} is incomplete (an interrupted append; the next append repairs it)`);
         throw err('KB_CORRUPT', `${this.path}: the chunk header at byte ${off} fails its checksum (corrupted file)`);
       }
