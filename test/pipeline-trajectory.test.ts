@@ -92,6 +92,13 @@ if (complete) {
         await streaming.close();
       }
 
+      // Stylisation: the style prompt takes over at the value step; before it, the same CFG as the base.
+      const styled = await pipeline.generate({ prompt: 'red heart', seed: 1, ...common, trajectory: { kb: kbPath, k: 3, prompt: 'car' } });
+      assert.is(styled.stats.branches, 3);
+      assert.equal(styled.stats.trajectory!.neighbours, t.neighbours, 'the same query: identical steps before the jump');
+      assert.ok(maxDiff(await pixels(styled.images[0]!.png), await pixels(jumped.images[0]!.png)) > 20, 'the style prompt changes the image');
+      assert.is((await rejectsWith(pipeline.generate({ prompt: 'x', ...common, trajectory: { kb: kbPath, prompt: 3 as never } }))).code, 'INVALID_TYPE');
+
       // Bad requests: typed, before anything runs.
       const cases: [Record<string, unknown>, string, string?][] = [
         [{ ...common, steps: 12 }, 'KB_MISMATCH', 'steps'],

@@ -72,6 +72,7 @@ interface GenerateCliOptions {
   valueStep?: number;
   k?: number;
   maxDistance?: number;
+  style?: string;
 }
 
 async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<void> {
@@ -94,7 +95,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       strength: o.strength,
       onProgress: (e) => bar.update(e),
       signal: controller.signal,
-      ...(o.kb ? { trajectory: { kb: o.kb, keyStep: o.keyStep, valueStep: o.valueStep, k: o.k, maxDistance: o.maxDistance } } : {}),
+      ...(o.kb ? { trajectory: { kb: o.kb, keyStep: o.keyStep, valueStep: o.valueStep, k: o.k, maxDistance: o.maxDistance, ...(o.style !== undefined ? { prompt: o.style } : {}) } } : {}),
     });
     bar.done();
     const out = resolve(o.output);
@@ -218,6 +219,7 @@ export function registerGenerateCommands(program: Command): void {
     .option('--value-step <n>', 'with --kb: the step to jump to (default: the base\'s first value step)', intOption('value-step', 1))
     .option('--k <n>', 'with --kb: neighbours blended (default 5)', intOption('k', 1))
     .option('--max-distance <x>', 'with --kb: sample in full when the nearest key is farther than this (L2)', numberOption('max-distance'))
+    .option('--style <prompt>', 'with --kb: switch to this prompt after the jump (stylisation; a third guidance branch)')
     .action(generateCommand);
 
   program

@@ -25,7 +25,7 @@ import type { ExecutionProvider } from '../models/session.js';
 import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/index.js';
 import { readBundle, type BundleManifest } from './bundle.js';
 import { generationBinding } from '../trajectory/binding.js';
-import { prepareTrajectory, type TrajectoryStats } from '../trajectory/request.js';
+import { prepareTrajectory, requestedValueStep, stylePlan, type TrajectoryStats } from '../trajectory/request.js';
 import { cfgPlan, checkPlan, pruneZeroBranches, type GuidancePlan } from './guidance.js';
 import { normalizeRequest, samplerFromConfig, SAMPLERS, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
 import { tagPng, type GenerationParameters } from './output.js';
@@ -427,9 +427,12 @@ export class Pipeline {
     schedule.setTimesteps(req.steps);
     // Model calls: one per timestep (PNDM repeats some, so it can exceed the step count).
     const calls = schedule.timesteps.length;
-    const texts = req.guidance?.texts ?? [req.prompt, req.negativePrompt];
+    const style = req.trajectory?.prompt;
+    const texts = req.guidance?.texts ?? (style !== undefined ? [req.prompt, req.negativePrompt, style] : [req.prompt, req.negativePrompt]);
     const slotsLength = info.neighbourSlots * info.tokenWidth;
     let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, calls);
+    // Stylised trajectory jump: the style prompt takes over at the value step (checked against the base below).
+    if (style !== undefined) plan = stylePlan(req.guidanceScale, calls, requestedValueStep(req.trajectory!));
     checkPlan(plan, { steps: calls, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim });
     plan = pruneZeroBranches(plan);
     // Encode only the texts some branch still uses, and renumber the branches to match.

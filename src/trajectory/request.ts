@@ -18,6 +18,11 @@ export interface TrajectoryRequest {
   k?: number;
   /** Largest L2 distance between the query and its nearest key at which to jump; beyond it sampling continues in full (default Infinity). */
   maxDistance?: number;
+  /**
+   * Stylisation (ReDi's zero-shot prompt switch): after the jump, sample with this prompt instead.
+   * Every denoiser call then evaluates a third branch (weight 0 before the jump), so calls cost ~1.5×.
+   */
+  prompt?: string;
   /** Approximate search: scan this many IVF lists of a base indexed with `nlist` (default: exact search). */
   nprobe?: number;
   nlist?: number;
@@ -72,9 +77,10 @@ export function prepareTrajectory(t: unknown, binding: KbBinding, timesteps: num
   if (typeof t !== 'object' || t === null || Array.isArray(t)) throw typeError('INVALID_TYPE', 'trajectory must be an object { kb, keyStep?, valueStep?, k?, maxDistance? }');
   const r = t as TrajectoryRequest;
   for (const key of Object.keys(r)) {
-    if (!['kb', 'keyStep', 'valueStep', 'k', 'maxDistance', 'nprobe', 'nlist'].includes(key)) throw rangeError('UNKNOWN_OPTION', `unknown trajectory option ${JSON.stringify(key)}`);
+    if (!['kb', 'keyStep', 'valueStep', 'k', 'maxDistance', 'nprobe', 'nlist', 'prompt'].includes(key)) throw rangeError('UNKNOWN_OPTION', `unknown trajectory option ${JSON.stringify(key)}`);
   }
   if (typeof r.kb !== 'string' || r.kb === '') throw typeError('INVALID_TYPE', 'trajectory.kb must be the path of a knowledge base');
+  if (r.prompt !== undefined && typeof r.prompt !== 'string') throw typeError('INVALID_TYPE', 'trajectory.prompt must be a string');
   if (r.keyStep !== undefined) int('keyStep', r.keyStep, 1, timesteps - 1);
   if (r.valueStep !== undefined) int('valueStep', r.valueStep, 1, timesteps - 1);
   if (r.keyStep !== undefined && r.valueStep !== undefined && r.keyStep >= r.valueStep) {
@@ -102,6 +108,32 @@ export function prepareTrajectory(t: unknown, binding: KbBinding, timesteps: num
     }
     void batch;
     return job;
+  } finally {
+    kb.close();
+  }
+}
+
+/**
+ * The guidance plan of a stylised jump: texts [prompt, negative, style]; CFG on
+ * the prompt before the value step, CFG on the style prompt from it on (a zero
+ * weight leaves the branch out of the sum, so the steps before the jump are
+ * those of plain CFG, as the base was sampled).
+ */
+export function stylePlan(guidanceScale: number, calls: number, valueStep: number): { branches: { text: number; label: string }[]; weights: Float32Array } {
+  const weights = new Float32Array(calls * 3);
+  for (let i = 0; i < calls; i++) {
+    weights[3 * i] = 1 - guidanceScale;
+    weights[3 * i + (i < valueStep ? 1 : 2)] = guidanceScale;
+  }
+  return { branches: [{ text: 1, label: 'uncond' }, { text: 0, label: 'cond' }, { text: 2, label: 'style' }], weights };
+}
+
+/** The value step a request resolves to (its own, else the base's first). */
+export function requestedValueStep(t: TrajectoryRequest): number {
+  if (t.valueStep !== undefined) return t.valueStep;
+  const kb = KnowledgeBase.open(t.kb);
+  try {
+    return kb.header.valueSteps[0]!;
   } finally {
     kb.close();
   }
