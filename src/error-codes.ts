@@ -97,6 +97,21 @@ export const ERROR_CODES = {
   EVAL_SPLIT_MISSING: { status: 500, meaning: 'the bundle has no held-out split (split.json), or the store lacks its images' },
   EVAL_SEED_OVERLAP: { status: 400, meaning: 'evaluation seeds overlap the seeds used for tuning' },
 
+  // ---- trajectory retrieval (src/trajectory: knowledge bases)
+  UNSUPPORTED_SCHEDULER: { status: 400, meaning: 'a scheduler_config.json _class_name ragdiff has no sampler for, and no sampler was chosen explicitly' },
+  KB_MISMATCH: { status: 409, meaning: 'a knowledge base was built for another model, scheduler, steps, guidance or shape (the field is named)' },
+  KB_CORRUPT: { status: 422, meaning: 'a knowledge base fails its checksums' },
+  KB_TRUNCATED: { status: 422, meaning: 'a knowledge base file ends early' },
+  KB_NOT_A_BASE: { status: 415, meaning: 'the file is not a ragdiff knowledge base' },
+  KB_VERSION: { status: 422, meaning: 'a knowledge base of a format version this build cannot read' },
+  KB_NOT_FOUND: { status: 404, meaning: 'no knowledge base at the path' },
+  KB_LOCKED: { status: 409, meaning: 'another process is appending to the knowledge base' },
+  KB_EXISTS: { status: 409, meaning: 'a knowledge base already exists at the path' },
+  KB_INVALID: { status: 400, meaning: 'a knowledge base header or record is not valid' },
+  KB_EMPTY: { status: 409, meaning: 'the knowledge base holds no trajectories' },
+  KB_CLOSED: { status: 503, meaning: 'the knowledge base was closed' },
+  K_TOO_LARGE: { status: 400, meaning: 'k is larger than the knowledge base' },
+
   // ---- network (add-url)
   URL_INVALID: { status: 400, meaning: 'not a parseable URL' },
   URL_SCHEME: { status: 400, meaning: 'a URL scheme other than http or https' },

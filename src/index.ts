@@ -12,3 +12,4 @@ export type { ReadUserFileOptions } from './io/user-file.js';
 export { prepareOutputFile, ensureOutputDir, writeOutputFile } from './io/output-path.js';
 export { workerOptions, workerExecArgv, workerStackSizeMb, startWorker } from './worker-options.js';
 export { prepareOnnxRuntime } from './models/ort-environment.js';
+export * from './trajectory/index.js';

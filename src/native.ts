@@ -44,6 +44,13 @@ export interface NativeScheduler {
     x0Out: Float32Array | null,
     out: Float32Array,
   ): boolean;
+  /**
+   * PNDM only: how step i combines the model outputs kept in 8 slots (native/core/schedule.h, PndmPlan),
+   * given how many outputs the history slots hold and whether the schedule was re-entered.
+   */
+  pndmPlan(stepIndex: number, storedOutputs: number, restarted: boolean): {
+    storeSlot: number; append: boolean; fromSaved: boolean; saveSample: boolean; weights: Float64Array;
+  };
 }
 
 export interface NativeSchedulerConfig {
@@ -55,7 +62,13 @@ export interface NativeSchedulerConfig {
   predictionType: 'epsilon' | 'v_prediction' | 'sample';
   timestepSpacing: 'leading' | 'trailing' | 'linspace';
   stepsOffset: number;
-  sampler: 'ddim' | 'euler' | 'euler-ancestral' | 'dpmpp-2m';
+  sampler: 'ddim' | 'euler' | 'euler-ancestral' | 'dpmpp-2m' | 'pndm' | 'lcm';
+  /** PNDM: skip the Runge-Kutta warm-up (PLMS start, as Stable Diffusion 1.5). */
+  skipPrkSteps?: boolean;
+  /** LCM: the distillation schedule's step count. */
+  originalInferenceSteps?: number;
+  /** LCM: timestep scale of the boundary-condition scalings. */
+  timestepScaling?: number;
   useKarrasSigmas: boolean;
   eta: number;
   clipSample: boolean;
@@ -110,6 +123,14 @@ export interface NativeCuda {
    * the output's size for comparison.
    */
   fuseContextBench(rows: number, textLength: number, slots: number, width: number, texts: number, iterations: number): { ms: number; gbs: number; copyGbs: number };
+  /** The CUDA twin of trajectoryTopK (distances on the GPU, the same selection). */
+  trajectoryTopK(keys: Float32Array, dim: number, queries: Float32Array, k: number): NativeTopK;
+}
+
+/** q × k neighbours per query, ascending squared L2 distance (ties: lower index first). */
+export interface NativeTopK {
+  indices: Int32Array;
+  distances: Float32Array;
 }
 
 export interface NativeAddon {
@@ -147,6 +168,19 @@ export interface NativeAddon {
     neighbourIndex: Int32Array | null,
     weights: Float32Array | null,
   ): Float32Array;
+  /** Exact top-k over keys (n × dim) for a batch of queries (q × dim); native/core/trajectory_lookup.h. */
+  trajectoryTopK(keys: Float32Array, dim: number, queries: Float32Array, k: number): NativeTopK;
+  /** w = argmin ||Kᵀw − q||² (+ ridge·trace/k·||w||²), solved in double; residual = ||Kᵀw − q|| / ||q||. */
+  trajectoryWeights(neighbours: Float32Array, query: Float32Array, ridge: number): { weights: Float64Array; residual: number };
+  /** out = Σ_j weights[j] · values[j] (double accumulation); false on a non-finite result. */
+  trajectoryCombine(values: Float32Array, weights: Float64Array, out: Float32Array): boolean;
+  /** k-means coarse quantiser: nlist centroids and each key's list. */
+  ivfTrain(keys: Float32Array, dim: number, nlist: number, iterations: number, seed: number): { centroids: Float32Array; assign: Int32Array };
+  /** Approximate top-k scanning the nprobe nearest lists (keys stored list by list). Missing neighbours: index -1. */
+  ivfSearch(
+    listKeys: Float32Array, listIds: Int32Array, offsets: Float64Array, centroids: Float32Array, dim: number,
+    queries: Float32Array, k: number, nprobe: number,
+  ): NativeTopK;
   cuda: NativeCuda;
 }
 

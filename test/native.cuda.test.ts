@@ -45,6 +45,11 @@ gpuTest('every sampler step on the GPU matches the CPU kernel', () => {
     [{ sampler: 'euler-ancestral', predictionType: 'v_prediction' }, [-1, 2]],
     [{ sampler: 'dpmpp-2m' }, [-6.5, 7.5]],
     [{ sampler: 'dpmpp-2m', predictionType: 'sample', solverType: 'heun' }, [0.1, 0.2, 0.3, 0.2, 0.2]],
+    // PNDM steps over its 8 stored-output slots as branches; LCM noises every step but the last
+    [{ sampler: 'pndm', skipPrkSteps: true }, [2.25, -2.5, 1.5, -0.25, 0, 0, 0, 0]],
+    [{ sampler: 'pndm', predictionType: 'v_prediction' }, [1 / 6, 0, 0, 0, 0, 1 / 3, 1 / 3, 1 / 6]],
+    [{ sampler: 'lcm' }, [-6.5, 7.5]],
+    [{ sampler: 'lcm', clipSample: true, predictionType: 'v_prediction' }, [1]],
   ];
   let exactSum = 0, count = 0;
   for (const [extra, weights] of cases) {

@@ -5,7 +5,7 @@
 // and 3 branches and tensors large enough to be threaded included.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createScheduler, type SamplerName } from '../src/scheduler/index.js';
+import { createScheduler } from '../src/scheduler/index.js';
 import { seededRandom } from './helpers.js';
 import * as ref from './reference/diffusers.js';
 
@@ -31,7 +31,7 @@ function gaussian(rand: () => number, n: number): Float32Array {
   return a;
 }
 
-interface Case { sampler: SamplerName; config: ref.RefConfig; steps: number; len: number; branches: number[] | null; eta?: number }
+interface Case { sampler: ref.Sampler; config: ref.RefConfig; steps: number; len: number; branches: number[] | null; eta?: number }
 
 function runCase(c: Case, seed: number): void {
   const label = `${c.sampler} ${JSON.stringify(c.config)} steps=${c.steps} len=${c.len} branches=${c.branches ?? 1}`;
@@ -82,7 +82,7 @@ const BASE: Omit<ref.RefConfig, 'prediction_type' | 'timestep_spacing'> = {
 };
 const PREDICTIONS = ['epsilon', 'v_prediction', 'sample'] as const;
 const SPACINGS = ['leading', 'trailing', 'linspace'] as const;
-const SAMPLERS: SamplerName[] = ['ddim', 'euler', 'euler-ancestral', 'dpmpp-2m'];
+const SAMPLERS: ref.Sampler[] = ['ddim', 'euler', 'euler-ancestral', 'dpmpp-2m'];
 
 let seed = 1;
 for (const sampler of SAMPLERS) {

@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_scheduler(env, exports);
   init_context(env, exports);
   init_cuda(env, exports);
+  init_trajectory(env, exports);  // after init_cuda: adds cuda.trajectoryTopK
   return exports;
 }
 

@@ -12,6 +12,7 @@ void init_scheduler(Napi::Env env, Napi::Object exports);
 void init_context(Napi::Env env, Napi::Object exports);
 void init_cuda(Napi::Env env, Napi::Object exports);
 void init_runtime(Napi::Env env, Napi::Object exports);
+void init_trajectory(Napi::Env env, Napi::Object exports);
 
 }  // namespace binding
 }  // namespace ragdiff

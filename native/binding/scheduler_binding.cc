@@ -96,7 +96,8 @@ bool read_config(Napi::Env env, Napi::Value arg, SchedulerConfig* c) {
   }
   Napi::Object o = arg.As<Napi::Object>();
   if (!enum_field<Sampler>(env, o, "sampler",
-                           {{"ddim", Sampler::kDdim}, {"euler", Sampler::kEuler}, {"euler-ancestral", Sampler::kEulerAncestral}, {"dpmpp-2m", Sampler::kDpmSolverPP2M}},
+                           {{"ddim", Sampler::kDdim}, {"euler", Sampler::kEuler}, {"euler-ancestral", Sampler::kEulerAncestral}, {"dpmpp-2m", Sampler::kDpmSolverPP2M},
+                            {"pndm", Sampler::kPndm}, {"lcm", Sampler::kLcm}},
                            &c->sampler) ||
       !int_field(env, o, "numTrainTimesteps", 2, 100000, &c->num_train_timesteps) ||
       !enum_field<BetaSchedule>(env, o, "betaSchedule",
@@ -120,6 +121,13 @@ bool read_config(Napi::Env env, Napi::Value arg, SchedulerConfig* c) {
       !bool_field(env, o, "lowerOrderFinal", &c->lower_order_final) || !bool_field(env, o, "eulerAtFinal", &c->euler_at_final) ||
       !num_field(env, o, "lambdaMinClipped", &c->lambda_min_clipped, false, true))
     return false;
+  // PNDM / LCM fields are optional for callers that predate them.
+  Napi::Value v = o.Get("skipPrkSteps");
+  if (!v.IsUndefined() && !bool_field(env, o, "skipPrkSteps", &c->skip_prk_steps)) return false;
+  v = o.Get("originalInferenceSteps");
+  if (!v.IsUndefined() && !int_field(env, o, "originalInferenceSteps", 1, 100000, &c->original_inference_steps)) return false;
+  v = o.Get("timestepScaling");
+  if (!v.IsUndefined() && !num_field(env, o, "timestepScaling", &c->timestep_scaling)) return false;
   Napi::Value tb = o.Get("trainedBetas");
   if (env.IsExceptionPending()) return false;
   if (!tb.IsNull() && !tb.IsUndefined()) {
@@ -216,7 +224,8 @@ Napi::Function NativeScheduler::Define(Napi::Env env) {
                       InstanceMethod("initNoiseSigma", &NativeScheduler::InitNoiseSigma),
                       InstanceMethod("inputDivisor", &NativeScheduler::InputDivisor),
                       InstanceMethod("noiseCoefficients", &NativeScheduler::NoiseCoefficients),
-                      InstanceMethod("step", &NativeScheduler::Step)});
+                      InstanceMethod("step", &NativeScheduler::Step),
+                      InstanceMethod("pndmPlan", &NativeScheduler::PndmPlanAt)});
 }
 
 NativeScheduler::NativeScheduler(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeScheduler>(info) {
@@ -268,6 +277,42 @@ Napi::Value NativeScheduler::SetTimesteps(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// pndmPlan(stepIndex, storedOutputs, restarted) -> { storeSlot, append, fromSaved, saveSample, weights }
+Napi::Value NativeScheduler::PndmPlanAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (schedule_.cfg.sampler != Sampler::kPndm) {
+    throw_type(env, "INVALID_STATE", "pndmPlan applies to a pndm scheduler");
+    return env.Undefined();
+  }
+  const int N = schedule_steps(schedule_);
+  if (N == 0) {
+    throw_error(env, "TIMESTEPS_NOT_SET", "setTimesteps has not been called");
+    return env.Undefined();
+  }
+  uint64_t i, n;
+  if (!get_index(info, 0, "stepIndex", N - 1, &i) || !get_index(info, 1, "storedOutputs", 1e9, &n)) return env.Undefined();
+  if (info.Length() < 3 || !info[2].IsBoolean()) {
+    throw_type(env, "INVALID_TYPE", "restarted must be a boolean");
+    return env.Undefined();
+  }
+  PndmPlan p;
+  std::string err;
+  Status st = pndm_plan(schedule_, static_cast<int>(i), static_cast<int>(n), info[2].As<Napi::Boolean>().Value(), &p, &err);
+  if (st != Status::kOk) {
+    throw_status(env, st, err);
+    return env.Undefined();
+  }
+  Napi::Object r = Napi::Object::New(env);
+  auto w = Napi::Float64Array::New(env, kPndmSlots);
+  for (int k = 0; k < kPndmSlots; ++k) w[k] = p.w[k];
+  r.Set("storeSlot", Napi::Number::New(env, p.store_slot));
+  r.Set("append", Napi::Boolean::New(env, p.append));
+  r.Set("fromSaved", Napi::Boolean::New(env, p.from_saved));
+  r.Set("saveSample", Napi::Boolean::New(env, p.save_sample));
+  r.Set("weights", w);
+  return r;
+}
+
 Napi::Value NativeScheduler::InitNoiseSigma(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), schedule_init_noise_sigma(schedule_));
 }
@@ -288,7 +333,8 @@ Napi::Value NativeScheduler::NoiseCoefficients(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double i, t;
   if (!get_number(info, 0, "stepIndex", &i) || !get_finite(info, 1, "t", &t)) return env.Undefined();
-  if (schedule_.cfg.sampler != Sampler::kDdim && schedule_steps(schedule_) == 0) {
+  if (schedule_.cfg.sampler != Sampler::kDdim && schedule_.cfg.sampler != Sampler::kPndm && schedule_.cfg.sampler != Sampler::kLcm &&
+      schedule_steps(schedule_) == 0) {
     throw_error(env, "TIMESTEPS_NOT_SET", "setTimesteps has not been called");
     return env.Undefined();
   }

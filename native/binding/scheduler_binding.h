@@ -25,6 +25,7 @@ class NativeScheduler : public Napi::ObjectWrap<NativeScheduler> {
   Napi::Value InputDivisor(const Napi::CallbackInfo& info);
   Napi::Value NoiseCoefficients(const Napi::CallbackInfo& info);
   Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value PndmPlanAt(const Napi::CallbackInfo& info);
   Schedule schedule_;
   bool ready_ = false;
 };

@@ -81,7 +81,7 @@ Status make_alphas_cumprod(const SchedulerConfig& cfg, std::vector<double>* out,
   std::vector<float> alphas(betas.size());
   for (size_t i = 0; i < betas.size(); ++i) alphas[i] = 1.0f - betas[i];
   std::vector<float> acp = torch::cumprod_f32(alphas);
-  if (cfg.rescale_betas_zero_snr && cfg.sampler != Sampler::kDdim) acp.back() = 1.0f / 16777216.0f;  // 2^-24
+  if (cfg.rescale_betas_zero_snr && cfg.sampler != Sampler::kDdim && cfg.sampler != Sampler::kPndm && cfg.sampler != Sampler::kLcm) acp.back() = 1.0f / 16777216.0f;  // 2^-24
   out->assign(acp.begin(), acp.end());
   return Status::kOk;
 }

@@ -8,9 +8,12 @@
 
 namespace ragdiff {
 
+// Samplers that step on alphas_cumprod at training timesteps (no sigmas).
+static bool alpha_sampler(Sampler k) { return k == Sampler::kDdim || k == Sampler::kPndm || k == Sampler::kLcm; }
+
 Status schedule_init(const SchedulerConfig& cfg, Schedule* s, std::string* error) {
-  const bool sigma_sampler = cfg.sampler != Sampler::kDdim;
-  if (cfg.use_karras_sigmas && (cfg.sampler == Sampler::kDdim || cfg.sampler == Sampler::kEulerAncestral)) {
+  const bool sigma_sampler = !alpha_sampler(cfg.sampler);
+  if (cfg.use_karras_sigmas && (alpha_sampler(cfg.sampler) || cfg.sampler == Sampler::kEulerAncestral)) {
     *error = "use_karras_sigmas is offered for euler and dpmpp-2m only";
     return Status::kUnsupported;
   }
@@ -53,6 +56,8 @@ Status schedule_set_timesteps(Schedule* s, int n, std::string* error) {
     case Sampler::kDdim: st = ddim_set_timesteps(&next, n, error); break;
     case Sampler::kEuler:
     case Sampler::kEulerAncestral: st = euler_set_timesteps(&next, n, error); break;
+    case Sampler::kPndm: st = pndm_set_timesteps(&next, n, error); break;
+    case Sampler::kLcm: st = lcm_set_timesteps(&next, n, error); break;
     case Sampler::kDpmSolverPP2M: default: st = dpm_set_timesteps(&next, n, error); break;
   }
   if (st != Status::kOk) return st;
@@ -79,7 +84,7 @@ double schedule_input_divisor(const Schedule& s, int i) {
 }
 
 Status schedule_noise_coefficients(const Schedule& s, int i, double t, float* a, float* b, std::string* error) {
-  if (s.cfg.sampler == Sampler::kDdim) {
+  if (alpha_sampler(s.cfg.sampler)) {
     if (!(t >= 0 && t <= s.cfg.num_train_timesteps - 1 && std::floor(t) == t)) {
       *error = "t must be an integer training timestep in 0.." + std::to_string(s.cfg.num_train_timesteps - 1);
       return Status::kOutOfRange;
@@ -118,6 +123,8 @@ Status schedule_step_coefficients(const Schedule& s, int i, bool has_history, St
     case Sampler::kDdim: return ddim_step(s, i, c, error);
     case Sampler::kEuler: return euler_step(s, i, c, error);
     case Sampler::kEulerAncestral: return euler_ancestral_step(s, i, c, error);
+    case Sampler::kPndm: return pndm_step(s, i, c, error);
+    case Sampler::kLcm: return lcm_step(s, i, c, error);
     case Sampler::kDpmSolverPP2M: default: return dpm_step(s, i, has_history, c, error);
   }
 }

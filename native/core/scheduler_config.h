@@ -1,5 +1,5 @@
 // The resolved configuration of one scheduler: the subset of diffusers'
-// scheduler_config.json fields that change the math of the four samplers here.
+// scheduler_config.json fields that change the math of the samplers here.
 // The TypeScript layer parses and validates the JSON; this struct holds plain values.
 #pragma once
 
@@ -8,7 +8,7 @@
 
 namespace ragdiff {
 
-enum class Sampler : int { kDdim = 0, kEuler = 1, kEulerAncestral = 2, kDpmSolverPP2M = 3 };
+enum class Sampler : int { kDdim = 0, kEuler = 1, kEulerAncestral = 2, kDpmSolverPP2M = 3, kPndm = 4, kLcm = 5 };
 enum class BetaSchedule : int { kLinear = 0, kScaledLinear = 1, kSquaredCosCapV2 = 2, kTrained = 3 };
 enum class Prediction : int { kEpsilon = 0, kVPrediction = 1, kSample = 2 };
 enum class Spacing : int { kLeading = 0, kTrailing = 1, kLinspace = 2 };
@@ -47,6 +47,11 @@ struct SchedulerConfig {
   bool lower_order_final = true;
   bool euler_at_final = false;
   double lambda_min_clipped = -INFINITY;
+  // PNDM
+  bool skip_prk_steps = false;
+  // LCM
+  int original_inference_steps = 50;
+  double timestep_scaling = 10.0;
 };
 
 }  // namespace ragdiff

@@ -24,6 +24,10 @@ Status step_host(const StepCoefficients& c, const StepBuffers& b, bool* finite, 
 // The CUDA twin of normal_fill, into a host buffer.
 Status normal_fill_host(uint64_t seed, uint64_t offset, float* out, size_t n, std::string* error);
 
+// The CUDA twin of topk_exact (core/trajectory_lookup.h) on host buffers.
+Status topk_exact_host(const float* keys, size_t n, size_t d, const float* queries, size_t q, size_t k, int32_t* idx, float* dist,
+                       std::string* error);
+
 struct BenchResult {
   double copy_gbs, ddim_gbs, dpmpp_gbs, guided_gbs;  // bytes read + written per second / 1e9
   double guided_bytes;                               // bytes one guided step touches

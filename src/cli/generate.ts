@@ -73,6 +73,12 @@ interface GenerateCliOptions extends RetrievalCliOptions {
   providers?: string;
   threads?: number;
   json?: boolean;
+  kb?: string;
+  keyStep?: number;
+  valueStep?: number;
+  kbK?: number;
+  maxDistance?: number;
+  style?: string;
 }
 
 /** `file.png` for one image, `file-1.png`, `file-2.png`, … for a batch. */
@@ -135,6 +141,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       ...(opened ? { retrieval: retrievalRequest(o, opened.store, uploads) } : {}),
       onProgress: (e) => bar.update(e),
       signal: controller.signal,
+      ...(o.kb ? { trajectory: { kb: o.kb, keyStep: o.keyStep, valueStep: o.valueStep, k: o.kbK, maxDistance: o.maxDistance, ...(o.style !== undefined ? { prompt: o.style } : {}) } } : {}),
     });
     bar.done();
     const paths = outputPaths(o.output, r.images.length).map((p, i) => writeOutputFile(p, r.images[i]!.png));
@@ -169,6 +176,12 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       const rt = r.stats.retrieval;
       const retrievalNote = rt ? `, ${rt.mode} k=${rt.k}, retrieval ${rt.totalMs.toFixed(0)} ms` : '';
       console.error(`${r.stats.stepsRun} steps × ${r.stats.branches} branch(es), ${r.stats.sampler}${retrievalNote}, ${(t.wallMs / 1000).toFixed(2)} s${notes ? ` (${notes})` : ''}`);
+      const tr = r.stats.trajectory;
+      if (tr) {
+        console.error(tr.jumped
+          ? `trajectory: jumped ${tr.keyStep} → ${tr.valueStep}, ${tr.denoiserCalls} denoiser calls (${tr.denoiserCallsSaved} saved), nearest key at distance ${tr.distance.map((d) => d.toFixed(2)).join(', ')}, lookup ${tr.lookupMs.toFixed(1)} ms`
+          : `trajectory: no jump (${tr.fallback})`);
+      }
     }
   } finally {
     bar.done();
@@ -392,7 +405,13 @@ export function registerGenerateCommands(program: Command): void {
     .option('--karras', 'Karras sigma spacing (sigma samplers)')
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
-    .option('--json', 'print files, parameters, references and stats as JSON (errors as {"error": {code, name, message}})');
+    .option('--json', 'print files, parameters, references and stats as JSON (errors as {"error": {code, name, message}})')
+    .option('--kb <file>', 'trajectory retrieval: jump ahead along the nearest trajectories of this knowledge base (ragdiff kb build)')
+    .option('--key-step <n>', 'with --kb: the key step (default: the base\'s)', intOption('key-step', 1))
+    .option('--value-step <n>', 'with --kb: the step to jump to (default: the base\'s first value step)', intOption('value-step', 1))
+    .option('--kb-k <n>', 'with --kb: trajectories blended (default 5)', intOption('kb-k', 1))
+    .option('--max-distance <x>', 'with --kb: sample in full when the nearest key is farther than this (L2)', numberOption('max-distance'))
+    .option('--style <prompt>', 'with --kb: switch to this prompt after the jump (stylisation; a third guidance branch)');
   addRetrievalOptions(gen).action((prompt: string, o: GenerateCliOptions) => runAction(o, () => generateCommand(prompt, o)));
 
   program

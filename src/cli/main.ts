@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { registerExplainCommand } from './explain.js';
 import { registerGenerateCommands } from './generate.js';
 import { registerIndexCommands } from './index-cmd.js';
+import { registerKbCommands } from './kb-cmd.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -20,6 +21,7 @@ const program = new Command()
 registerGenerateCommands(program);
 registerIndexCommands(program);
 registerExplainCommand(program);
+registerKbCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as { code?: string; message?: string };

@@ -36,6 +36,10 @@ export interface LoopOptions {
   startIndex?: number;
   /** DPM-Solver++: the data prediction of step startIndex − 1, so a resumed solver stays second order. */
   history?: Float32Array | null;
+  /** With startIndex > 0: the scheduler already stands at startIndex (an earlier loop ran to it); keep its state. */
+  continues?: boolean;
+  /** One past the last step index to run (default: all). */
+  endIndex?: number;
   /** Runs the denoiser on buffers.modelInput at timestep t, filling buffers.modelOutput. */
   runModel(t: number, stepIndex: number): Promise<void>;
   /**
@@ -60,7 +64,7 @@ export async function denoiseLoop(o: LoopOptions): Promise<number> {
   const end = ts.length;
   const n = latent.length;
   let calls = 0;
-  if (start > 0) scheduler.setStepIndex(start, { history: o.history ?? null });
+  if (start > 0 && !o.continues) scheduler.setStepIndex(start, { history: o.history ?? null });
   for (let i = start; i < end; i++) {
     const t = ts[i]!;
     let t0 = performance.now();

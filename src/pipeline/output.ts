@@ -46,6 +46,8 @@ const SAMPLER_LABEL: Record<SamplerChoice, string> = {
   euler: 'Euler',
   'euler-ancestral': 'Euler a',
   'dpmpp-2m': 'DPM++ 2M',
+  pndm: 'PNDM',
+  lcm: 'LCM',
 };
 
 /** The A1111 "parameters" text: prompt, negative prompt, then one line of `Key: value` pairs. */

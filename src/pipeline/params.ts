@@ -3,11 +3,12 @@
  * Everything here runs synchronously on the caller's thread before a request is
  * admitted, so a bad request fails at once and never occupies the queue.
  */
-import { AbortError, rangeError, typeError } from '../errors.js';
+import { AbortError, RagdiffError, rangeError, typeError } from '../errors.js';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
 import { MAX_SEED } from '../rng.js';
-import { SAMPLER_NAMES, type SamplerName } from '../scheduler/index.js';
+import { DIFFUSERS_CLASS, SAMPLER_NAMES, samplerForClass, type SamplerName } from '../scheduler/index.js';
 import type { GuidanceBranch } from './guidance.js';
+import type { TrajectoryRequest } from '../trajectory/request.js';
 import type { Stage } from './runner.js';
 
 export const SAMPLERS: readonly SamplerName[] = SAMPLER_NAMES;
@@ -97,6 +98,11 @@ export interface GenerateRequest {
    * `history` (from a LatentEvent) keeps DPM-Solver++ second order across the restart.
    */
   startFrom?: { step: number; latent: Float32Array; history?: Float32Array | null };
+  /**
+   * Trajectory retrieval (ReDi): sample to the knowledge base's key step, blend the nearest stored
+   * trajectories' values and continue from the value step (src/trajectory/request.ts).
+   */
+  trajectory?: TrajectoryRequest;
 }
 
 export interface NormalizedRequest {
@@ -120,6 +126,7 @@ export interface NormalizedRequest {
   captureLatents: number[];
   onLatent?: (e: LatentEvent) => void;
   startFrom?: GenerateRequest['startFrom'];
+  trajectory?: TrajectoryRequest;
 }
 
 export interface RequestDefaults {
@@ -130,7 +137,7 @@ export interface RequestDefaults {
 
 const KNOWN = new Set([
   'prompt', 'negativePrompt', 'steps', 'guidanceScale', 'seed', 'batch', 'sampler', 'karras', 'initImage', 'initImages', 'referenceAttention', 'strength',
-  'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom', 'provenance',
+  'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom', 'provenance', 'trajectory',
 ]);
 
 export function randomSeed(): number {
@@ -208,6 +215,12 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     if (r.initImage !== undefined || r.initImages !== undefined) throw rangeError('INVALID_VALUE', 'startFrom and initImage cannot be combined');
     if (r.startFrom.history != null && !(r.startFrom.history instanceof Float32Array)) throw typeError('INVALID_TYPE', 'startFrom.history must be a Float32Array or null');
   }
+  if (r.trajectory !== undefined) {
+    assertPlainObject('trajectory', r.trajectory);
+    for (const other of ['startFrom', 'initImage', 'guidance'] as const) {
+      if (r[other] !== undefined) throw rangeError('INVALID_VALUE', `trajectory and ${other} cannot be combined`);
+    }
+  }
   if (r.guidance !== undefined) {
     assertPlainObject('guidance', r.guidance);
     if (r.guidance.texts !== undefined) {
@@ -255,19 +268,25 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     captureLatents,
     onLatent: r.onLatent,
     startFrom: r.startFrom,
+    trajectory: r.trajectory,
   };
 }
 
-/** The sampler a bundle's scheduler_config.json names, as a ragdiff sampler. */
-export function samplerFromConfig(config: Record<string, unknown>): SamplerChoice {
-  switch (config._class_name) {
-    case 'EulerDiscreteScheduler':
-      return 'euler';
-    case 'EulerAncestralDiscreteScheduler':
-      return 'euler-ancestral';
-    case 'DPMSolverMultistepScheduler':
-      return 'dpmpp-2m';
-    default:
-      return 'ddim';
+/**
+ * The sampler a bundle's scheduler_config.json names (`_class_name`), as a ragdiff
+ * sampler. A class ragdiff does not implement is an error (UNSUPPORTED_SCHEDULER)
+ * unless the caller chooses a sampler explicitly (`explicit`), which then wins.
+ */
+export function samplerFromConfig(config: Record<string, unknown>, explicit?: SamplerChoice): SamplerChoice {
+  if (explicit !== undefined) {
+    assertOneOf('sampler', explicit, SAMPLERS);
+    return explicit;
   }
+  const s = samplerForClass(config._class_name);
+  if (s === null) {
+    throw new RagdiffError('UNSUPPORTED_SCHEDULER',
+      `scheduler_config.json names _class_name ${JSON.stringify(config._class_name)}, which ragdiff does not implement ` +
+      `(it implements ${Object.values(DIFFUSERS_CLASS).join(', ')}); choose a sampler explicitly (sampler: ${SAMPLERS.map((x) => JSON.stringify(x)).join(' | ')})`);
+  }
+  return s;
 }

@@ -25,6 +25,8 @@ import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
 import type { ExecutionProvider } from '../models/session.js';
 import { createScheduler, type DiffusersSchedulerConfig, type Scheduler } from '../scheduler/index.js';
 import { readBundle, type BundleManifest } from './bundle.js';
+import { generationBinding } from '../trajectory/binding.js';
+import { prepareTrajectory, requestedValueStep, stylePlan, type TrajectoryStats } from '../trajectory/request.js';
 import { cfgPlan, checkPlan, pruneZeroBranches, type GuidancePlan } from './guidance.js';
 import { normalizeRequest, samplerFromConfig, SAMPLERS, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
 import { parameterText, type GenerationParameters } from './output.js';
@@ -80,6 +82,8 @@ export interface GenerateStats {
   prompt: PromptStats;
   negativePrompt: PromptStats;
   initImage?: { sourceWidth: number; sourceHeight: number; format: string; resized: boolean };
+  /** Trajectory retrieval: jumped or not (and why), denoiser calls made / saved, distances, lookup time. */
+  trajectory?: TrajectoryStats;
   timings: JobTimings & { queueMs: number; prepareMs: number; /** building the parameter chunks (the worker writes them) */ tagMs: number; /** generate() call to resolution, queue included */ wallMs: number };
 }
 
@@ -131,6 +135,12 @@ function scheduleKey(sampler: SamplerChoice, karras: boolean | undefined): strin
 
 let nextId = 1;
 
+/** The bundle's default sampler: ragdiff.defaults.sampler when it names one (an explicit choice), else the config's _class_name (an unknown class is UNSUPPORTED_SCHEDULER). */
+function bundleSampler(manifest: BundleManifest): SamplerChoice {
+  const d = (manifest.ragdiff as { defaults?: { sampler?: string } } | null)?.defaults ?? {};
+  return samplerFromConfig(manifest.schedulerConfig, SAMPLERS.find((s) => s === d.sampler));
+}
+
 export class Pipeline {
   readonly info: PipelineInfo;
   private readonly slots: Slot[] = [];
@@ -147,7 +157,7 @@ export class Pipeline {
     private readonly tokenizer: PromptTokenizer,
   ) {
     const d = (manifest.ragdiff as { defaults?: { steps?: number; guidance_scale?: number; sampler?: string } } | null)?.defaults ?? {};
-    const sampler = SAMPLERS.find((s) => s === d.sampler) ?? samplerFromConfig(manifest.schedulerConfig);
+    const sampler = bundleSampler(manifest);
     this.info = { ...info, defaults: { steps: d.steps ?? 25, guidanceScale: d.guidance_scale ?? 7.5, sampler } };
   }
 
@@ -164,7 +174,7 @@ export class Pipeline {
     const maxInitImagePixels = options.maxInitImagePixels ?? DEFAULT_MAX_PIXELS;
     assertInteger('maxInitImagePixels', maxInitImagePixels, 1, 2 ** 31);
     const manifest = readBundle(dir);
-    const defaultSampler = samplerFromConfig(manifest.schedulerConfig);
+    const defaultSampler = bundleSampler(manifest);
     let firstScheduler: Scheduler;
     try {
       firstScheduler = createScheduler(manifest.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: defaultSampler });
@@ -395,6 +405,7 @@ export class Pipeline {
           prompt: prepared.prompt,
           negativePrompt: prepared.negativePrompt,
           ...(prepared.initImage ? { initImage: prepared.initImage } : {}),
+          ...(result.trajectory ? { trajectory: result.trajectory } : {}),
           timings: { ...result.timings, queueMs: task.startedAt - task.queuedAt, prepareMs, tagMs, wallMs: performance.now() - called },
         },
       };
@@ -432,11 +443,15 @@ export class Pipeline {
       this.schedules.set(key, schedule);
     }
     schedule.setTimesteps(req.steps);
-    if (schedule.timesteps.length !== req.steps) throw new RagdiffError('INTERNAL', `the ${req.sampler} schedule has ${schedule.timesteps.length} timesteps for ${req.steps} steps`);
-    const texts = req.guidance?.texts ?? [req.prompt, req.negativePrompt];
+    // Model calls: one per timestep (PNDM repeats some, so it can exceed the step count).
+    const calls = schedule.timesteps.length;
+    const style = req.trajectory?.prompt;
+    const texts = req.guidance?.texts ?? (style !== undefined ? [req.prompt, req.negativePrompt, style] : [req.prompt, req.negativePrompt]);
     const slotsLength = info.neighbourSlots * info.tokenWidth;
-    let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, req.steps);
-    checkPlan(plan, { steps: req.steps, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim, slots: info.neighbourSlots });
+    let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, calls);
+    // Stylised trajectory jump: the style prompt takes over at the value step (checked against the base below).
+    if (style !== undefined) plan = stylePlan(req.guidanceScale, calls, requestedValueStep(req.trajectory!));
+    checkPlan(plan, { steps: calls, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim, slots: info.neighbourSlots });
     plan = pruneZeroBranches(plan);
     // Encode only the texts some branch still uses, and renumber the branches to match.
     const used = [...new Set(plan.branches.map((b) => b.text))].sort((a, b) => a - b);
@@ -455,6 +470,10 @@ export class Pipeline {
       seeds: Array.from({ length: req.batch }, (_, i) => req.seed + i),
       captureSteps: req.captureLatents,
     };
+    if (req.trajectory) {
+      const binding = generationBinding(info, schedule, { steps: req.steps, guidanceScale: req.guidanceScale, negativePrompt: req.negativePrompt });
+      job.trajectory = prepareTrajectory(req.trajectory, binding, calls, req.batch);
+    }
     const transfer: ArrayBuffer[] = [];
     const prepared: Prepared = { job, transfer, prompt: promptStats, negativePrompt: negativeStats };
     const latentSize = info.latent.channels * info.latent.height * info.latent.width;

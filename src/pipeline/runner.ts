@@ -20,7 +20,9 @@ import { readJsonFile, type BundleManifest } from './bundle.js';
 import type { GuidanceBranch, GuidancePlan } from './guidance.js';
 import { buildEncoderHiddenStates } from './context.js';
 import { FloatBoundary, fillScalar, floatTypeOf, integerTensor, type FloatType } from './tensor-io.js';
-import { denoiseLoop } from './loop.js';
+import { denoiseLoop, type LoopOptions } from './loop.js';
+import { denoiseWithJump } from '../trajectory/jump.js';
+import type { TrajectoryJob, TrajectoryStats } from '../trajectory/request.js';
 import { encodeRgbPng } from './png.js';
 
 export interface RunnerOptions {
@@ -90,6 +92,8 @@ export interface Job {
   referenceAttention?: { chw: Float32Array; weights: number[]; fidelity: number; branchMask: number[] };
   /** Text chunks for each image's PNG (keyword → text), written by the encoder right after IHDR. */
   pngText?: Record<string, string>[];
+  /** Trajectory retrieval (src/trajectory/): sample to keyStep, look up, jump to valueStep. */
+  trajectory?: TrajectoryJob;
 }
 
 export type Stage = 'encode-text' | 'encode-image' | 'denoise' | 'decode';
@@ -128,6 +132,8 @@ export interface JobResult {
   /** Steps actually run (fewer than requested for image-to-image). */
   stepsRun: number;
   timings: JobTimings;
+  /** Set when the job asked for a trajectory jump. */
+  trajectory?: TrajectoryStats;
 }
 
 function dim(v: number | string | undefined): number | undefined {
@@ -439,15 +445,16 @@ export class ModelRunner {
     const loopTiming = { samplerMs: 0 };
     t0 = performance.now();
     hooks.progress?.(0, total, 'denoise');
-    const nfe = await denoiseLoop({
+    let trajectory: TrajectoryStats | undefined;
+    const loopOptions: LoopOptions = {
       scheduler,
       buffers: { latent, modelInput: modelInput.data, modelOutput: modelOutput.data, noise },
       branches: nb,
       weights,
       startIndex,
       history: job.start?.history ?? null,
-      // DDIM runs with eta 0 here (no request sets it), so only Euler ancestral draws per-step noise.
-      stochastic: job.sampler === 'euler-ancestral',
+      // DDIM runs with eta 0 here (no request sets it): Euler ancestral and LCM draw per-step noise.
+      stochastic: job.sampler === 'euler-ancestral' || job.sampler === 'lcm',
       fillNoise,
       timing: loopTiming,
       runModel: async (t) => {
@@ -467,7 +474,10 @@ export class ModelRunner {
         if (capture.has(i)) hooks.latent?.(i, t, x, scheduler.history);
         hooks.progress?.(i - startIndex + 1, total, 'denoise');
       },
-    });
+    };
+    let nfe: number;
+    if (job.trajectory) ({ nfe, stats: trajectory } = await denoiseWithJump(loopOptions, job.trajectory, batch));
+    else nfe = await denoiseLoop(loopOptions);
     timings.samplerMs = loopTiming.samplerMs;
     timings.denoiseMs = performance.now() - t0;
 
@@ -493,7 +503,7 @@ export class ModelRunner {
     hooks.progress?.(batch, batch, 'decode');
     timings.vaeDecodeMs = performance.now() - t0 - timings.toRgbMs - timings.pngMs;
     timings.totalMs = performance.now() - started;
-    return { images, width: Wd, height: H, nfe, branches: nb, stepsRun: total, timings };
+    return { images, width: Wd, height: H, nfe, branches: nb, stepsRun: total, timings, ...(trajectory ? { trajectory } : {}) };
   }
 }
 

@@ -17,8 +17,8 @@
 import { rangeError, typeError } from '../errors.js';
 import type { NativeSchedulerConfig } from '../native.js';
 
-export type SamplerName = 'ddim' | 'euler' | 'euler-ancestral' | 'dpmpp-2m';
-export const SAMPLER_NAMES: readonly SamplerName[] = ['ddim', 'euler', 'euler-ancestral', 'dpmpp-2m'];
+export type SamplerName = 'ddim' | 'euler' | 'euler-ancestral' | 'dpmpp-2m' | 'pndm' | 'lcm';
+export const SAMPLER_NAMES: readonly SamplerName[] = ['ddim', 'euler', 'euler-ancestral', 'dpmpp-2m', 'pndm', 'lcm'];
 
 /** The diffusers class each sampler reproduces. */
 export const DIFFUSERS_CLASS: Record<SamplerName, string> = {
@@ -26,7 +26,15 @@ export const DIFFUSERS_CLASS: Record<SamplerName, string> = {
   euler: 'EulerDiscreteScheduler',
   'euler-ancestral': 'EulerAncestralDiscreteScheduler',
   'dpmpp-2m': 'DPMSolverMultistepScheduler',
+  pndm: 'PNDMScheduler',
+  lcm: 'LCMScheduler',
 };
+
+/** The sampler that reproduces a diffusers class (`_class_name`); null for a class ragdiff does not implement. */
+export function samplerForClass(className: unknown): SamplerName | null {
+  for (const [k, v] of Object.entries(DIFFUSERS_CLASS)) if (v === className) return k as SamplerName;
+  return null;
+}
 
 /** A parsed scheduler_config.json (any diffusers scheduler). */
 export type DiffusersSchedulerConfig = Record<string, unknown>;
@@ -46,6 +54,11 @@ const USED: Record<SamplerName, readonly string[]> = {
     'use_exponential_sigmas', 'use_beta_sigmas', 'use_lu_lambdas', 'use_flow_sigmas', 'flow_shift', 'final_sigmas_type',
     'lambda_min_clipped', 'variance_type', 'thresholding', 'dynamic_thresholding_ratio', 'sample_max_value',
     'use_dynamic_shifting', 'time_shift_type',
+  ],
+  pndm: ['skip_prk_steps', 'set_alpha_to_one'],
+  lcm: [
+    'original_inference_steps', 'clip_sample', 'clip_sample_range', 'set_alpha_to_one', 'thresholding',
+    'dynamic_thresholding_ratio', 'sample_max_value', 'timestep_scaling',
   ],
 };
 
@@ -169,7 +182,8 @@ export function resolveSchedulerConfig(
   const pt = r.raw('prediction_type');
   if (pt === 'flow_prediction') unsupported('prediction_type', pt, 'use epsilon, v_prediction or sample');
   const prediction = r.oneOf('prediction_type', 'epsilon', ['epsilon', 'v_prediction', 'sample'] as const);
-  const spacing = r.oneOf('timestep_spacing', sampler === 'ddim' ? 'leading' : 'linspace', ['leading', 'trailing', 'linspace'] as const);
+  const alphaSampler = sampler === 'ddim' || sampler === 'pndm' || sampler === 'lcm';
+  const spacing = r.oneOf('timestep_spacing', alphaSampler ? 'leading' : 'linspace', ['leading', 'trailing', 'linspace'] as const);
   const stepsOffset = r.int('steps_offset', 0, 0, T - 1);
   const rescale = r.bool('rescale_betas_zero_snr', false);
 
@@ -190,7 +204,7 @@ export function resolveSchedulerConfig(
   if (options.useKarrasSigmas !== undefined && typeof options.useKarrasSigmas !== 'boolean') {
     throw typeError('INVALID_TYPE', `options.useKarrasSigmas must be a boolean, got ${show(options.useKarrasSigmas)}`);
   }
-  if (options.useKarrasSigmas && (sampler === 'ddim' || sampler === 'euler-ancestral')) {
+  if (options.useKarrasSigmas && (alphaSampler || sampler === 'euler-ancestral')) {
     throw rangeError('UNSUPPORTED_OPTION', `options.useKarrasSigmas is offered for "euler" and "dpmpp-2m" (as in diffusers), not "${sampler}"`);
   }
   if (options.eta !== undefined && sampler !== 'ddim') {
@@ -255,6 +269,26 @@ export function resolveSchedulerConfig(
       solver_order: native.solverOrder, algorithm_type: 'dpmsolver++', solver_type: native.solverType,
       lower_order_final: native.lowerOrderFinal, euler_at_final: native.eulerAtFinal,
       lambda_min_clipped: native.lambdaMinClipped, variance_type: null, thresholding: false,
+    });
+  }
+  if (sampler === 'pndm') {
+    if (prediction === 'sample') unsupported('prediction_type', prediction, 'PNDMScheduler steps epsilon or v_prediction models');
+    if (rescale) unsupported('rescale_betas_zero_snr', rescale, 'PNDMScheduler has no zero-SNR rescaling');
+    // diffusers' default is false: the Runge-Kutta warm-up (12 model calls over the first 3 steps).
+    native.skipPrkSteps = r.bool('skip_prk_steps', false);
+    native.setAlphaToOne = r.bool('set_alpha_to_one', false);
+    Object.assign(resolved, { skip_prk_steps: native.skipPrkSteps, set_alpha_to_one: native.setAlphaToOne });
+  }
+  if (sampler === 'lcm') {
+    r.mustBeOff('thresholding', 'dynamic thresholding is not implemented; use clip_sample');
+    native.clipSample = r.bool('clip_sample', false);
+    native.clipSampleRange = r.num('clip_sample_range', 1, (v) => v > 0 && Number.isFinite(v), 'a positive number');
+    native.setAlphaToOne = r.bool('set_alpha_to_one', true);
+    native.originalInferenceSteps = r.int('original_inference_steps', 50, 1, T);
+    native.timestepScaling = r.num('timestep_scaling', 10, (v) => v > 0 && Number.isFinite(v), 'a positive number');
+    Object.assign(resolved, {
+      clip_sample: native.clipSample, clip_sample_range: native.clipSampleRange, set_alpha_to_one: native.setAlphaToOne,
+      original_inference_steps: native.originalInferenceSteps, timestep_scaling: native.timestepScaling, thresholding: false,
     });
   }
   return { native, resolved: Object.freeze(resolved) as ResolvedSchedulerConfig };

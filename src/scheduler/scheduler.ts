@@ -85,6 +85,12 @@ export class Scheduler {
   #cur = 0;
   #hasHistory = false;
   #noiseBuf: Float32Array | null = null;
+  // PNDM: model outputs in 8 slots (native/core/schedule.h, PndmPlan), how many the
+  // history slots hold, whether the schedule was re-entered, and the saved sample.
+  #pndmRing: Float32Array | null = null;
+  #pndmStored = 0;
+  #pndmRestarted = false;
+  #pndmSaved: Float32Array | null = null;
   readonly #one = new Float64Array([1]);
   #weights = new Float64Array(2);
 
@@ -149,13 +155,15 @@ export class Scheduler {
     }
     const r = this.#native.setTimesteps(n);
     this.#timesteps = Object.freeze(Array.from(r.timesteps));
-    this.#sigmas = this.sampler === 'ddim' ? null : r.sigmas;
+    this.#sigmas = this.#alphaSampler() ? null : r.sigmas;
     this.#flags = r.flags;
     this.#initNoiseSigma = r.initNoiseSigma;
     this.#numInferenceSteps = n;
     this.#stepIndex = null;
     this.#beginIndex = null;
     this.#hasHistory = false;
+    this.#pndmStored = 0;
+    this.#pndmRestarted = false;
     const len = options.sampleLength;
     if (len !== undefined) {
       if (!Number.isInteger(len) || len < 1) throw rangeError('OUT_OF_RANGE', `sampleLength must be a positive integer, got ${len}`);
@@ -186,6 +194,12 @@ export class Scheduler {
       this.#hist[this.#cur]!.set(h);
     }
     this.#hasHistory = h !== null;
+    if (this.sampler === 'pndm') {
+      // Re-entry restarts the linear multistep at low order (PLMS keeps no history across a jump).
+      this.#pndmStored = 0;
+      this.#pndmRestarted = index !== 0;
+      if (index !== 0) this.#native.pndmPlan(index, 0, true); // throws for steps that cannot be entered
+    }
     this.#stepIndex = index;
     this.#beginIndex = index;
   }
@@ -262,7 +276,7 @@ export class Scheduler {
     if (out !== undefined) assertFloat32Array('out', out, original.length);
     if (typeof t !== 'number' || !Number.isFinite(t)) throw typeError('INVALID_TYPE', `t must be a finite number, got ${String(t)}`);
     let i = -1;
-    if (this.sampler !== 'ddim') {
+    if (!this.#alphaSampler()) {
       this.#requireTimesteps();
       i = this.#beginIndex === null ? this.#indexForTimestep(t) : this.#stepIndex ?? this.#beginIndex;
     } else if (!Number.isInteger(t) || t < 0 || t >= this.config.num_train_timesteps) {
@@ -329,9 +343,14 @@ export class Scheduler {
     }
   }
 
+  #alphaSampler(): boolean {
+    return this.sampler === 'ddim' || this.sampler === 'pndm' || this.sampler === 'lcm';
+  }
+
   #step<O extends Float32Array>(branches: Float32Array, weights: Float64Array, t: number, sample: Float32Array, options: StepOptions<O>, name: string): O {
     if (typeof options !== 'object' || options === null) throw typeError('INVALID_TYPE', 'options must be an object');
     const i = this.#resolveIndex(t);
+    if (this.sampler === 'pndm') return this.#stepPndm(i, branches, weights, sample, options, name);
     const len = sample.length;
     const { out, predOriginal } = options;
     if (out !== undefined) assertFloat32Array('out', out, len);
@@ -373,6 +392,32 @@ export class Scheduler {
       this.#hasHistory = true;
       if (predOriginal !== undefined) predOriginal.set(this.#hist[this.#cur]!);
     }
+    this.#stepIndex = i + 1;
+    return dst;
+  }
+
+  // PNDM: the guided model output goes into its slot, then one kernel pass over the
+  // 8 slots with the plan's weights (unused slots weigh 0).
+  #stepPndm<O extends Float32Array>(i: number, branches: Float32Array, weights: Float64Array, sample: Float32Array, options: StepOptions<O>, name: string): O {
+    const len = sample.length;
+    const { out, predOriginal } = options;
+    if (out !== undefined) assertFloat32Array('out', out, len);
+    if (predOriginal !== undefined) assertFloat32Array('predOriginal', predOriginal, len);
+    if (this.#pndmRing === null || this.#pndmRing.length !== 8 * len) {
+      if (this.#pndmStored > 0) throw rangeError('LENGTH_MISMATCH', `sample must have ${this.#pndmRing!.length / 8} elements like the previous step, got ${len}`);
+      this.#pndmRing = new Float32Array(8 * len);
+      this.#pndmSaved = new Float32Array(len);
+    }
+    const plan = this.#native.pndmPlan(i, this.#pndmStored, this.#pndmRestarted);
+    const ring = this.#pndmRing;
+    const slot = ring.subarray(plan.storeSlot * len, (plan.storeSlot + 1) * len);
+    if (!native().combineBranches(branches, weights, slot)) this.#throwNonFinite([[name, branches]]);
+    if (plan.saveSample) this.#pndmSaved!.set(sample);
+    const from = plan.fromSaved ? this.#pndmSaved! : sample;
+    const dst = out ?? (new Float32Array(len) as Float32Array as O);
+    const ok = this.#native.step(i, false, ring, plan.weights, from, null, null, predOriginal ?? null, dst);
+    if (!ok) this.#throwNonFinite([['sample', from]]);
+    if (plan.append) this.#pndmStored++;
     this.#stepIndex = i + 1;
     return dst;
   }
