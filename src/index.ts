@@ -7,3 +7,4 @@ export * from './store/index.js';
 export { decodeImage } from './image/decode.js';
 export type { DecodeOptions, DecodedImage } from './image/decode.js';
 export * from './rag/index.js';
+export * from './safety/index.js';

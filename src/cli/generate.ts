@@ -9,6 +9,7 @@ import sharp, { type OverlayOptions } from 'sharp';
 import { Pipeline, type PipelineOptions } from '../pipeline/pipeline.js';
 import { SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
 import { intOption, numberOption } from './options.js';
+import { policyForCli } from '../safety/cli.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded default bundle. */
@@ -67,16 +68,18 @@ interface GenerateCliOptions {
   providers?: string;
   threads?: number;
   json?: boolean;
+  policy?: string;
 }
 
 async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<void> {
   const pipeline = await Pipeline.load(o.model, pipelineOptions(o));
+  const safety = o.policy ? await policyForCli(o.policy, o.model, pipeline).catch(async (e) => { await pipeline.close(); throw e; }) : undefined;
   const bar = progressBar();
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
   try {
-    const r = await pipeline.generate({
+    const r = await (safety ?? pipeline).generate({
       prompt,
       negativePrompt: o.negative,
       seed: o.seed,
@@ -91,6 +94,8 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       signal: controller.signal,
     });
     bar.done();
+    for (const line of safety?.describeBlocked((r as { blocked?: [] }).blocked) ?? []) console.error(line);
+    if (safety && r.images.length === 0) process.exitCode = 1;
     const out = resolve(o.output);
     mkdirSync(dirname(out), { recursive: true });
     const paths = r.images.map((im, i) => {
@@ -110,6 +115,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
   } finally {
     bar.done();
     process.off('SIGINT', onSigint);
+    await safety?.close();
     await pipeline.close();
   }
 }
@@ -201,6 +207,7 @@ export function registerGenerateCommands(program: Command): void {
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .option('--json', 'print files, parameters and stats as JSON')
+    .option('--policy <file>', 'safety policy JSON (e.g. policies/default.json): screens the prompt and every image; blocked images are not written')
     .action(generateCommand);
 
   program
