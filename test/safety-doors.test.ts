@@ -127,8 +127,8 @@ test('a policy change blocks already-stored images at the next query, with no re
   const seq = open.stats().seq;
   await guard.update(defaultPolicy);
   const from = calls.length;
-  // "a bomb" as the retrieval query; the prompt itself is benign so the prompt door lets it through.
-  const after = await guarded.generate({ prompt: 'banana', seed: 1, steps, retrieval: { store: open, k: 2, query: 'bomb' } });
+  // The bomb's own embedding as the retrieval query (a text query would meet the prompt door first).
+  const after = await guarded.generate({ prompt: 'banana', seed: 1, steps, retrieval: { store: open, k: 2, query: open.embeddingOf(idOf(open, 'bomb'))! } });
   assert.not.ok(after.references.some((r) => BAD.includes(r.name)), JSON.stringify(after.references.map((r) => r.name)));
   assert.ok(after.stats.retrieval!.screened.some((s) => s.ref === idOf(open, 'bomb')));
   assert.not.ok(reached(from, open.embeddingOf(idOf(open, 'bomb'))!, open.readImage(idOf(open, 'bomb'))));
@@ -161,7 +161,11 @@ test('the prompt door: PROMPT_BLOCKED naming the rule, before retrieval or any m
   for (const [prompt, rule] of [['water pistol', 'concept:pistol'], ['skull and crossbones', 'concept:skull'], ['knife', 'concept:kitchen-knife']]) {
     await rejects(guarded.generate({ prompt, steps, retrieval: { store: open } }), (e) => hasErrorCode('PROMPT_BLOCKED')(e) && (e as { rule?: string }).rule === rule && new RegExp(rule).test((e as Error).message), prompt);
     await rejects(guarded.generate({ prompt, steps }), hasErrorCode('PROMPT_BLOCKED'), `${prompt} without retrieval`);
+    // A text query steers retrieval and may fill a neighbour slot: it passes the same door.
+    await rejects(guarded.generate({ prompt: 'banana', steps, retrieval: { store: open, query: prompt } }), hasErrorCode('PROMPT_BLOCKED'), `${prompt} as retrieval.query`);
   }
+  // An embedding query placed in the first neighbour slot is screened like an upload.
+  await rejects(guarded.generate({ prompt: 'banana', steps, retrieval: { store: open, k: 2, query: open.embeddingOf(idOf(open, 'pistol'))!, queryInFirstSlot: true } }), hasErrorCode('REFERENCE_BLOCKED'));
   assert.is(calls.length, from);
 });
 

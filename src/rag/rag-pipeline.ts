@@ -112,6 +112,8 @@ export class RagPipeline {
     const guidanceScale = rest.guidanceScale ?? this.info.defaults.guidanceScale;
     const r = normalizeRetrieval(retrieval, rest.prompt, guidanceScale, this.bundle);
     if (r.referenceInit && rest.initImage !== undefined) throw rangeError('INVALID_VALUE', 'initImage cannot be combined with retrieval reference-init');
+    // A text query steers retrieval (and, with queryInFirstSlot, conditions the model): it passes the prompt door too.
+    if ('text' in r.query && r.queryKind === 'text') await this.screenPrompt(r.query.text);
     if (rest.signal?.aborted) throw new AbortError('generation aborted before it started', { cause: rest.signal.reason });
     const store = r.store as SearchableStore;
     if (typeof store.embedText !== 'function') throw typeError('INVALID_TYPE', 'retrieval.store must be able to embed text (embedText)');
@@ -138,6 +140,11 @@ export class RagPipeline {
       const gathered = await gatherReferences(r, r.reflective ? Math.max(deeper, r.reflective.candidates) : deeper, store);
       Object.assign(stats, gathered.timings);
       queryVector = gathered.queryVector;
+      if (r.queryInFirstSlot && this.options.screen) {
+        // The query's own embedding enters neighbour slot 0: it is screened like an upload.
+        const q = { kind: 'upload' as const, sha256: 'query', score: 1, pinned: true, source: 'query', licence: '', attribution: '', name: 'query', tags: [], embedding: queryVector, bytes: () => new Uint8Array(0) };
+        await screenReferences(this.options.screen, [q]);
+      }
       stats.candidates = gathered.retrieved.length;
       let t0 = performance.now();
       const pinned = (await screenReferences(this.options.screen, gathered.pinned)).kept;
