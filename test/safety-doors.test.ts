@@ -253,6 +253,42 @@ test('poisoning: a source contributing many near-identical images close to a con
   }
 });
 
+test('perceptual-hash blocklist: the listed picture and its near copies are blocked at ingest and as uploads', async () => {
+  const apple = open.get(idOf(open, 'red apple'))!;
+  const guard = await SafetyGuard.create({ version: 'hashes', hashes: [{ id: 'known-apple', phash: apple.phash, maxDistance: 4 }] }, { encoder: enc });
+  const store = await ImageStore.open(`${t.dir}/hashes`, { encoder: enc, screen: guard.imageScreen() });
+  try {
+    const bytes = readFileSync(pathOf('red apple'));
+    const resized = await sharp(bytes).resize(60, 60).png().toBuffer(); // other bytes, the same picture
+    const r = await store.add([{ bytes: resized, meta: { name: 'apple copy' } }, ...inputs(['banana'])], META);
+    assert.equal(r.items.map((i) => i.status), ['blocked', 'added']);
+    assert.match(r.items[0]!.reason!, /rule hash:known-apple score 0\.\d+/);
+    await rejects(store.embedReference(bytes), hasErrorCode('IMAGE_BLOCKED'));
+    // Retrieval door: the stored original in the open store is refused by the reference screen (it sees the pHash).
+    const guarded = new RagPipeline(rag.pipeline, guard.ragOptions());
+    await rejects(guarded.generate({ prompt: 'banana', steps, retrieval: { store: open, references: [{ id: apple.id }] } }), hasErrorCode('REFERENCE_BLOCKED'));
+  } finally {
+    await store.close();
+  }
+});
+
+test('action "flag": recorded and let through at every door', async () => {
+  const audit = `${t.dir}/flag-audit.log`;
+  const policy = { version: 'flags', concepts: [{ id: 'heart', text: ['red heart'], images: ['npm:emoji-datasource-twitter/img/twitter/64/2764-fe0f.png'], threshold: 0.6, action: 'flag' }] };
+  const guard = await SafetyGuard.create(policy, { encoder: enc, audit: { path: audit } });
+  const guarded = new RagPipeline(rag.pipeline, guard.ragOptions());
+  const d = await guard.checkPrompt('red heart');
+  assert.is(d.action, 'flag');
+  assert.is(d.rule, 'concept:heart');
+  const r = await guarded.generate({ prompt: 'red heart', seed: 1, steps: 10 });
+  assert.is(r.images.length, 1, 'a flagged output is returned');
+  assert.equal(r.blocked, []);
+  const lines = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { door: string; action: string });
+  assert.ok(lines.some((l) => l.door === 'output' && l.action === 'flag'));
+  assert.ok(lines.some((l) => l.door === 'prompt' && l.action === 'flag'));
+  guard.close();
+});
+
 test('source and licence rules: applied at ingest and, after a policy change, at retrieval (store hook, synchronous)', async () => {
   const guard = await SafetyGuard.create({ version: 'open' }, { encoder: enc });
   const store = await ImageStore.open(`${t.dir}/meta`, { encoder: enc, screen: guard.imageScreen() });

@@ -175,7 +175,7 @@ export class RagPipeline {
         answer = { png: Buffer.from(best.bytes()), reference: { ...this.describe(best, 1, [{ as: 'retrieved-answer' }], 1) } };
         if (!r.retrieveOnly.alsoGenerate) {
           stats.totalMs = performance.now() - started;
-          return { images: [], references: [answer.reference], retrieved: answer, latents: [], stats: { retrieval: stats } };
+          return { images: [], references: [answer.reference], retrieved: answer, latents: [], ...(policy ? { policy } : {}), stats: { retrieval: stats } };
         }
       }
     }
