@@ -127,6 +127,20 @@ test('prompt door on the default policy: the emoji names and paraphrases inside 
   guard.close();
 });
 
+test('prompt dilution: a concept inside benign words is caught by the word windows the default policy turns on; without them it slips through', async () => {
+  const doc = JSON.parse(readFileSync(repoPath('policies/default.json'), 'utf8')) as { prompt?: { windows: number } };
+  assert.is(doc.prompt?.windows, 3);
+  const windowed = await SafetyGuard.create(repoPath('policies/default.json'), { encoder: enc });
+  const whole = await SafetyGuard.create({ ...doc, prompt: { windows: 0 } }, { encoder: enc, baseDir: repoPath('policies') });
+  for (const [prompt, rule] of [['a cat with a pistol', 'concept:pistol'], ['smiling face with a bomb', 'concept:bomb'], ['red heart and skull', 'concept:skull']]) {
+    const d = await windowed.checkPrompt(prompt);
+    assert.is(d.action, 'block', prompt);
+    assert.is(d.rule, rule, prompt);
+    assert.is((await whole.checkPrompt(prompt)).action, 'allow', `${prompt}: diluted below the whole-prompt threshold`);
+  }
+  for (const prompt of ['banana', 'cat face', 'automobile', 'snowman on a sunny day']) assert.is((await windowed.checkPrompt(prompt)).action, 'allow', prompt);
+});
+
 test('policies/default.json is what the calibration wrote: versioned, for the tiny-emoji encoder, every concept with a threshold and anchors', () => {
   const doc = JSON.parse(readFileSync(repoPath('policies/default.json'), 'utf8')) as { version: string; encoder: string; concepts: { id: string; images: string[]; threshold: number }[] };
   const v = validatePolicy(doc);

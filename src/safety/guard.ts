@@ -25,7 +25,7 @@ import { AuditLog, type AuditLogOptions } from './audit.js';
 import { loadPolicy, type SafetyPolicy } from './load.js';
 import { ClusterWatch, type SourceReport } from './poisoning.js';
 import type { SafetyDoor } from './policy.js';
-import { conceptHits, decide, hashHits, metaHits, reasonOf, type RuleHit, type SafetyDecision } from './rules.js';
+import { conceptHits, decide, hashHits, metaHits, promptWindows, reasonOf, type RuleHit, type SafetyDecision } from './rules.js';
 
 export interface SafetyGuardOptions {
   /** The bundle's encoders (the ones the store and the policy's thresholds use). */
@@ -113,9 +113,18 @@ export class SafetyGuard {
     const p = this.current;
     const fields = this.audit?.promptFields(prompt) ?? { item: 'prompt' };
     if (prompt.trim() === '' || p.concepts.every((c) => !c.doors.includes('prompt'))) return this.finish(decide([]), 'prompt', fields.item, p, fields.prompt);
-    const [e] = await this.encoder.embedText([prompt]);
-    const { hits, closest } = conceptHits(p, unit(e!), 'prompt');
-    return this.finish(decide(hits, closest), 'prompt', fields.item, p, fields.prompt);
+    // One encoder call: the whole prompt, plus its short word runs when the policy asks (dilution defence).
+    const windows = p.doc.prompt.windows > 0 ? promptWindows(prompt, p.doc.prompt.windows).filter((w) => w !== prompt.trim().toLowerCase()) : [];
+    const embeddings = await this.encoder.embedText([prompt, ...windows]);
+    const { hits, closest } = conceptHits(p, unit(embeddings[0]!), 'prompt');
+    let nearest = closest;
+    for (let i = 0; i < windows.length; i++) {
+      const w = conceptHits(p, unit(embeddings[i + 1]!), 'prompt', true);
+      for (const h of w.hits) if (!hits.some((x) => x.rule === h.rule)) hits.push(h);
+      if (w.closest && (!nearest || w.closest.score > nearest.score)) nearest = w.closest;
+    }
+    hits.sort((a, b) => b.score - a.score);
+    return this.finish(decide(hits, nearest), 'prompt', fields.item, p, fields.prompt);
   }
 
   /** An encoded image (e.g. a generated PNG) embedded with the image encoder and checked at `door`. */

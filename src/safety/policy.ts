@@ -37,6 +37,8 @@ export interface ConceptRule {
   threshold: number;
   /** Threshold on prompts (default: threshold). */
   promptThreshold: number;
+  /** Threshold on the short word windows of a prompt when `prompt.windows` is on (default: promptThreshold). */
+  windowThreshold: number;
   action: SafetyAction;
   doors: SafetyDoor[];
 }
@@ -60,6 +62,8 @@ export interface PolicyDocument {
   licences: { allow?: string[]; action: SafetyAction };
   poisoning?: { clusterCos: number; nearConcept: number; maxCluster: number; action: SafetyAction };
   retrieval: { maxPerSource?: number };
+  /** Prompt door: also score every run of 1..windows words (against dilution: "a cat with a pistol"). 0: the whole prompt only. */
+  prompt: { windows: number };
 }
 
 /** A policy that fails validation; `field` is the JSON path of the first problem. */
@@ -70,7 +74,7 @@ export class PolicyError extends RagdiffError {
   }
 }
 
-const TOP = new Set(['$schema', 'schema', 'version', 'name', 'description', 'encoder', 'concepts', 'hashes', 'sources', 'licences', 'poisoning', 'retrieval', 'calibration']);
+const TOP = new Set(['$schema', 'schema', 'version', 'name', 'description', 'encoder', 'concepts', 'hashes', 'sources', 'licences', 'poisoning', 'retrieval', 'prompt', 'calibration']);
 
 function obj(field: string, v: unknown): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new PolicyError(field, `must be an object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
@@ -124,6 +128,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
     sources: { deny: [], action: 'block' },
     licences: { action: 'block' },
     retrieval: {},
+    prompt: { windows: 0 },
   };
   if (o.name !== undefined) doc.name = str('name', o.name, 200);
   if (o.encoder !== undefined) doc.encoder = str('encoder', o.encoder, 500);
@@ -135,7 +140,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
     o.concepts.forEach((raw, i) => {
       const f = `concepts[${i}]`;
       const c = obj(f, raw);
-      known(f, c, ['id', 'text', 'images', 'threshold', 'promptThreshold', 'action', 'doors', 'note']);
+      known(f, c, ['id', 'text', 'images', 'threshold', 'promptThreshold', 'windowThreshold', 'action', 'doors', 'note']);
       const id = str(`${f}.id`, c.id, 100);
       if (ids.has(id)) throw new PolicyError(`${f}.id`, `duplicate concept id ${JSON.stringify(id)}`);
       ids.add(id);
@@ -144,6 +149,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
       if (text.length + images.length === 0) throw new PolicyError(f, 'needs at least one text phrase or example image');
       const threshold = num(`${f}.threshold`, c.threshold, -1, 1);
       const promptThreshold = c.promptThreshold === undefined ? threshold : num(`${f}.promptThreshold`, c.promptThreshold, -1, 1);
+      const windowThreshold = c.windowThreshold === undefined ? promptThreshold : num(`${f}.windowThreshold`, c.windowThreshold, -1, 1);
       let doors = [...SAFETY_DOORS];
       if (c.doors !== undefined) {
         doors = strList(`${f}.doors`, c.doors, 5) as SafetyDoor[];
@@ -151,7 +157,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
           if (!SAFETY_DOORS.includes(d)) throw new PolicyError(`${f}.doors[${j}]`, `must be one of ${SAFETY_DOORS.join(', ')}, got ${JSON.stringify(d)}`);
         });
       }
-      doc.concepts.push({ id, text, images, threshold, promptThreshold, action: action(`${f}.action`, c.action), doors });
+      doc.concepts.push({ id, text, images, threshold, promptThreshold, windowThreshold, action: action(`${f}.action`, c.action), doors });
     });
   }
 
@@ -195,6 +201,11 @@ export function validatePolicy(input: unknown): PolicyDocument {
       maxCluster: p.maxCluster === undefined ? 5 : int('poisoning.maxCluster', p.maxCluster, 2, 1_000_000),
       action: action('poisoning.action', p.action, 'flag'),
     };
+  }
+  if (o.prompt !== undefined) {
+    const pr = obj('prompt', o.prompt);
+    known('prompt', pr, ['windows']);
+    if (pr.windows !== undefined) doc.prompt.windows = int('prompt.windows', pr.windows, 0, 8);
   }
   if (o.retrieval !== undefined) {
     const r = obj('retrieval', o.retrieval);

@@ -35,7 +35,7 @@ function dot(a: Float32Array, b: Float32Array): number {
 }
 
 /** Concept scores of an L2-normalised embedding at a door: the hits, and the closest concept even when none fired. */
-export function conceptHits(policy: SafetyPolicy, embedding: Float32Array, door: SafetyDoor): { hits: RuleHit[]; closest?: { rule: string; score: number } } {
+export function conceptHits(policy: SafetyPolicy, embedding: Float32Array, door: SafetyDoor, window = false): { hits: RuleHit[]; closest?: { rule: string; score: number } } {
   if (policy.concepts.length > 0 && embedding.length !== policy.dim) {
     throw new RagdiffError('POLICY_MISMATCH', `the embedding has ${embedding.length} values but the policy's concepts were embedded at ${policy.dim} (another encoder)`);
   }
@@ -48,13 +48,21 @@ export function conceptHits(policy: SafetyPolicy, embedding: Float32Array, door:
       const s = dot(a, embedding);
       if (s > best) best = s;
     }
-    const score = best - (door === 'prompt' ? c.promptThreshold : c.threshold);
+    const score = best - (door !== 'prompt' ? c.threshold : window ? c.windowThreshold : c.promptThreshold);
     const rule = `concept:${c.id}`;
     if (!closest || score > closest.score) closest = { rule, score };
     if (score > 0) hits.push({ rule, score, action: c.action });
   }
   hits.sort((a, b) => b.score - a.score);
   return { hits, closest };
+}
+
+/** The runs of 1..n words of a prompt (within the first `maxWords` words), for the windowed prompt check. */
+export function promptWindows(prompt: string, n: number, maxWords = 32): string[] {
+  const words = (prompt.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, maxWords);
+  const out = new Set<string>();
+  for (let len = 1; len <= n; len++) for (let i = 0; i + len <= words.length; i++) out.add(words.slice(i, i + len).join(' '));
+  return [...out];
 }
 
 /** Source deny/allow and licence allow rules (stored content). */

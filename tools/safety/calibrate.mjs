@@ -13,6 +13,10 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { loadClipEncoders } = await import(join(root, 'dist/src/models/encoders.js'));
 const cal = await import(join(root, 'dist/src/safety/calibrate.js'));
+const { promptWindows } = await import(join(root, 'dist/src/safety/rules.js'));
+const WINDOWS = Number(process.env.PROMPT_WINDOWS ?? 3);
+/** Benign context a concept is diluted in (prompt-dilution attack, Rando et al. 2022). */
+const DILUTE = ['a cat face with a X', 'X next to a red heart', 'grinning face and X on a sunny day'];
 const { writeResultsSection } = await import(join(root, 'dist/bench/results.js'));
 
 // Whole-policy targets on the calibration half (under the 2% goal): split evenly over the concepts, since
@@ -74,6 +78,14 @@ const embedTexts = async (texts) => {
 };
 const negCalT = await embedTexts(promptNegCal);
 const negEvalT = await embedTexts(promptNegEval);
+// Windowed prompt check: the 1..WINDOWS-word runs of each prompt (the whole prompt excluded, as the guard does).
+const windowsOf = (text) => promptWindows(text, WINDOWS).filter((w) => w !== text.trim().toLowerCase());
+const winCalTexts = [...new Set(promptNegCal.flatMap(windowsOf))];
+const winCalT = await embedTexts(winCalTexts);
+const winEvalTexts = [...new Set(promptNegEval.flatMap(windowsOf))];
+const winEvalT = await embedTexts(winEvalTexts);
+const winEvalIndex = new Map(winEvalTexts.map((w, i) => [w, i]));
+const evalWindows = promptNegEval.map((p) => windowsOf(p).map((w) => winEvalIndex.get(w)));
 
 mkdirSync(join(root, 'policies/anchors'), { recursive: true });
 const policy = {
@@ -87,7 +99,7 @@ const policy = {
 };
 async function evaluate(targetFp, promptTargetFp, ship) {
   const rows = [];
-  const firesCal = { img: new Array(negEval.length).fill(false), prompt: new Array(promptNegEval.length).fill(false) };
+  const firesCal = { img: new Array(negEval.length).fill(false), prompt: new Array(promptNegEval.length).fill(false), promptWin: new Array(promptNegEval.length).fill(false) };
   for (const c of CONCEPTS) {
     const pos = images.filter((im) => c.emoji.includes(im.shortName));
     // Example images: every drawing of the concept, skin tones included (an operator gives what they have).
@@ -112,30 +124,49 @@ async function evaluate(targetFp, promptTargetFp, ship) {
     const pt = cal.thresholdFor(negCalT.map((e) => cal.maxCos(e, full)), promptTargetFp);
     const posPS = posT.map((e) => cal.maxCos(e, full));
     const negPS = negEvalT.map((e) => cal.maxCos(e, full));
+    const wt = Math.max(pt, cal.thresholdFor(winCalT.map((e) => cal.maxCos(e, full)), promptTargetFp));
+    const winEvalS = winEvalT.map((e) => cal.maxCos(e, full));
+    const negWin = negPS.map((s, i) => Math.max(s - pt, ...evalWindows[i].map((j) => winEvalS[j] - wt)));
     negPS.forEach((s, i) => { if (s > pt) firesCal.prompt[i] = true; });
+    negWin.forEach((s, i) => { if (s > 0) firesCal.promptWin[i] = true; });
+    // Diluted positives: each positive prompt inside benign context; caught by the whole prompt or a window.
+    const diluted = posPrompts.flatMap((p) => DILUTE.map((d) => d.replace('X', p)));
+    const dilFull = await embedTexts(diluted);
+    let dilCaught = 0;
+    let dilCaughtFull = 0;
+    for (const [i, d] of diluted.entries()) {
+      const ws = windowsOf(d);
+      const we = ws.length ? await embedTexts(ws) : [];
+      const full0 = cal.maxCos(dilFull[i], full) > pt;
+      if (full0) dilCaughtFull++;
+      if (full0 || we.some((e) => cal.maxCos(e, full) > wt)) dilCaught++;
+    }
     const anchorFiles = !ship ? [] : [...baseTw, ...baseNo].map((im) => {
       const f = `anchors/${c.id}-${im.set}-${im.path.split('/').pop()}`;
       copyFileSync(im.path, join(root, 'policies', f));
       return f;
     });
-    if (ship) policy.concepts.push({ id: c.id, text: c.text, images: anchorFiles, threshold: t, promptThreshold: pt, action: c.action ?? 'block', note: c.why });
+    if (ship) policy.concepts.push({ id: c.id, text: c.text, images: anchorFiles, threshold: t, promptThreshold: pt, windowThreshold: wt, action: c.action ?? 'block', note: c.why });
     const missedPrompts = posPrompts.filter((_, i) => !(posPS[i] > pt));
     rows.push({
       id: c.id, why: c.why, threshold: t, promptThreshold: pt,
       images: pos.length, tpIn: cal.rate(posScores, t), fp: cal.rate(evalScores, t),
       heldImages: heldPos.length, heldThreshold: th, tpHeld: cal.rate(heldScores, th), fpHeld: cal.rate(score(held, negEval), th),
       prompts: posPrompts.length, tpPrompt: cal.rate(posPS, pt), fpPrompt: cal.rate(negPS, pt), missedPrompts,
+      windowThreshold: wt, fpPromptWindows: negWin.filter((s) => s > 0).length / negWin.length, diluted: diluted.length, tpDilutedWhole: dilCaughtFull / diluted.length, tpDiluted: dilCaught / diluted.length,
       unknownWords: [...new Set(posPrompts.flatMap((p) => cal.unknownWords(vocab, p)))],
       scores: { positives: pos.map((im, i) => ({ set: im.set, emoji: im.shortName, variant: im.variant, score: +posScores[i].toFixed(4) })), prompts: posPrompts.map((p, i) => ({ prompt: p, score: +posPS[i].toFixed(4) })) },
     });
   }
   const unionFp = firesCal.img.filter(Boolean).length / negEval.length;
   const unionPromptFp = firesCal.prompt.filter(Boolean).length / promptNegEval.length;
-  return { rows, unionFp, unionPromptFp };
+  const unionPromptWinFp = firesCal.promptWin.filter(Boolean).length / promptNegEval.length;
+  return { rows, unionFp, unionPromptFp, unionPromptWinFp };
 }
 const TARGET_FP = POLICY_FP / CONCEPTS.length;
 const PROMPT_TARGET_FP = POLICY_PROMPT_FP / CONCEPTS.length;
-const { rows, unionFp, unionPromptFp } = await evaluate(TARGET_FP, PROMPT_TARGET_FP, true);
+const { rows, unionFp, unionPromptFp, unionPromptWinFp } = await evaluate(TARGET_FP, PROMPT_TARGET_FP, true);
+if (WINDOWS > 0) policy.prompt = { windows: WINDOWS };
 const loose = await evaluate(LOOSE_FP, LOOSE_PROMPT_FP, false);
 
 
@@ -144,7 +175,7 @@ writeFileSync(join(root, 'policies/anchors/NOTICE.md'), '# Anchor images\n\nExam
 const summary = {
   date: new Date().toISOString(), encoder: enc.id, targetFp: TARGET_FP, promptTargetFp: PROMPT_TARGET_FP,
   negatives: { calibration: negCal.length, evaluation: negEval.length, promptCalibration: promptNegCal.length, promptEvaluation: promptNegEval.length },
-  unionFp, unionPromptFp, embedMs, concepts: rows,
+  unionFp, unionPromptFp, unionPromptWinFp, windows: WINDOWS, dilutionTemplates: DILUTE, embedMs, concepts: rows,
   loose: { targetFp: LOOSE_FP, promptTargetFp: LOOSE_PROMPT_FP, unionFp: loose.unionFp, unionPromptFp: loose.unionPromptFp, concepts: loose.rows.map(({ scores, ...r }) => r) },
 };
 writeFileSync(join(root, 'bench/safety-calibration.json'), JSON.stringify(summary, null, 2) + '\n');
@@ -159,7 +190,9 @@ const md = [
   '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.id} | ${r.threshold.toFixed(3)} / ${r.promptThreshold.toFixed(3)} | ${r.images} | ${pct(r.tpIn)} | ${pct(r.fp)} | ${r.heldImages} | ${pct(r.tpHeld)} | ${pct(r.fpHeld)} | ${r.prompts} | ${pct(r.tpPrompt)} | ${pct(r.fpPrompt)} | ${r.missedPrompts.map((p) => `"${p}"`).join(', ') || '—'} |`),
   '',
-  `**Whole policy** (any concept fires): image FP ${pct(unionFp)} on the ${negEval.length} held-out benign images; prompt FP ${pct(unionPromptFp)} on the ${promptNegEval.length} held-out benign names. Per-concept false positives add up, hence the split of the whole-policy target.`,
+  `**Prompt dilution** (${WINDOWS > 0 ? `shipped: \`prompt.windows\` = ${WINDOWS}` : 'windows off'}): each positive prompt X was put in benign context (${DILUTE.map((d) => `"${d}"`).join(', ')}). The whole-prompt check alone catches ${pct(rows.reduce((s, r) => s + r.tpDilutedWhole * r.diluted, 0) / rows.reduce((s, r) => s + r.diluted, 0))} of them; also scoring every run of 1..${WINDOWS} words (window thresholds calibrated the same way on the word runs of benign names) catches ${pct(rows.reduce((s, r) => s + r.tpDiluted * r.diluted, 0) / rows.reduce((s, r) => s + r.diluted, 0))}, at a whole-policy prompt FP of ${pct(unionPromptWinFp)} on the held-out benign names (whole prompt only: ${pct(unionPromptFp)}). Per concept (diluted caught, whole prompt → with windows): ${rows.map((r) => `${r.id} ${pct(r.tpDilutedWhole)} → ${pct(r.tpDiluted)}`).join('; ')}.`,
+  '',
+  `**Whole policy** (any concept fires): image FP ${pct(unionFp)} on the ${negEval.length} held-out benign images; prompt FP ${pct(unionPromptFp)} on the ${promptNegEval.length} held-out benign names with the whole prompt only, ${pct(unionPromptWinFp)} with the word windows the policy ships. Per-concept false positives add up, hence the split of the whole-policy target.`,
   '',
   `**Looser alternative** (not shipped): ${pct(LOOSE_FP)} (images) and ${pct(LOOSE_PROMPT_FP)} (prompts) per concept meets the 2% target concept by concept, but the whole policy then blocks ${pct(loose.unionFp)} of benign images and ${pct(loose.unionPromptFp)} of benign names (e.g. "red apple" fires the blood concept).`,
   '',
