@@ -63,6 +63,7 @@ export class SafetyGuard {
   static async create(policy: string | object | SafetyPolicy, options: SafetyGuardOptions): Promise<SafetyGuard> {
     if (!options || typeof options !== 'object' || !options.encoder) throw typeError('INVALID_TYPE', 'SafetyGuard.create needs { encoder }');
     const compiled = isCompiled(policy) ? policy : await loadPolicy(policy, { encoder: options.encoder, baseDir: options.baseDir });
+    if (compiled.concepts.length > 0 && compiled.dim !== options.encoder.dim) throw new RagdiffError('POLICY_INVALID', `policy concepts are ${compiled.dim} wide; the guard's encoder is ${options.encoder.dim} wide`);
     const guard = new SafetyGuard(compiled, options);
     guard.log({ door: 'policy', item: compiled.origin, action: 'load' });
     return guard;
