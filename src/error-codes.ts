@@ -97,6 +97,11 @@ export const ERROR_CODES = {
   EVAL_SPLIT_MISSING: { status: 500, meaning: 'the bundle has no held-out split (split.json), or the store lacks its images' },
   EVAL_SEED_OVERLAP: { status: 400, meaning: 'evaluation seeds overlap the seeds used for tuning' },
 
+  // ---- safety policies (src/safety)
+  POLICY_INVALID: { status: 400, meaning: 'a safety policy is malformed (the field is named); the policy in force stays in force' },
+  POLICY_MISMATCH: { status: 409, meaning: 'a safety policy was embedded by another encoder (embedding width differs)' },
+  PROMPT_BLOCKED: { status: 403, meaning: 'the prompt matches a blocked concept of the safety policy (the rule is named)' },
+
   // ---- trajectory retrieval (src/trajectory: knowledge bases)
   UNSUPPORTED_SCHEDULER: { status: 400, meaning: 'a scheduler_config.json _class_name ragdiff has no sampler for, and no sampler was chosen explicitly' },
   KB_MISMATCH: { status: 409, meaning: 'a knowledge base was built for another model, scheduler, steps, guidance or shape (the field is named)' },

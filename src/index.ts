@@ -13,3 +13,4 @@ export { prepareOutputFile, ensureOutputDir, writeOutputFile } from './io/output
 export { workerOptions, workerExecArgv, workerStackSizeMb, startWorker } from './worker-options.js';
 export { prepareOnnxRuntime } from './models/ort-environment.js';
 export * from './trajectory/index.js';
+export * from './safety/index.js';

@@ -15,6 +15,7 @@ import { clipEncoderId } from '../models/encoder-id.js';
 import { readInputFile } from './input-file.js';
 import { intOption, numberOption, runAction } from './options.js';
 import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, usageText, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
+import { policyForCli } from '../safety/cli.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded default bundle. */
@@ -79,6 +80,7 @@ interface GenerateCliOptions extends RetrievalCliOptions {
   kbK?: number;
   maxDistance?: number;
   style?: string;
+  policy?: string;
 }
 
 /** `file.png` for one image, `file-1.png`, `file-2.png`, … for a batch. */
@@ -109,14 +111,17 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
   const initImage = o.initImage !== undefined ? readInputFile(o.initImage, '--init-image') : undefined;
   const uploads = retrieval ? readUploads(o) : [];
   for (const p of outputPaths(o.output, typeof o.batch === 'number' && o.batch > 0 ? o.batch : 1)) prepareOutputFile(p);
+  // A policy screens the prompt, every reference and every output (its guard's hooks go into the RagPipeline).
+  const safety = o.policy ? await policyForCli(o.policy, o.model) : undefined;
   // The bundle and the store load side by side; if either fails, the other is closed.
   const [loaded, openedStore] = await Promise.allSettled([
-    RagPipeline.load(o.model, pipelineOptions(o)),
+    RagPipeline.load(o.model, { ...pipelineOptions(o), ...(safety ? safety.guard.ragOptions() : {}) }),
     retrieval ? openRetrievalStore(o, o.model) : Promise.resolve(undefined),
   ]);
   if (loaded.status === 'rejected' || openedStore.status === 'rejected') {
     if (loaded.status === 'fulfilled') await loaded.value.close();
     if (openedStore.status === 'fulfilled') await openedStore.value?.close();
+    await safety?.close();
     throw loaded.status === 'rejected' ? loaded.reason : (openedStore as PromiseRejectedResult).reason;
   }
   const rag = loaded.value;
@@ -144,6 +149,8 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       ...(o.kb ? { trajectory: { kb: o.kb, keyStep: o.keyStep, valueStep: o.valueStep, k: o.kbK, maxDistance: o.maxDistance, ...(o.style !== undefined ? { prompt: o.style } : {}) } } : {}),
     });
     bar.done();
+    for (const line of safety?.describeBlocked(r.blocked) ?? []) console.error(line);
+    if (safety && r.images.length === 0 && !r.retrieved) process.exitCode = 1;
     const paths = outputPaths(o.output, r.images.length).map((p, i) => writeOutputFile(p, r.images[i]!.png));
     let retrievedFile: string | undefined;
     if (r.retrieved) {
@@ -188,6 +195,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
     process.off('SIGINT', onSigint);
     await rag.close();
     await opened?.close();
+    await safety?.close();
   }
 }
 
@@ -411,7 +419,8 @@ export function registerGenerateCommands(program: Command): void {
     .option('--value-step <n>', 'with --kb: the step to jump to (default: the base\'s first value step)', intOption('value-step', 1))
     .option('--kb-k <n>', 'with --kb: trajectories blended (default 5)', intOption('kb-k', 1))
     .option('--max-distance <x>', 'with --kb: sample in full when the nearest key is farther than this (L2)', numberOption('max-distance'))
-    .option('--style <prompt>', 'with --kb: switch to this prompt after the jump (stylisation; a third guidance branch)');
+    .option('--style <prompt>', 'with --kb: switch to this prompt after the jump (stylisation; a third guidance branch)')
+    .option('--policy <file>', 'safety policy JSON (e.g. policies/default.json): screens the prompt, every reference and every image; blocked images are not written');
   addRetrievalOptions(gen).action((prompt: string, o: GenerateCliOptions) => runAction(o, () => generateCommand(prompt, o)));
 
   program

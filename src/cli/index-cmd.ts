@@ -21,6 +21,7 @@ import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type Imag
 import { intOption, numberOption } from './options.js';
 import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
 import { checkPromptLength } from '../pipeline/params.js';
+import { policyForCli } from '../safety/cli.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const DEFAULT_MODEL_DIR = join(packageRoot, 'models', 'tiny-emoji');
@@ -154,10 +155,12 @@ export function registerIndexCommands(program: Command): void {
     .option('--no-copy', 'reference files by path instead of copying them into the store')
     .option('--no-near-duplicates', 'only skip exact duplicates')
     .option('--near-distance <n>', 'perceptual-hash distance (0..64) counted as a near-duplicate', intOption('near-distance', 0))
-    .action(async (paths: string[], o: CommonOptions & MetaOptions & { copy: boolean; nearDuplicates: boolean; nearDistance?: number }) => {
+    .option('--policy <file>', 'safety policy JSON: matching images are stored as blocked (rule and score recorded)')
+    .action(async (paths: string[], o: CommonOptions & MetaOptions & { copy: boolean; nearDuplicates: boolean; nearDistance?: number; policy?: string }) => {
       await run(o, async () => {
         const near = o.nearDuplicates === false ? false : o.nearDistance !== undefined ? { maxDistance: o.nearDistance } : undefined;
-        const store = await openStore(o, { nearDuplicates: near });
+        const safety = o.policy ? await policyForCli(o.policy, o.model) : undefined;
+        const store = await openStore(o, { nearDuplicates: near, ...(safety ? { screen: safety.guard.imageScreen() } : {}) }).catch(async (e) => { await safety?.close(); throw e; });
         try {
           const bar = progress(o);
           const report = await store.add(paths, metaOf(o), { copy: o.copy, onProgress: (p) => bar.update(p) });
@@ -166,6 +169,7 @@ export function registerIndexCommands(program: Command): void {
           return report.failed === 0;
         } finally {
           await store.close();
+          await safety?.close();
         }
       });
     });

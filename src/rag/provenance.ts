@@ -24,11 +24,13 @@ export interface ProvenanceRecord {
     skipped?: string;
   };
   references: ReferenceUse[];
+  /** The safety policy in force when the image was made. */
+  policy?: { version: string; hash: string };
 }
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 
-export function provenanceRecord(r: NormalizedRetrieval, store: ReferenceSource, refs: ReferenceUse[], skipped?: string): ProvenanceRecord {
+export function provenanceRecord(r: NormalizedRetrieval, store: ReferenceSource, refs: ReferenceUse[], skipped?: string, policy?: { version: string; hash: string }): ProvenanceRecord {
   const st = store.stats();
   return {
     retrieval: {
@@ -44,6 +46,7 @@ export function provenanceRecord(r: NormalizedRetrieval, store: ReferenceSource,
       ...(skipped ? { skipped } : {}),
     },
     references: refs.map((u) => ({ ...u, score: round(u.score), influence: round(u.influence) })),
+    ...(policy ? { policy: { version: policy.version, hash: policy.hash } } : {}),
   };
 }
 
@@ -52,6 +55,8 @@ export interface ExplainedImage {
   parameters: Record<string, unknown>;
   /** Present when the image was generated with retrieval. */
   provenance?: ProvenanceRecord;
+  /** The safety policy in force (with or without retrieval). */
+  policy?: { version: string; hash: string };
 }
 
 /** Reads the parameters and the provenance record back from a ragdiff PNG. */
@@ -66,5 +71,7 @@ export function readProvenance(png: Uint8Array): ExplainedImage {
     throw new RagdiffError('NO_PROVENANCE', `the PNG's ragdiff chunk is not valid JSON: ${(e as Error).message}`);
   }
   const { provenance, ...parameters } = parsed;
-  return { parameters, ...(provenance ? { provenance: provenance as ProvenanceRecord } : {}) };
+  const p = provenance as Partial<ProvenanceRecord> | undefined;
+  // Plain generation under a policy records { policy } only: not a retrieval record.
+  return { parameters, ...(p?.retrieval ? { provenance: p as ProvenanceRecord } : {}), ...(p?.policy ? { policy: p.policy } : {}) };
 }

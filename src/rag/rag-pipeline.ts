@@ -10,7 +10,7 @@
  * branches, init images and a provenance record.
  */
 import { AbortError, RagdiffError, rangeError, typeError } from '../errors.js';
-import { assertPlainObject, assertString } from '../validate.js';
+import { assertInteger, assertPlainObject, assertString } from '../validate.js';
 import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/index.js';
 import { Pipeline, type GenerateRequest, type PipelineInfo, type PipelineOptions } from '../pipeline/index.js';
 import { bundleRetrieval } from './bundle-retrieval.js';
@@ -19,12 +19,29 @@ import { normalizeRetrieval, supportedModes, type BundleRetrieval, type Normaliz
 import { provenanceRecord } from './provenance.js';
 import { gatherReferences, type Candidate } from './references.js';
 import { reflectiveRerank } from './reflective.js';
-import { screenReferences, type ReferenceScreen } from './screen.js';
+import { capPerSource, screenReferences, type OutputScreen, type PolicyStamp, type PromptScreen, type ReferenceScreen, type SafetyVerdict } from './screen.js';
 import type { RagRequest, RagResult, ReferenceSource, ReferenceUse, ReferenceUsage, RetrievalStats } from './types.js';
 
 export interface RagPipelineOptions {
   /** Checks every reference before it reaches a model (the safety module's hook). */
   screen?: ReferenceScreen;
+  /** Checks the prompt before retrieval and generation; a refusal is PROMPT_BLOCKED naming the rule. */
+  promptScreen?: PromptScreen;
+  /** Checks every generated image; refused images are left out of the result (`result.blocked`). */
+  outputScreen?: OutputScreen;
+  /** At most this many references from one source (pinned ones count and always stay). A function is read per request. */
+  maxPerSource?: number | (() => number | undefined);
+  /** The safety policy in force, read per request and recorded in provenance. */
+  policyStamp?: () => PolicyStamp | undefined;
+}
+
+/** A generated image the output screen refused (the image itself is not returned). */
+export interface BlockedOutput {
+  seed: number;
+  /** Position in the batch. */
+  index: number;
+  rule: string;
+  score: number;
 }
 
 type SearchableStore = ReferenceSource & { embedText(text: string): Promise<Float32Array> };
@@ -44,16 +61,19 @@ export class RagPipeline {
   constructor(readonly pipeline: Pipeline, private readonly options: RagPipelineOptions = {}) {
     if (!(pipeline instanceof Pipeline)) throw typeError('INVALID_TYPE', 'RagPipeline needs a loaded Pipeline');
     assertPlainObject('options', options);
-    if (options.screen !== undefined && typeof options.screen !== 'function') throw typeError('INVALID_TYPE', 'options.screen must be a function');
+    for (const f of ['screen', 'promptScreen', 'outputScreen', 'policyStamp'] as const) {
+      if (options[f] !== undefined && typeof options[f] !== 'function') throw typeError('INVALID_TYPE', `options.${f} must be a function`);
+    }
+    if (options.maxPerSource !== undefined && typeof options.maxPerSource !== 'function') assertInteger('options.maxPerSource', options.maxPerSource, 1, 10_000);
     this.bundle = bundleRetrieval(pipeline.info);
   }
 
   /** Loads the bundle at `dir` (see Pipeline.load) for retrieval-augmented generation. */
   static async load(dir: string, options: PipelineOptions & RagPipelineOptions = {}): Promise<RagPipeline> {
-    const { screen, ...pipelineOptions } = options;
+    const { screen, promptScreen, outputScreen, maxPerSource, policyStamp, ...pipelineOptions } = options;
     const pipeline = await Pipeline.load(dir, pipelineOptions);
     try {
-      return new RagPipeline(pipeline, { screen });
+      return new RagPipeline(pipeline, { screen, promptScreen, outputScreen, maxPerSource, policyStamp });
     } catch (e) {
       await pipeline.close();
       throw e;
@@ -79,15 +99,19 @@ export class RagPipeline {
     for (const owned of ['guidance', 'initImages', 'provenance']) {
       if (owned in rest) throw rangeError('UNKNOWN_OPTION', `${owned} is not a RagPipeline.generate option (retrieval sets it); use pipeline.generate for explicit ${owned}`);
     }
+    if (typeof rest.prompt === 'string') await this.screenPrompt(rest.prompt);
+    const policy = this.options.policyStamp?.();
     if (retrieval === undefined) {
-      const r = await this.pipeline.generate(rest as GenerateRequest);
-      return { ...r, images: r.images.map((im) => ({ ...im, references: [] })), references: [] };
+      const r = await this.pipeline.generate({ ...(rest as GenerateRequest), ...(policy ? { provenance: { policy } } : {}) });
+      return this.screenOutputs({ ...r, images: r.images.map((im) => ({ ...im, references: [] })), references: [], ...(policy ? { policy } : {}) });
     }
     const started = performance.now();
     assertString('prompt', rest.prompt);
     const guidanceScale = rest.guidanceScale ?? this.info.defaults.guidanceScale;
     const r = normalizeRetrieval(retrieval, rest.prompt, guidanceScale, this.bundle);
     if (r.referenceInit && rest.initImage !== undefined) throw rangeError('INVALID_VALUE', 'initImage cannot be combined with retrieval reference-init');
+    // A text query steers retrieval (and, with queryInFirstSlot, conditions the model): it passes the prompt door too.
+    if ('text' in r.query && r.queryKind === 'text') await this.screenPrompt(r.query.text);
     if (rest.signal?.aborted) throw new AbortError('generation aborted before it started', { cause: rest.signal.reason });
     const store = r.store as SearchableStore;
     if (typeof store.embedText !== 'function') throw typeError('INVALID_TYPE', 'retrieval.store must be able to embed text (embedText)');
@@ -108,16 +132,25 @@ export class RagPipeline {
     let chosen: Candidate[] = [];
     let queryVector: Float32Array | null = null;
     if (!skipped) {
-      const gathered = await gatherReferences(r, r.reflective ? Math.max(want, r.reflective.candidates) : want, store);
+      // With a screen or a source cap, look deeper so refused references are replaced (same top results when none is refused).
+      const maxPerSource = typeof this.options.maxPerSource === 'function' ? this.options.maxPerSource() : this.options.maxPerSource;
+      const deeper = this.options.screen || maxPerSource !== undefined ? want * 3 : want;
+      const gathered = await gatherReferences(r, r.reflective ? Math.max(deeper, r.reflective.candidates) : deeper, store);
       Object.assign(stats, gathered.timings);
       queryVector = gathered.queryVector;
+      if (r.queryInFirstSlot && this.options.screen) {
+        // The query's own embedding enters neighbour slot 0: it is screened like an upload.
+        const q = { kind: 'upload' as const, sha256: 'query', score: 1, pinned: true, source: 'query', licence: '', attribution: '', name: 'query', tags: [], embedding: queryVector, bytes: () => new Uint8Array(0) };
+        await screenReferences(this.options.screen, [q]);
+      }
       stats.candidates = gathered.retrieved.length;
       let t0 = performance.now();
       const pinned = (await screenReferences(this.options.screen, gathered.pinned)).kept;
       const screened = await screenReferences(this.options.screen, gathered.retrieved);
-      stats.screened = screened.refused;
+      const capped = capPerSource(pinned, screened.kept, maxPerSource);
+      stats.screened = [...screened.refused, ...capped.refused];
       stats.screenMs = performance.now() - t0;
-      let retrieved = screened.kept;
+      let retrieved = capped.kept;
       if (r.reflective && retrieved.length > 0 && want > 0) {
         t0 = performance.now();
         const draft = await this.draftEmbedding(rest, r, store);
@@ -140,7 +173,7 @@ export class RagPipeline {
         answer = { png: Buffer.from(best.bytes()), reference: { ...this.describe(best, 1, [{ as: 'retrieved-answer' }], 1) } };
         if (!r.retrieveOnly.alsoGenerate) {
           stats.totalMs = performance.now() - started;
-          return { images: [], references: [answer.reference], retrieved: answer, latents: [], stats: { retrieval: stats } };
+          return { images: [], references: [answer.reference], retrieved: answer, latents: [], ...(policy ? { policy } : {}), stats: { retrieval: stats } };
         }
       }
     }
@@ -149,18 +182,52 @@ export class RagPipeline {
     const planned = this.plan(rest, r, chosen, skipped, queryVector);
     stats.planMs = performance.now() - t0;
     if (skipped) stats.skipped = skipped;
-    const provenance = provenanceRecord(r, store, planned.uses, skipped);
+    const provenance = provenanceRecord(r, store, planned.uses, skipped, policy);
     stats.totalMs = performance.now() - started;
 
     // The text scale the plan uses is the one the parameters record.
     const result = await this.pipeline.generate({ ...(rest as GenerateRequest), guidanceScale: r.textScale, ...planned.request, provenance: provenance as unknown as Record<string, unknown> });
-    return {
+    return this.screenOutputs({
       ...result,
       images: result.images.map((im) => ({ ...im, references: planned.uses })),
       references: planned.uses,
       ...(answer ? { retrieved: answer } : {}),
+      ...(policy ? { policy } : {}),
       stats: { ...result.stats, retrieval: stats },
-    };
+    });
+  }
+
+  /** The prompt door: a refused prompt is PROMPT_BLOCKED before any retrieval or model call. A screen that throws refuses. */
+  private async screenPrompt(prompt: string): Promise<void> {
+    if (!this.options.promptScreen) return;
+    let v: SafetyVerdict;
+    try {
+      v = await this.options.promptScreen(prompt);
+    } catch (e) {
+      throw new RagdiffError('PROMPT_BLOCKED', `the prompt screen failed, so the prompt is refused: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
+    if (!v.allow) throw Object.assign(new RagdiffError('PROMPT_BLOCKED', `the prompt was refused by rule ${v.rule} (score ${v.score.toFixed(4)}): ${v.reason}`), { rule: v.rule, score: v.score });
+  }
+
+  /** The output door: refused images (and the latents, which would decode to them) are left out; a screen that throws refuses. */
+  private async screenOutputs(result: RagResult): Promise<RagResult> {
+    if (!this.options.outputScreen) return result;
+    const t0 = performance.now();
+    const kept: RagResult['images'] = [];
+    const blocked: BlockedOutput[] = [];
+    for (const [index, im] of result.images.entries()) {
+      let v: SafetyVerdict;
+      try {
+        v = await this.options.outputScreen(im.png, { seed: im.seed, index });
+      } catch (e) {
+        v = { allow: false, rule: 'screen-error', score: 1, reason: (e as Error)?.message ?? String(e) };
+      }
+      if (v.allow) kept.push(im);
+      else blocked.push({ seed: im.seed, index, rule: v.rule, score: v.score });
+    }
+    const out: RagResult = { ...result, images: kept, blocked, stats: { ...result.stats, outputScreenMs: performance.now() - t0 } };
+    if (blocked.length > 0) out.latents = [];
+    return out;
   }
 
   /** Token modes read the store's embeddings through the bundle's image_proj: they must come from the same encoder. */

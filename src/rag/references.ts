@@ -20,6 +20,8 @@ export interface Candidate {
   attribution: string;
   name: string;
   tags: string[];
+  /** 64-bit perceptual hash (16 hex digits) when known: stored images and uploads. */
+  phash?: string;
   /** L2-normalised, the store's width. */
   embedding: Float32Array;
   /** The encoded image (stored bytes are read only when a mode needs pixels). */
@@ -69,7 +71,7 @@ function pinnedStored(store: ReferenceSource, id: string, q: Float32Array): Cand
   if (!embedding) throw new RagdiffError('REFERENCE_NOT_FOUND', `reference ${id} has no embedding (run \`ragdiff index rebuild --reembed\`)`);
   return {
     kind: 'stored', id, sha256: img.sha256, score: dot(q, embedding), pinned: true, source: img.source, licence: img.licence,
-    attribution: img.attribution, name: img.name, tags: img.tags, embedding, bytes: () => store.readImage(id),
+    attribution: img.attribution, name: img.name, tags: img.tags, phash: img.phash, embedding, bytes: () => store.readImage(id),
   };
 }
 
@@ -93,7 +95,7 @@ export async function gatherReferences(
     const e = await store.embedReference(ref.image, { purpose: 'reference' });
     pinned.push({
       kind: 'upload', sha256: e.sha256, score: dot(q, e.embedding), pinned: true, source: ref.source ?? 'upload', licence: ref.licence ?? 'unknown',
-      attribution: ref.attribution ?? '', name: ref.name ?? `upload ${e.sha256.slice(0, 12)}`, tags: [], embedding: e.embedding, bytes: () => ref.image,
+      attribution: ref.attribution ?? '', name: ref.name ?? `upload ${e.sha256.slice(0, 12)}`, tags: [], phash: e.phash, embedding: e.embedding, bytes: () => ref.image,
     });
   }
   const uploadsMs = performance.now() - t0;
@@ -111,7 +113,7 @@ export async function gatherReferences(
       for (const h of hits) {
         retrieved.push({
           kind: 'stored', id: h.id, sha256: h.sha256, score: h.score, pinned: false, source: h.source, licence: h.licence,
-          attribution: h.attribution, name: h.name, tags: h.tags, embedding: h.embedding!, bytes: () => store.readImage(h.id),
+          attribution: h.attribution, name: h.name, tags: h.tags, phash: h.phash, embedding: h.embedding!, bytes: () => store.readImage(h.id),
         });
       }
     }

@@ -142,5 +142,9 @@ export interface RagResult extends Omit<GenerateResult, 'images' | 'stats' | 'pa
   references: ReferenceUse[];
   /** Retrieve-only: the stored image that answered the query. */
   retrieved?: { png: Buffer; reference: ReferenceUse };
-  stats: Partial<GenerateStats> & { retrieval?: RetrievalStats };
+  /** Generated images the output screen refused (left out of `images`). Present when an output screen is set. */
+  blocked?: { seed: number; index: number; rule: string; score: number }[];
+  /** The safety policy in force (also in every image's provenance). */
+  policy?: { version: string; hash: string };
+  stats: Partial<GenerateStats> & { retrieval?: RetrievalStats; outputScreenMs?: number };
 }

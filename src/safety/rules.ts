@@ -1,0 +1,103 @@
+/**
+ * Rule evaluation against a compiled policy. Every rule yields a hit with an
+ * SD-checker-style score (> 0 fires):
+ *   concept  max cos(embedding, anchor) − threshold (promptThreshold for prompts)
+ *   hash     (maxDistance + 1 − Hamming distance) / 64
+ *   source / licence   1
+ * A decision blocks when any blocking rule fires (the first of hash, source,
+ * licence, concept by score), flags when only flagging rules fire.
+ */
+import { RagdiffError } from '../errors.js';
+import { hashDistance } from '../store/phash.js';
+import type { SafetyPolicy } from './load.js';
+import { sourceMatches, type SafetyAction, type SafetyDoor } from './policy.js';
+
+export interface RuleHit {
+  /** `concept:<id>`, `hash:<id>`, `source:deny`, `source:allow`, `licence:allow` or `poisoning:<source>`. */
+  rule: string;
+  score: number;
+  action: SafetyAction;
+}
+
+export interface SafetyDecision {
+  action: 'allow' | 'block' | 'flag';
+  /** The deciding rule (for allow: the closest concept, when any was scored). */
+  rule?: string;
+  score?: number;
+  /** Every rule that fired. */
+  hits: RuleHit[];
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+/** Concept scores of an L2-normalised embedding at a door: the hits, and the closest concept even when none fired. */
+export function conceptHits(policy: SafetyPolicy, embedding: Float32Array, door: SafetyDoor, window = false): { hits: RuleHit[]; closest?: { rule: string; score: number } } {
+  if (policy.concepts.length > 0 && embedding.length !== policy.dim) {
+    throw new RagdiffError('POLICY_MISMATCH', `the embedding has ${embedding.length} values but the policy's concepts were embedded at ${policy.dim} (another encoder)`);
+  }
+  const hits: RuleHit[] = [];
+  let closest: { rule: string; score: number } | undefined;
+  for (const c of policy.concepts) {
+    if (!c.doors.includes(door)) continue;
+    let best = -Infinity;
+    for (const a of c.anchors) {
+      const s = dot(a, embedding);
+      if (s > best) best = s;
+    }
+    const score = best - (door !== 'prompt' ? c.threshold : window ? c.windowThreshold : c.promptThreshold);
+    const rule = `concept:${c.id}`;
+    if (!closest || score > closest.score) closest = { rule, score };
+    if (score > 0) hits.push({ rule, score, action: c.action });
+  }
+  hits.sort((a, b) => b.score - a.score);
+  return { hits, closest };
+}
+
+/** The runs of 1..n words of a prompt (within the first `maxWords` words), for the windowed prompt check. */
+export function promptWindows(prompt: string, n: number, maxWords = 32): string[] {
+  const words = (prompt.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, maxWords);
+  const out = new Set<string>();
+  for (let len = 1; len <= n; len++) for (let i = 0; i + len <= words.length; i++) out.add(words.slice(i, i + len).join(' '));
+  return [...out];
+}
+
+/** Source deny/allow and licence allow rules (stored content). */
+export function metaHits(policy: SafetyPolicy, meta: { source?: string; licence?: string }): RuleHit[] {
+  const hits: RuleHit[] = [];
+  const { sources, licences } = policy.doc;
+  const source = meta.source ?? '';
+  if (sources.deny.some((p) => sourceMatches(p, source))) hits.push({ rule: 'source:deny', score: 1, action: sources.action });
+  else if (sources.allow && !sources.allow.some((p) => sourceMatches(p, source))) hits.push({ rule: 'source:allow', score: 1, action: sources.action });
+  if (licences.allow && !licences.allow.includes(meta.licence ?? '')) hits.push({ rule: 'licence:allow', score: 1, action: licences.action });
+  return hits;
+}
+
+/** Perceptual-hash blocklist hits (the closest entry). */
+export function hashHits(policy: SafetyPolicy, phash: string | undefined): RuleHit[] {
+  if (!phash || policy.doc.hashes.length === 0) return [];
+  let best: RuleHit | undefined;
+  for (const h of policy.doc.hashes) {
+    const d = hashDistance(h.phash, phash);
+    if (d > h.maxDistance) continue;
+    const score = (h.maxDistance + 1 - d) / 64;
+    if (!best || score > best.score) best = { rule: `hash:${h.id}`, score, action: h.action };
+  }
+  return best ? [best] : [];
+}
+
+/** Combines hits (in priority order) into one decision. */
+export function decide(hits: RuleHit[], closest?: { rule: string; score: number }): SafetyDecision {
+  const block = hits.find((h) => h.action === 'block');
+  if (block) return { action: 'block', rule: block.rule, score: block.score, hits };
+  if (hits.length > 0) return { action: 'flag', rule: hits[0]!.rule, score: hits[0]!.score, hits };
+  return { action: 'allow', ...(closest ? { rule: closest.rule, score: closest.score } : {}), hits };
+}
+
+/** The reason string recorded with a blocked image (the store keeps it). */
+export function reasonOf(d: SafetyDecision, policy: SafetyPolicy): string {
+  return `safety policy ${policy.version} (${policy.hash.slice(0, 12)}): rule ${d.rule} score ${d.score?.toFixed(4)}`;
+}
