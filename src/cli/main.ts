@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerGenerateCommands } from './generate.js';
 import { registerIndexCommands } from './index-cmd.js';
+import { registerServeCommand } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,6 +19,7 @@ const program = new Command()
 
 registerGenerateCommands(program);
 registerIndexCommands(program);
+registerServeCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as { code?: string; message?: string };
