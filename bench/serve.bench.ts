@@ -18,7 +18,7 @@ import { writeResultsSection } from './results.js';
 const quick = process.argv.includes('--quick');
 const REQUESTS = quick ? 100 : 500;
 const CLIENTS = 4; // closed loop, within capacity: latency as a user sees it with a busy but not full queue
-const STEPS = 2;
+const STEPS = 1;
 const CONCURRENCY = 1;
 const MAX_QUEUE = 4;
 const BURST = 24; // overload: far beyond 1 running + 4 queued

@@ -161,7 +161,7 @@ const STAGE_WEIGHT = { queued: 0, 'encode-text': 0.05, 'encode-image': 0.05, den
 async function run(figure, body, signal) {
   figure.hidden = false;
   const bar = figure.querySelector('progress');
-  const img = figure.querySelector('img');
+  const img = figure.querySelector('img.out');
   bar.value = 0;
   img.removeAttribute('src');
   const job = await api('/v1/images/generations', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }), signal });
@@ -187,7 +187,7 @@ async function run(figure, body, signal) {
 }
 
 function showUsed(result) {
-  const ol = $('#with .used');
+  const ol = $('#with .used-list');
   ol.replaceChildren();
   for (const ref of result.references) {
     const thumb = el('img', { alt: '' });

@@ -130,12 +130,11 @@ export function responseOf(ctx: ServerContext, r: RagResult, prompt: { allow: bo
  * Runs one generation under admission control; `signal` aborts it.
  * Always releases its slot; records metrics.
  */
-async function generate(ctx: ServerContext, body: GenerationBody, controller: AbortController, onProgress: (e: ProgressEvent) => void, release: () => void) {
+async function generate(ctx: ServerContext, body: GenerationBody, req: Omit<RagRequest, 'signal' | 'onProgress'>, controller: AbortController, onProgress: (e: ProgressEvent) => void, release: () => void) {
   const started = performance.now();
-  const withRetrieval = body.retrieval === false || (!ctx.store && body.retrieval === undefined) ? 'no' : 'yes';
+  const withRetrieval = req.retrieval ? 'yes' : 'no';
   let outcome = 'error';
   try {
-    const req = toRagRequest(ctx, body);
     const verdict = await checkPrompt(ctx.safety.promptScreen, body.prompt, ctx.metrics);
     if (verdict && !verdict.allow) throw new HttpError('PROMPT_BLOCKED', `the prompt was refused by the safety policy: ${verdict.reason}`);
     const created = Math.floor(Date.now() / 1000);
@@ -177,7 +176,7 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContex
     config: { access: 'read' },
   }, async (request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body as GenerationBody;
-    toRagRequest(ctx, body); // bad input answers 4xx before taking a slot
+    const req = toRagRequest(ctx, body); // bad input answers 4xx before taking a slot
     const controller = new AbortController();
     const release = admit(ctx, controller);
 
@@ -185,7 +184,7 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContex
       const job = ctx.jobs.start(async (j: Job) => {
         j.controller.signal.addEventListener('abort', () => controller.abort(j.controller.signal.reason), { once: true });
         try {
-          const result = await generate(ctx, body, controller, (e) => j.emit({ event: 'progress', data: e }), release);
+          const result = await generate(ctx, body, req, controller, (e) => j.emit({ event: 'progress', data: e }), release);
           j.emit({ event: 'result', data: { id: j.id, ...result } });
         } catch (e) {
           const r = errorReply(e, (x) => ctx.log.error({ err: x }, 'generation failed'));
@@ -200,7 +199,7 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContex
       if (!reply.raw.writableFinished) controller.abort(new Error('the client disconnected'));
     };
     reply.raw.once('close', onClose);
-    return generate(ctx, body, controller, () => {}, release);
+    return generate(ctx, body, req, controller, () => {}, release);
   });
 
   app.get('/v1/generations/:id/events', { schema: { params: idParams }, config: { access: 'read' } }, async (request, reply) => {
