@@ -100,7 +100,7 @@ async function main(): Promise<void> {
 
     const fmt = (m: Map<string, number>) => [...m].sort().map(([s, n]) => `${s}: ${n}`).join(', ');
     const md = `
-POST /v1/images/generations with retrieval (tokens, k = 4, a 30-image Twemoji store), tiny-emoji 64×64, ${STEPS} steps, n = 1;
+POST /v1/images/generations with retrieval (tokens, k = 4, a 30-image Twemoji store), tiny-emoji 64×64, ${STEPS} denoising step(s), n = 1;
 server: concurrency ${CONCURRENCY}, queue ${MAX_QUEUE}; ${CLIENTS} closed-loop clients on loopback, ${REQUESTS} requests after 10 warm-up ones.
 
 | measure | value |

@@ -15,6 +15,7 @@ interface ServeOptions {
   model: string;
   store?: string;
   demoStore?: boolean;
+  withoutStore?: boolean;
   policy?: string;
   concurrency: number;
   queue: number;
@@ -44,7 +45,9 @@ async function loadPolicy(path: string): Promise<SafetyHooks & { storeScreen?: I
 }
 
 async function serveCommand(o: ServeOptions): Promise<void> {
-  if (o.store && o.demoStore) throw new InvalidArgumentError('give --store <dir> or --demo-store, not both');
+  if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new InvalidArgumentError('give one of --store <dir>, --demo-store, --without-store');
+  // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
+  const demo = o.demoStore || (!o.store && !o.withoutStore);
   const policy = o.policy ? await loadPolicy(o.policy) : {};
   const rag = await RagPipeline.load(o.model, {
     concurrency: o.concurrency,
@@ -55,8 +58,8 @@ async function serveCommand(o: ServeOptions): Promise<void> {
   let store: ImageStore | undefined;
   let encoder: Awaited<ReturnType<typeof loadClipEncoders>> | undefined;
   try {
-    if (o.demoStore) {
-      console.error('opening the demo store (built on first use; about a minute)…');
+    if (demo) {
+      console.error('opening the demo store (built on first use, which takes a minute)…');
       store = await openDemoStore({ encoderDir: o.model, store: policy.storeScreen ? { screen: policy.storeScreen } : {} });
     } else if (o.store) {
       encoder = await loadClipEncoders(o.model);
@@ -98,7 +101,8 @@ export function registerServeCommand(program: Command): void {
     .option('-p, --port <n>', 'port (0: any free port)', intOption('port'), 8787)
     .option('-m, --model <dir>', 'model bundle directory', DEFAULT_MODEL_DIR)
     .option('--store <dir>', 'reference store directory (built with `ragdiff index`)')
-    .option('--demo-store', 'use the Twemoji demo store (built and cached on first use)')
+    .option('--demo-store', 'use the Twemoji demo store (the default without --store; built and cached on first use)')
+    .option('--without-store', 'no reference store: generation without retrieval')
     .option('--policy <file>', 'safety policy file, passed to the safety module\'s loadPolicy')
     .option('--concurrency <n>', 'generations running at once (1..16)', intOption('concurrency'), 1)
     .option('--queue <n>', 'generations that may wait; beyond that requests get 429 with Retry-After', intOption('queue'), 8)
@@ -113,7 +117,7 @@ chose). Type a prompt, pick, drop or upload references, and generate; the
 result is shown beside a no-retrieval result for the same seed.
 
 Examples:
-  ragdiff serve --demo-store                    # the page at http://127.0.0.1:8787/
+  ragdiff serve                                 # the demo store; the page at http://127.0.0.1:8787/
   ragdiff serve --store refs/ --port 9000
   RAGDIFF_API_KEYS=k1-xxxxxxxx RAGDIFF_WRITE_KEYS=admin-xxxxxxxx ragdiff serve --store refs/ --host 0.0.0.0
 
