@@ -89,6 +89,8 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
     log: app.log,
   };
 
+  // JSON and multipart only: a text body is 415, not a string the schema then refuses.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } });
