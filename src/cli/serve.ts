@@ -75,6 +75,9 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     logger: { level: 'warn' },
   });
   const url = await server.listen({ host: o.host, port: o.port });
+  if (!['127.0.0.1', '::1', 'localhost'].includes(o.host) && !o.apiKey?.length && !process.env.RAGDIFF_API_KEYS && !o.writeKey?.length && !process.env.RAGDIFF_WRITE_KEYS) {
+    console.error(`warning: listening on ${o.host} without API keys: anyone who can reach it may generate, upload and remove references (see --api-key, --write-key)`);
+  }
   console.log(`ragdiff serve: ${rag.info.name}${store ? `, ${store.size} references in ${store.dir}` : ', no reference store'}`);
   console.log(`  page: ${url}/   API: ${url}/v1/images/generations   metrics: ${url}/metrics`);
   await new Promise<void>((done) => {

@@ -82,7 +82,7 @@ export interface ErrorBody {
 /** Status, headers and body for any thrown value. Server faults are logged and answered without detail. */
 export function errorReply(e: unknown, log?: (e: unknown) => void): { status: number; headers: Record<string, string>; body: ErrorBody } {
   const err = e as FastifyError & { code?: unknown; headers?: Record<string, string> };
-  const fast = typeof err?.code === 'string' && err.code.startsWith('FST_') || (err as FastifyError)?.validation ? fromFastify(err) : undefined;
+  const fast = (typeof err?.code === 'string' && err.code.startsWith('FST_')) || err?.validation ? fromFastify(err) : undefined;
   const code = fast?.code ?? (typeof err?.code === 'string' ? err.code : 'INTERNAL');
   const status = fast ? httpStatusOf(fast.code) : httpStatusOf(code);
   if (status >= 500 && status !== 503) {

@@ -46,6 +46,7 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
         } catch (e) {
           verdict = { allow: false, reason: `the screen failed: ${(e as Error)?.message ?? String(e)}` };
         }
+        ctx.metrics.screening.inc({ stage: 'search', decision: verdict.allow ? 'allow' : 'refuse' });
       }
       data.push(storedView(h, verdict));
     }
