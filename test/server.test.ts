@@ -103,7 +103,7 @@ test.after(async () => {
 });
 
 test('POST /v1/images/generations: OpenAI-shaped answer; each image is a PNG whose provenance lists the references the response lists', async () => {
-  const res = await post(`${base}/v1/images/generations`, { prompt: 'red apple', n: 2, size: '64x64', response_format: 'b64_json', seed: 7, steps: 3 });
+  const res = await post(`${base}/v1/images/generations`, { prompt: 'red apple', n: 2, size: '64x64', response_format: 'b64_json', seed: 7, steps: 3, sampler: 'ddim' });
   assert.is(res.status, 200);
   const body = (await res.json()) as { created: number; data: { b64_json: string; seed: number; references: { id: string }[] }[]; references: { id: string; name: string; thumbnail_url: string; attribution: string }[]; retrieval: { mode: string; k: number } };
   assert.ok(Number.isInteger(body.created) && body.created > 1_700_000_000);
@@ -120,7 +120,10 @@ test('POST /v1/images/generations: OpenAI-shaped answer; each image is a PNG who
     assert.is(e.parameters.seed, d.seed);
     assert.equal(e.provenance!.references.map((r) => r.id), body.references.map((r) => r.id));
     assert.equal(d.references.map((r) => r.id), body.references.map((r) => r.id));
+    assert.equal((d as unknown as { provenance: unknown }).provenance, e.provenance!.retrieval);
   }
+  const params = (body as unknown as { parameters: { steps: number; sampler: string; prompt: string } }).parameters;
+  assert.equal([params.steps, params.sampler, params.prompt], [3, 'ddim', 'red apple']);
 });
 
 test('pinned ids, exclusions and inline uploads shape the provenance; retrieval:false generates without references', async () => {
@@ -214,6 +217,7 @@ test('bad JSON input: malformed, wrong types, unknown fields, limits, unsupporte
   await expectError(await post(url, { prompt: 'a', size: '1024x1024' }), 400, 'INVALID_REQUEST', /size must be "64x64"/);
   await expectError(await post(url, { prompt: 'a', response_format: 'url' }), 400, 'INVALID_REQUEST', /b64_json/);
   await expectError(await post(url, { prompt: 'a', retrieval: { mode: 'telepathy' } }), 400, 'INVALID_REQUEST', /mode/);
+  await expectError(await post(url, { prompt: 'a', sampler: 'heun' }), 400, 'INVALID_REQUEST', /sampler must be equal to one of the allowed values: ddim/);
   await expectError(await post(url, { prompt: 'a', retrieval: { references: [{ b64_json: 'not base64!' }] } }), 400, 'INVALID_REQUEST', /base64/);
   await expectError(await post(url, { prompt: 'a', retrieval: { k: 9 } }), 400, 'OUT_OF_RANGE', /retrieval.k must be in 1..4/);
   await expectError(await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }), 415, 'UNSUPPORTED_MEDIA_TYPE');

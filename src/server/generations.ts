@@ -31,6 +31,8 @@ export interface GenerationBody {
   seed?: number;
   steps?: number;
   guidance_scale?: number;
+  sampler?: RagRequest['sampler'];
+  karras?: boolean;
   stream?: boolean;
   retrieval?: boolean | {
     k?: number;
@@ -66,6 +68,8 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
     ...(b.seed !== undefined ? { seed: b.seed } : {}),
     ...(b.steps !== undefined ? { steps: b.steps } : {}),
     ...(b.guidance_scale !== undefined ? { guidanceScale: b.guidance_scale } : {}),
+    ...(b.sampler !== undefined ? { sampler: b.sampler } : {}),
+    ...(b.karras !== undefined ? { karras: b.karras } : {}),
     batch: b.n,
   };
   const wanted = b.retrieval ?? true;
@@ -107,9 +111,13 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
 export function responseOf(ctx: ServerContext, r: RagResult, prompt: { allow: boolean; reason?: string } | undefined, created: number) {
   const refs = r.references.map(useView);
   const st = r.stats;
+  // What the PNG's ragdiff chunk holds besides the references: mode, scales, query, store and its change sequence.
+  const provenance = (r.parameters?.provenance as { retrieval?: unknown } | undefined)?.retrieval ?? null;
+  const { provenance: _omitted, ...parameters } = r.parameters ?? ({} as NonNullable<RagResult['parameters']>);
   return {
     created,
-    data: r.images.map((im) => ({ b64_json: im.png.toString('base64'), seed: im.seed, references: refs })),
+    data: r.images.map((im) => ({ b64_json: im.png.toString('base64'), seed: im.seed, references: refs, provenance })),
+    parameters: r.parameters ? parameters : null,
     references: refs,
     retrieval: st.retrieval ?? null,
     safety: {

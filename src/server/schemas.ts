@@ -4,6 +4,7 @@
  * Limits live here so the schema and the page agree on them.
  */
 import { RETRIEVAL_MODES } from '../rag/index.js';
+import { SAMPLERS } from '../pipeline/params.js';
 
 export interface Limits {
   /** Largest JSON body, bytes (inline reference images count). Default 4 MiB. */
@@ -53,6 +54,8 @@ export function generationBody(l: Limits, size: string) {
       seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
       steps: { type: 'integer', minimum: 1, maximum: l.steps },
       guidance_scale: { type: 'number', minimum: 0, maximum: 50 },
+      sampler: { type: 'string', enum: [...SAMPLERS] },
+      karras: { type: 'boolean' },
       stream: { type: 'boolean' },
       retrieval: {
         anyOf: [
