@@ -137,5 +137,43 @@ if (!existsSync(CHROMIUM)) {
     }
   });
 
+  test('with API keys and a safety screen: the key is asked for, refused references are shown with the reason, a generate-only key cannot upload', async () => {
+    const ghost = store.list({ limit: 1000 }).find((r) => r.name === 'ghost')!.id;
+    const keyed = await createServer({
+      rag, store, apiKeys: { keys: ['page-read-key-123'], writeKeys: ['page-write-key-123'] },
+      screen: (ref) => (ref.id === ghost ? { allow: false, reason: 'no ghosts on this server' } : { allow: true }), policyHash: 'sha256:0123456789abcdef',
+    });
+    const url = await keyed.listen({ host: '127.0.0.1', port: 0 });
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+    const p = await context.newPage();
+    try {
+      await p.goto(`${url}/`);
+      await p.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+      assert.match(await p.locator('#model').innerText(), /safety policy sha256:0123/);
+      assert.ok(await p.locator('#api-key').isVisible(), 'the key field is shown when the server needs keys');
+      await p.fill('#api-key', 'page-read-key-123');
+      await p.fill('#prompt', 'ghost');
+      await p.click('#search');
+      const card = p.locator(`#refs li[data-id="${ghost}"]`);
+      await card.waitFor({ timeout: 30_000 });
+      assert.match((await card.getAttribute('class')) ?? '', /refused/);
+      assert.match(await card.innerText(), /refused by policy/i);
+      assert.ok(await p.locator('#safety').isVisible());
+      assert.match(await p.locator('#safety').innerText(), /no ghosts on this server/);
+      await p.setInputFiles('#upload', twemojiInputs(['guitar'])[0]!.path);
+      await p.waitForFunction(() => /Upload refused/.test(document.querySelector('#status')!.textContent ?? ''), undefined, { timeout: 30_000 });
+      assert.match(await p.locator('#status').innerText(), /write key/);
+    } catch (e) {
+      const path = repoPath('out/test-artifacts/server-browser-keys-failure.png');
+      mkdirSync(dirname(path), { recursive: true });
+      await p.screenshot({ path, fullPage: true }).catch(() => {});
+      console.error(`server-browser: screenshot of the failure saved to ${path}`);
+      throw e;
+    } finally {
+      await context.close();
+      await keyed.close({ graceMs: 0 });
+    }
+  });
+
   test.run();
 }

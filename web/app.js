@@ -248,7 +248,7 @@ async function start() {
     $('#key-row').hidden = false;
     $('#settings').open = !localStorage.getItem('ragdiff-key');
     $('#api-key').value = localStorage.getItem('ragdiff-key') || '';
-    $('#api-key').addEventListener('change', (e) => localStorage.setItem('ragdiff-key', e.target.value.trim()));
+    $('#api-key').addEventListener('input', (e) => localStorage.setItem('ragdiff-key', e.target.value.trim()));
   }
   let timer;
   $('#prompt').addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 400); });
