@@ -190,6 +190,23 @@ test('a client that disconnects from the event stream cancels its generation: th
   await expectError(after, 499, 'ABORTED');
 });
 
+test('a streamed job nobody follows is cancelled after orphanJobMs; DELETE cancels a job; both free the queue', async () => {
+  const s = await createServer({ rag, store, page: false, limits: { steps: 500 }, orphanJobMs: 300 });
+  const b = await s.listen();
+  try {
+    const orphan = (await (await post(`${b}/v1/images/generations`, { prompt: 'tomato', steps: 500, stream: true })).json()) as { result_url: string };
+    assert.ok(await waitEmpty(b), 'the orphaned job was cancelled');
+    await expectError(await fetch(`${b}${orphan.result_url}`), 499, 'ABORTED', /aborted/);
+    const job = (await (await post(`${b}/v1/images/generations`, { prompt: 'tomato', steps: 500, stream: true })).json()) as { id: string; result_url: string };
+    const del = await fetch(`${b}/v1/generations/${job.id}`, { method: 'DELETE' });
+    assert.equal(await del.json(), { id: job.id, cancelled: true });
+    assert.ok(await waitEmpty(b), 'the deleted job was cancelled');
+    await expectError(await fetch(`${b}${job.result_url}`), 499, 'ABORTED');
+  } finally {
+    await s.close({ graceMs: 0 });
+  }
+});
+
 test('a client that vanishes during a plain POST cancels its work: the queue empties', async () => {
   const cancelledBefore = (await open.metrics.registry.getSingleMetricAsString('ragdiff_generation_duration_seconds')).match(/_count\{retrieval="yes",outcome="cancelled"\} (\d+)/)?.[1] ?? '0';
   const req = httpRequest(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' } });
