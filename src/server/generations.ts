@@ -180,7 +180,7 @@ function writeEvent(reply: FastifyReply, e: JobEvent): void {
 
 export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/images/generations', {
-    schema: { body: generationBody(ctx.limits, ctx.size) },
+    schema: { body: generationBody(ctx.limits) },
     config: { access: 'read' },
   }, async (request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body as GenerationBody;

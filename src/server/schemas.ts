@@ -38,7 +38,8 @@ export const DEFAULT_LIMITS: Limits = {
 
 const id = { type: 'string', minLength: 1, maxLength: 200 } as const;
 
-export function generationBody(l: Limits, size: string) {
+/** The generation body; `size` is checked by the route (its message names the model's one size). */
+export function generationBody(l: Limits) {
   return {
     type: 'object',
     additionalProperties: false,
@@ -112,8 +113,6 @@ export function generationBody(l: Limits, size: string) {
         ],
       },
     },
-    // Shown in the 400 message for a wrong size.
-    description: `size must be ${size}`,
   } as const;
 }
 
