@@ -131,6 +131,19 @@ export const ERROR_CODES = {
   FETCH_CONTENT_TYPE: { status: 415, meaning: 'the response\'s content type is not an image' },
   FETCH_NOT_IMAGE: { status: 415, meaning: 'the response bytes are not an image' },
 
+  // ---- the HTTP service (src/server)
+  INVALID_REQUEST: { status: 400, meaning: 'a request does not match the route\'s schema (the field is named)' },
+  INVALID_JSON: { status: 400, meaning: 'the request body is not valid JSON' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the request\'s content type is not accepted by the route' },
+  PAYLOAD_TOO_LARGE: { status: 413, meaning: 'the request body or an uploaded file is over the service\'s limit' },
+  NOT_AN_IMAGE: { status: 415, meaning: 'an uploaded file is not an image' },
+  NOT_FOUND: { status: 404, meaning: 'no such route' },
+  JOB_NOT_FOUND: { status: 404, meaning: 'no generation job with this id (finished results are kept a short while)' },
+  UNAUTHORIZED: { status: 401, meaning: 'a missing or wrong API key' },
+  FORBIDDEN: { status: 403, meaning: 'the API key may not use this route (e.g. a generate-only key writing references)' },
+  NO_STORE: { status: 409, meaning: 'the service runs without a store; reference routes are unavailable' },
+  SHUTTING_DOWN: { status: 503, meaning: 'the service is shutting down and takes no new work' },
+
   // ---- runtime
   BUSY: { status: 429, meaning: 'the pipeline\'s queue is full; retry later' },
   ABORTED: { status: 499, meaning: 'the caller\'s AbortSignal fired' },

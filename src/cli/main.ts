@@ -9,6 +9,7 @@ import { registerExplainCommand } from './explain.js';
 import { registerGenerateCommands } from './generate.js';
 import { registerIndexCommands } from './index-cmd.js';
 import { registerKbCommands } from './kb-cmd.js';
+import { registerServeCommand } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -22,6 +23,7 @@ registerGenerateCommands(program);
 registerIndexCommands(program);
 registerExplainCommand(program);
 registerKbCommands(program);
+registerServeCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as { code?: string; message?: string };

@@ -1,0 +1,130 @@
+/**
+ * `ragdiff serve`: the HTTP service and its page (src/server/).
+ */
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { RagPipeline } from '../rag/index.js';
+import { createServer, type PolicyLoader, type SafetyHooks } from '../server/index.js';
+import { ImageStore, loadClipEncoders, openDemoStore, type ImageScreen } from '../store/index.js';
+import { DEFAULT_MODEL_DIR } from './generate.js';
+import { intOption } from './options.js';
+
+interface ServeOptions {
+  host: string;
+  port: number;
+  model: string;
+  store?: string;
+  demoStore?: boolean;
+  withoutStore?: boolean;
+  policy?: string;
+  concurrency: number;
+  queue: number;
+  apiKey?: string[];
+  writeKey?: string[];
+  threads?: number;
+  providers?: string;
+  grace: number;
+}
+
+const keyList = (flag: string[] | undefined, env: string | undefined) => [...(flag ?? []), ...(env ? env.split(',').map((s) => s.trim()).filter(Boolean) : [])];
+
+/**
+ * The safety module's policy loader, when this build has one (src/safety is
+ * separate work: it is looked up at run time so the server builds without it).
+ */
+async function loadPolicy(path: string): Promise<SafetyHooks & { storeScreen?: ImageScreen }> {
+  const modulePath = '../safety/index.js';
+  let mod: { loadPolicy?: PolicyLoader };
+  try {
+    mod = (await import(modulePath)) as { loadPolicy?: PolicyLoader };
+  } catch (e) {
+    throw Object.assign(new Error(`--policy needs the safety module, which this build lacks (${(e as Error).message})`), { code: 'UNSUPPORTED' });
+  }
+  if (typeof mod.loadPolicy !== 'function') throw Object.assign(new Error('the safety module exports no loadPolicy(path)'), { code: 'UNSUPPORTED' });
+  return mod.loadPolicy(resolve(path));
+}
+
+async function serveCommand(o: ServeOptions): Promise<void> {
+  if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new InvalidArgumentError('give one of --store <dir>, --demo-store, --without-store');
+  // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
+  const demo = o.demoStore || (!o.store && !o.withoutStore);
+  const policy = o.policy ? await loadPolicy(o.policy) : {};
+  const rag = await RagPipeline.load(o.model, {
+    concurrency: o.concurrency,
+    maxQueue: o.queue,
+    threads: o.threads,
+    executionProviders: o.providers ? o.providers.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+  });
+  let store: ImageStore | undefined;
+  let encoder: Awaited<ReturnType<typeof loadClipEncoders>> | undefined;
+  try {
+    if (demo) {
+      console.error('opening the demo store (built on first use, which takes a minute)…');
+      store = await openDemoStore({ encoderDir: o.model, store: policy.storeScreen ? { screen: policy.storeScreen } : {} });
+    } else if (o.store) {
+      encoder = await loadClipEncoders(o.model);
+      store = await ImageStore.open(resolve(o.store), { encoder, ...(policy.storeScreen ? { screen: policy.storeScreen } : {}) });
+    }
+  } catch (e) {
+    await rag.close();
+    throw e;
+  }
+  const server = await createServer({
+    rag, store, screen: policy.screen, promptScreen: policy.promptScreen, policyHash: policy.policyHash,
+    apiKeys: { keys: keyList(o.apiKey, process.env.RAGDIFF_API_KEYS), writeKeys: keyList(o.writeKey, process.env.RAGDIFF_WRITE_KEYS) },
+    logger: { level: 'warn' },
+  });
+  const url = await server.listen({ host: o.host, port: o.port });
+  if (!['127.0.0.1', '::1', 'localhost'].includes(o.host) && !o.apiKey?.length && !process.env.RAGDIFF_API_KEYS && !o.writeKey?.length && !process.env.RAGDIFF_WRITE_KEYS) {
+    console.error(`warning: listening on ${o.host} without API keys: anyone who can reach it may generate, upload and remove references (see --api-key, --write-key)`);
+  }
+  console.log(`ragdiff serve: ${rag.info.name}${store ? `, ${store.size} references in ${store.dir}` : ', no reference store'}`);
+  console.log(`  page: ${url}/   API: ${url}/v1/images/generations   metrics: ${url}/metrics`);
+  await new Promise<void>((done) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      console.error(`shutting down (in-flight generations get ${o.grace} s)…`);
+      done();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await server.close({ graceMs: o.grace * 1000 });
+  await store?.close();
+  await encoder?.close();
+  await rag.close();
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the HTTP service and its web page (generation with chosen references)')
+    .option('--host <addr>', 'address to bind (loopback by default; use 0.0.0.0 to expose it, with API keys)', '127.0.0.1')
+    .option('-p, --port <n>', 'port (0: any free port)', intOption('port'), 8787)
+    .option('-m, --model <dir>', 'model bundle directory', DEFAULT_MODEL_DIR)
+    .option('--store <dir>', 'reference store directory (built with `ragdiff index`)')
+    .option('--demo-store', 'use the Twemoji demo store (the default without --store; built and cached on first use)')
+    .option('--without-store', 'no reference store: generation without retrieval')
+    .option('--policy <file>', 'safety policy file, passed to the safety module\'s loadPolicy')
+    .option('--concurrency <n>', 'generations running at once (1..16)', intOption('concurrency'), 1)
+    .option('--queue <n>', 'generations that may wait; beyond that requests get 429 with Retry-After', intOption('queue'), 8)
+    .option('--api-key <key...>', 'bearer keys that may generate and search (also $RAGDIFF_API_KEYS, comma-separated)')
+    .option('--write-key <key...>', 'bearer keys that may also upload and remove references (also $RAGDIFF_WRITE_KEYS)')
+    .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
+    .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
+    .option('--grace <seconds>', 'on SIGINT/SIGTERM, time in-flight generations get before they are cancelled', intOption('grace'), 10)
+    .addHelpText('after', `
+The page: open http://127.0.0.1:8787/ in a browser (or the host and port you
+chose). Type a prompt, pick, drop or upload references, and generate; the
+result is shown beside a no-retrieval result for the same seed.
+
+Examples:
+  ragdiff serve                                 # the demo store; the page at http://127.0.0.1:8787/
+  ragdiff serve --store refs/ --port 9000
+  RAGDIFF_API_KEYS=k1-xxxxxxxx RAGDIFF_WRITE_KEYS=admin-xxxxxxxx ragdiff serve --store refs/ --host 0.0.0.0
+
+API: POST /v1/images/generations (OpenAI images shape + "retrieval"), GET /v1/generations/:id/events (SSE),
+     GET|POST /v1/references, GET /v1/references/:id/image, DELETE /v1/references/:id, GET /healthz, GET /metrics`)
+    .action(serveCommand);
+}

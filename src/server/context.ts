@@ -1,0 +1,24 @@
+/** What every route of the server shares. */
+import type { FastifyBaseLogger } from 'fastify';
+import type { RagPipeline } from '../rag/index.js';
+import type { ImageStore } from '../store/index.js';
+import type { Admission } from './admission.js';
+import type { KeyCheck } from './auth.js';
+import type { JobRegistry } from './jobs.js';
+import type { ServerMetrics } from './metrics.js';
+import type { SafetyHooks } from './safety.js';
+import type { Limits } from './schemas.js';
+
+export interface ServerContext {
+  rag: RagPipeline;
+  store?: ImageStore;
+  limits: Limits;
+  metrics: ServerMetrics;
+  admission: Admission;
+  jobs: JobRegistry;
+  keys: KeyCheck;
+  safety: SafetyHooks;
+  /** The model's one output size, "WxH". */
+  size: string;
+  log: FastifyBaseLogger;
+}

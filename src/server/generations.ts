@@ -1,0 +1,252 @@
+/**
+ * Generation routes:
+ * - `POST /v1/images/generations` — the OpenAI images shape where it fits
+ *   (prompt, n, size, response_format b64_json, seed) plus ragdiff's
+ *   retrieval, steps and guidance. Answers the images, or with `stream: true`
+ *   202 and a job id to follow.
+ * - `GET /v1/generations/:id/events` — the job's progress as server-sent events.
+ * - `GET /v1/generations/:id` — a finished job's result (kept a minute).
+ *
+ * Whoever asked owns the work: a client that disconnects (the POST's socket,
+ * or the last event stream) aborts its generation, which frees its queue slot.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RagRequest, RagResult, RetrievalOptions, ReferenceChoice } from '../rag/index.js';
+import type { ProgressEvent } from '../pipeline/params.js';
+import type { ServerContext } from './context.js';
+import { errorReply, HttpError } from './errors.js';
+import type { Job, JobEvent } from './jobs.js';
+import { generationBody, idParams } from './schemas.js';
+import { checkPrompt } from './safety.js';
+import { useView } from './references-view.js';
+
+export interface GenerationBody {
+  prompt: string;
+  negative_prompt?: string;
+  n: number;
+  size?: string;
+  response_format?: string;
+  model?: string;
+  user?: string;
+  seed?: number;
+  steps?: number;
+  guidance_scale?: number;
+  sampler?: RagRequest['sampler'];
+  karras?: boolean;
+  stream?: boolean;
+  retrieval?: boolean | {
+    k?: number;
+    mode?: RetrievalOptions['mode'];
+    query?: string;
+    references?: (string | { id: string } | { b64_json: string; name?: string; source?: string; licence?: string; attribution?: string })[];
+    exclude?: string[];
+    sources?: string[];
+    licences?: string[];
+    min_score?: number;
+    scales?: { text?: number; retrieval?: number };
+    reference_init?: false | { strength?: number; blend?: number };
+    query_in_first_slot?: boolean;
+    neighbour_weighting?: 'uniform' | 'score';
+    reflective?: boolean;
+  };
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** The API body as a RagRequest (checks the server's own rules; the rag layer checks the rest). */
+export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagRequest, 'signal' | 'onProgress'> {
+  if (b.size !== undefined && b.size !== ctx.size) {
+    throw new HttpError('INVALID_REQUEST', `size must be "${ctx.size}" (the only size model ${ctx.rag.info.name} makes), got ${JSON.stringify(b.size)}`);
+  }
+  if (b.response_format !== undefined && b.response_format !== 'b64_json') {
+    throw new HttpError('INVALID_REQUEST', `response_format must be "b64_json" (this server returns images inline), got ${JSON.stringify(b.response_format)}`);
+  }
+  if (b.prompt.trim() === '') throw new HttpError('INVALID_REQUEST', 'prompt must not be blank');
+  const req: Omit<RagRequest, 'signal' | 'onProgress'> = {
+    prompt: b.prompt,
+    ...(b.negative_prompt !== undefined ? { negativePrompt: b.negative_prompt } : {}),
+    ...(b.seed !== undefined ? { seed: b.seed } : {}),
+    ...(b.steps !== undefined ? { steps: b.steps } : {}),
+    ...(b.guidance_scale !== undefined ? { guidanceScale: b.guidance_scale } : {}),
+    ...(b.sampler !== undefined ? { sampler: b.sampler } : {}),
+    ...(b.karras !== undefined ? { karras: b.karras } : {}),
+    batch: b.n,
+  };
+  const wanted = b.retrieval ?? true;
+  if (wanted === false) return req;
+  if (!ctx.store) {
+    if (b.retrieval === undefined) return req; // no store: plain generation unless retrieval was asked for
+    throw new HttpError('NO_STORE', 'this server has no reference store; start it with --store <dir> or --demo-store, or send "retrieval": false');
+  }
+  const o = wanted === true ? {} : wanted;
+  const references: ReferenceChoice[] | undefined = o.references?.map((r, i) => {
+    if (typeof r === 'string') return { id: r };
+    if ('id' in r) return { id: r.id };
+    const s = r.b64_json.replace(/\s+/g, '');
+    if (!BASE64.test(s) || s.length % 4 !== 0) throw new HttpError('INVALID_REQUEST', `retrieval.references[${i}].b64_json is not base64`);
+    const image = Buffer.from(s, 'base64');
+    if (image.length > ctx.limits.uploadBytes) throw new HttpError('PAYLOAD_TOO_LARGE', `retrieval.references[${i}] is ${image.length} bytes; the limit is ${ctx.limits.uploadBytes}`);
+    return { image, name: r.name, source: r.source ?? 'upload', licence: r.licence, attribution: r.attribution };
+  });
+  const retrieval: RetrievalOptions = {
+    store: ctx.store,
+    ...(o.k !== undefined ? { k: o.k } : {}),
+    ...(o.mode !== undefined ? { mode: o.mode } : {}),
+    ...(o.query !== undefined ? { query: o.query } : {}),
+    ...(references ? { references } : {}),
+    ...(o.exclude ? { excludeIds: o.exclude } : {}),
+    ...(o.sources ? { sources: o.sources } : {}),
+    ...(o.licences ? { licences: o.licences } : {}),
+    ...(o.min_score !== undefined ? { minScore: o.min_score } : {}),
+    ...(o.scales ? { scales: o.scales } : {}),
+    ...(o.reference_init !== undefined ? { referenceInit: o.reference_init } : {}),
+    ...(o.query_in_first_slot !== undefined ? { queryInFirstSlot: o.query_in_first_slot } : {}),
+    ...(o.neighbour_weighting !== undefined ? { neighbourWeighting: o.neighbour_weighting } : {}),
+    ...(o.reflective !== undefined ? { reflective: o.reflective } : {}),
+  };
+  return { ...req, retrieval };
+}
+
+/** The API's answer for a finished generation. */
+export function responseOf(ctx: ServerContext, r: RagResult, prompt: { allow: boolean; reason?: string } | undefined, created: number) {
+  const refs = r.references.map(useView);
+  const st = r.stats;
+  // What the PNG's ragdiff chunk holds besides the references: mode, scales, query, store and its change sequence.
+  const provenance = (r.parameters?.provenance as { retrieval?: unknown } | undefined)?.retrieval ?? null;
+  const { provenance: _omitted, ...parameters } = r.parameters ?? ({} as NonNullable<RagResult['parameters']>);
+  return {
+    created,
+    data: r.images.map((im) => ({ b64_json: im.png.toString('base64'), seed: im.seed, references: refs, provenance })),
+    parameters: r.parameters ? parameters : null,
+    references: refs,
+    retrieval: st.retrieval ?? null,
+    safety: {
+      policy: ctx.safety.policyHash ?? null,
+      prompt: prompt ?? null,
+      screened: st.retrieval?.screened ?? [],
+    },
+    usage: {
+      steps: st.stepsRun ?? null,
+      denoiser_calls: st.nfe ?? null,
+      wall_ms: st.timings ? Math.round(st.timings.wallMs) : null,
+      queue_ms: st.timings ? Math.round(st.timings.queueMs) : null,
+    },
+  };
+}
+
+/**
+ * Runs one generation under admission control; `signal` aborts it.
+ * Always releases its slot; records metrics.
+ */
+async function generate(ctx: ServerContext, body: GenerationBody, req: Omit<RagRequest, 'signal' | 'onProgress'>, controller: AbortController, onProgress: (e: ProgressEvent) => void, release: () => void) {
+  const started = performance.now();
+  const withRetrieval = req.retrieval ? 'yes' : 'no';
+  let outcome = 'error';
+  try {
+    const verdict = await checkPrompt(ctx.safety.promptScreen, body.prompt, ctx.metrics);
+    if (verdict && !verdict.allow) throw new HttpError('PROMPT_BLOCKED', `the prompt was refused by the safety policy: ${verdict.reason}`);
+    const created = Math.floor(Date.now() / 1000);
+    const r = await ctx.rag.generate({ ...req, signal: controller.signal, onProgress });
+    ctx.metrics.denoiserCalls.inc(r.stats.nfe ?? 0);
+    if (r.stats.retrieval) ctx.metrics.retrieval.observe(r.stats.retrieval.totalMs / 1000);
+    outcome = 'ok';
+    return responseOf(ctx, r, verdict, created);
+  } catch (e) {
+    const code = (e as { code?: string })?.code;
+    outcome = code === 'ABORTED' ? 'cancelled' : code === 'BUSY' ? 'busy' : 'error';
+    if (code === 'BUSY') {
+      ctx.metrics.rejected.inc({ reason: 'busy' });
+      throw ctx.admission.busy((e as Error).message);
+    }
+    throw e;
+  } finally {
+    release();
+    ctx.metrics.generation.observe({ retrieval: withRetrieval, outcome }, (performance.now() - started) / 1000);
+  }
+}
+
+function admit(ctx: ServerContext, controller: AbortController): () => void {
+  try {
+    return ctx.admission.admit(controller);
+  } catch (e) {
+    if ((e as HttpError).code === 'BUSY') ctx.metrics.rejected.inc({ reason: 'busy' });
+    throw e;
+  }
+}
+
+function writeEvent(reply: FastifyReply, e: JobEvent): void {
+  reply.raw.write(`event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
+}
+
+export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/v1/images/generations', {
+    schema: { body: generationBody(ctx.limits) },
+    config: { access: 'read' },
+  }, async (request: FastifyRequest, reply: FastifyReply) => {
+    const body = request.body as GenerationBody;
+    const req = toRagRequest(ctx, body); // bad input answers 4xx before taking a slot
+    const controller = new AbortController();
+    const release = admit(ctx, controller);
+
+    if (body.stream) {
+      const job = ctx.jobs.start(async (j: Job) => {
+        j.controller.signal.addEventListener('abort', () => controller.abort(j.controller.signal.reason), { once: true });
+        try {
+          const result = await generate(ctx, body, req, controller, (e) => j.emit({ event: 'progress', data: e }), release);
+          j.emit({ event: 'result', data: { id: j.id, ...result } });
+        } catch (e) {
+          const r = errorReply(e, (x) => ctx.log.error({ err: x }, 'generation failed'));
+          j.emit({ event: 'error', data: { status: r.status, ...r.body } });
+        }
+      });
+      return reply.code(202).send({ id: job.id, created: job.created, status: 'running', events_url: `/v1/generations/${job.id}/events`, result_url: `/v1/generations/${job.id}` });
+    }
+
+    // The POST's own socket: closed before the answer means the client is gone.
+    const onClose = () => {
+      if (!reply.raw.writableFinished) controller.abort(new Error('the client disconnected'));
+    };
+    reply.raw.once('close', onClose);
+    return generate(ctx, body, req, controller, () => {}, release);
+  });
+
+  app.get('/v1/generations/:id/events', { schema: { params: idParams }, config: { access: 'read' } }, async (request, reply) => {
+    const job = ctx.jobs.get((request.params as { id: string }).id);
+    if (!job) throw new HttpError('JOB_NOT_FOUND', 'no generation with this id (finished jobs are kept one minute)');
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    reply.raw.write(`: ${job.id}\n\n`);
+    const heartbeat = setInterval(() => reply.raw.write(': keep-alive\n\n'), 15_000);
+    let unsubscribe = () => {};
+    const end = () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+    };
+    reply.raw.once('close', end);
+    unsubscribe = job.subscribe((e) => {
+      writeEvent(reply, e);
+      if (e.event !== 'progress') {
+        clearInterval(heartbeat);
+        reply.raw.end();
+      }
+    });
+  });
+
+  app.get('/v1/generations/:id', { schema: { params: idParams }, config: { access: 'read' } }, async (request, reply) => {
+    const job = ctx.jobs.get((request.params as { id: string }).id);
+    if (!job) throw new HttpError('JOB_NOT_FOUND', 'no generation with this id (finished jobs are kept one minute)');
+    if (!job.final) return reply.code(202).send({ id: job.id, status: 'running', progress: job.last?.data ?? null });
+    if (job.final.event === 'error') {
+      const d = job.final.data as { status: number; error: unknown };
+      return reply.code(d.status).send({ error: d.error });
+    }
+    return job.final.data;
+  });
+
+  app.delete('/v1/generations/:id', { schema: { params: idParams }, config: { access: 'read' } }, async (request) => {
+    const job = ctx.jobs.get((request.params as { id: string }).id);
+    if (!job) throw new HttpError('JOB_NOT_FOUND', 'no generation with this id');
+    if (!job.done) job.controller.abort(new Error('cancelled by the client'));
+    return { id: job.id, cancelled: !job.done };
+  });
+}
