@@ -322,7 +322,7 @@ test('API keys: none or a wrong one is 401, a generate-only key cannot write (40
   assert.is((await fetch(`${keyedBase}/healthz`)).status, 200);
 });
 
-test('the safety seam: search shows the screen\'s verdicts, generation reports refusals, a refused prompt is 422, decisions are counted', async () => {
+test('the safety seam: search shows the screen\'s verdicts, generation reports refusals, a refused prompt is 403, decisions are counted', async () => {
   const found = (await (await fetch(`${screenedBase}/v1/references?q=ghost&k=3`)).json()) as { data: { id: string; screen: { allow: boolean; reason?: string } }[] };
   const ghost = found.data.find((d) => d.id === refused)!;
   assert.equal(ghost.screen, { allow: false, reason: 'ghosts are not allowed here' });
@@ -334,8 +334,8 @@ test('the safety seam: search shows the screen\'s verdicts, generation reports r
   assert.equal(body.safety.prompt, { allow: true });
   assert.equal(body.safety.screened, [{ ref: refused, reason: 'ghosts are not allowed here' }]);
   assert.not.ok(body.references.some((r) => r.id === refused));
-  await expectError(await post(`${screenedBase}/v1/images/generations`, { prompt: 'something forbidden', steps: 1 }), 422, 'PROMPT_BLOCKED', /forbidden/);
-  await expectError(await post(`${screenedBase}/v1/images/generations`, { prompt: 'ghost', steps: 1, retrieval: { references: [refused] } }), 422, 'REFERENCE_BLOCKED');
+  await expectError(await post(`${screenedBase}/v1/images/generations`, { prompt: 'something forbidden', steps: 1 }), 403, 'PROMPT_BLOCKED', /forbidden/);
+  await expectError(await post(`${screenedBase}/v1/images/generations`, { prompt: 'ghost', steps: 1, retrieval: { references: [refused] } }), 403, 'REFERENCE_BLOCKED');
   const metrics = await (await fetch(`${screenedBase}/metrics`)).text();
   assert.match(metrics, /ragdiff_screening_decisions_total\{stage="reference",decision="refuse"\} [1-9]/);
   assert.match(metrics, /ragdiff_screening_decisions_total\{stage="prompt",decision="refuse"\} 1/);
@@ -381,7 +381,7 @@ test('one mapping from error codes to HTTP statuses', () => {
   assert.is(httpStatusOf('INVALID_TYPE'), 400);
   assert.is(httpStatusOf('REFERENCE_NOT_FOUND'), 404);
   assert.is(httpStatusOf('BUSY'), 429);
-  assert.is(httpStatusOf('IMAGE_BLOCKED'), 422);
+  assert.is(httpStatusOf('IMAGE_BLOCKED'), 403);
   assert.is(httpStatusOf('SOMETHING_NEW'), 500);
   assert.is(httpStatusOf(undefined), 500);
 });

@@ -4,7 +4,8 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { RagPipeline } from '../rag/index.js';
-import { createServer, type PolicyLoader, type SafetyHooks } from '../server/index.js';
+import { SafetyGuard } from '../safety/index.js';
+import { createServer, type SafetyHooks } from '../server/index.js';
 import { ImageStore, loadClipEncoders, openDemoStore, type ImageScreen } from '../store/index.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
 import { intOption } from './options.js';
@@ -29,26 +30,38 @@ interface ServeOptions {
 const keyList = (flag: string[] | undefined, env: string | undefined) => [...(flag ?? []), ...(env ? env.split(',').map((s) => s.trim()).filter(Boolean) : [])];
 
 /**
- * The safety module's policy loader, when this build has one (src/safety is
- * separate work: it is looked up at run time so the server builds without it).
+ * `--policy FILE`: a SafetyGuard over the bundle's own encoders, whose hooks the
+ * server uses at every door (prompt, references, uploads via the store screen).
  */
-async function loadPolicy(path: string): Promise<SafetyHooks & { storeScreen?: ImageScreen }> {
-  const modulePath = '../safety/index.js';
-  let mod: { loadPolicy?: PolicyLoader };
+async function loadPolicy(path: string, modelDir: string): Promise<SafetyHooks & { storeScreen?: ImageScreen; close(): Promise<void> }> {
+  const encoder = await loadClipEncoders(modelDir);
   try {
-    mod = (await import(modulePath)) as { loadPolicy?: PolicyLoader };
+    const guard = await SafetyGuard.create(resolve(path), { encoder, audit: process.env.RAGDIFF_AUDIT_LOG ? { path: process.env.RAGDIFF_AUDIT_LOG } : false });
+    const promptScreen = guard.promptScreen();
+    return {
+      screen: guard.referenceScreen(),
+      promptScreen: async (prompt) => {
+        const v = await promptScreen(prompt);
+        return v.allow ? { allow: true } : { allow: false, reason: v.reason };
+      },
+      policyHash: guard.stamp.hash,
+      storeScreen: guard.imageScreen(),
+      close: async () => {
+        guard.close();
+        await encoder.close();
+      },
+    };
   } catch (e) {
-    throw Object.assign(new Error(`--policy needs the safety module, which this build lacks (${(e as Error).message})`), { code: 'UNSUPPORTED' });
+    await encoder.close();
+    throw e;
   }
-  if (typeof mod.loadPolicy !== 'function') throw Object.assign(new Error('the safety module exports no loadPolicy(path)'), { code: 'UNSUPPORTED' });
-  return mod.loadPolicy(resolve(path));
 }
 
 async function serveCommand(o: ServeOptions): Promise<void> {
   if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new InvalidArgumentError('give one of --store <dir>, --demo-store, --without-store');
   // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
   const demo = o.demoStore || (!o.store && !o.withoutStore);
-  const policy = o.policy ? await loadPolicy(o.policy) : {};
+  const policy: Partial<Awaited<ReturnType<typeof loadPolicy>>> = o.policy ? await loadPolicy(o.policy, o.model) : {};
   const rag = await RagPipeline.load(o.model, {
     concurrency: o.concurrency,
     maxQueue: o.queue,

@@ -55,13 +55,13 @@ export interface LoopOptions {
   timing?: { samplerMs: number };
 }
 
-/** Runs steps [startIndex, timesteps.length) and returns the number of denoiser calls made. */
+/** Runs steps [startIndex, endIndex ?? timesteps.length) and returns the number of denoiser calls made. */
 export async function denoiseLoop(o: LoopOptions): Promise<number> {
   const { scheduler, buffers, branches } = o;
   const { latent, modelInput, modelOutput, noise } = buffers;
   const ts = scheduler.timesteps;
   const start = o.startIndex ?? 0;
-  const end = ts.length;
+  const end = Math.min(o.endIndex ?? ts.length, ts.length);
   const n = latent.length;
   let calls = 0;
   if (start > 0 && !o.continues) scheduler.setStepIndex(start, { history: o.history ?? null });

@@ -8,7 +8,6 @@
  * Every decision is counted in ragdiff_screening_decisions_total.
  */
 import type { ReferenceScreen, ReferenceVerdict } from '../rag/index.js';
-import type { ImageScreen } from '../store/index.js';
 import type { ServerMetrics } from './metrics.js';
 
 export type PromptVerdict = ReferenceVerdict;
@@ -19,13 +18,6 @@ export interface SafetyHooks {
   promptScreen?: PromptScreen;
   policyHash?: string;
 }
-
-/**
- * What `ragdiff serve --policy <path>` expects from the safety module: a
- * loader turning a policy file into hooks. The CLI finds it as
- * `loadPolicy` exported by src/safety/index.js when that module exists.
- */
-export type PolicyLoader = (path: string) => Promise<SafetyHooks & { storeScreen?: ImageScreen }>;
 
 /** The reference screen with its decisions counted (a throwing screen counts as a refusal, as the rag layer treats it). */
 export function countedScreen(screen: ReferenceScreen, metrics: ServerMetrics): ReferenceScreen {
