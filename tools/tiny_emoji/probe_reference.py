@@ -17,6 +17,9 @@ Mechanisms (each run in both conditions):
   refattn w            : reference attention (refattn.py) in every UNet call of every guidance branch;
                          the reference latent is re-noised to each step's t with fresh seeded noise
                          (the same noise in both conditions);
+  refcond w            : the same, but the unconditional branch e(0,0) runs without the reference
+                         (ref_weight 0 for its rows), so the guidance amplifies the reference's effect
+                         (as diffusers' reference-only pipeline treats the unconditional half);
   init s (SDEdit)      : start from the reference's VAE latent noised to strength s (diffusers img2img:
                          the last round(25 s) of the 25 DDIM steps are run).
 Measured per arm: recognition top-1/top-5 (image encoder vs the text embeddings of all 1,911 base
@@ -61,6 +64,51 @@ def psnr_matrix(a, b):
     return (10 * torch.log10(255.0 ** 2 / mse.clamp(min=1e-10))).clamp(max=99.0)
 
 
+def sign_tests(arms, n_p, S):
+    """Per-prompt exact sign tests (metrics.sign_test; mean hit over the noises per prompt):
+    each mechanism's target vs non-target arm, and each arm vs the no-reference arm of its condition."""
+    pp = {k: {r: (torch.tensor(a['ranks']) < r).float().view(S, n_p).mean(0) for r in (1, 5)} for k, a in arms.items()}
+
+    def test(a, b):
+        return {f'top{r}': dict(zip(('prompts_better', 'prompts_worse', 'p'), M.sign_test(pp[a][r], pp[b][r])))
+                for r in (1, 5)}
+    out = {}
+    for k in arms:
+        if k.endswith('| target') and k.replace('| target', '| nontarget') in arms:
+            out[k.split(' |')[0] + ': target vs nontarget'] = test(k, k.replace('| target', '| nontarget'))
+    for k, a in arms.items():
+        base = f'none | {a["condition"]}'
+        if a['mechanism'] != 'none' and base in arms:
+            out[f'{k} vs {base}'] = test(k, base)
+    return out
+
+
+def table(res):
+    print('\n| arm | reference | top-1 | top-5 | PSNR to ref (dB) | near-copy of ref | near-copy of any db image |')
+    print('|---|---|---|---|---|---|---|')
+    for k, a in res['arms'].items():
+        print(f'| {k.split(" |")[0]} | {a["condition"]} | {a["top1"]:.3f} | {a["top5"]:.3f} | '
+              f'{a["psnr_to_reference_mean"]:.1f} | {a["near_copy_of_reference"]:.3f} | {a["near_copy_of_any_db_image"]:.3f} |')
+
+
+def merge(paths, out):
+    """Merges the arms of several runs (same prompts, seeds and steps) into one JSON."""
+    runs = [json.load(open(p_)) for p_ in paths]
+    res = {k: v for k, v in runs[0].items() if k not in ('arms', 'sign_tests', 'command', 'seconds')}
+    for r in runs[1:]:
+        for k in ('prompts', 'seeds', 'steps', 'guidance'):
+            if r[k] != res[k]:
+                raise SystemExit(f'cannot merge: {k} differs ({r[k]} vs {res[k]})')
+    res['commands'] = [r['command'] for r in runs]
+    res['seconds_per_run'] = [r.get('seconds') for r in runs]
+    res['arms'] = {k: v for r in runs for k, v in r['arms'].items()}
+    res['sign_tests'] = sign_tests(res['arms'], res['prompts'], res['seeds'])
+    with open(out, 'w') as f:
+        json.dump(res, f, indent=1)
+        f.write('\n')
+    table(res)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--threads', type=int, default=2)
@@ -72,7 +120,10 @@ def main():
                         'order is a priority, since --max-minutes may cut the list')
     p.add_argument('--max-minutes', type=float, default=30.0, help='stop starting new arms after this')
     p.add_argument('--out', default=OUT)
+    p.add_argument('--merge', nargs='+', help='merge these result files into --out and print the table')
     args = p.parse_args()
+    if args.merge:
+        return merge(args.merge, args.out)
     torch.set_num_threads(args.threads)
     t0 = time.time()
     b = W.load_bundle()
@@ -165,11 +216,13 @@ def main():
         for t in ts[start:]:
             xx = x.repeat(3, 1, 1, 1)
             tt = torch.tensor([t])
-            if mech == 'refattn':
+            if mech in ('refattn', 'refcond'):
                 rn = torch.randn(z_ref.shape, generator=ref_gen)
                 r_t = (ac[t].sqrt() * z_ref + (1 - ac[t]).sqrt() * rn).repeat(3, 1, 1, 1)
-                wv = torch.tensor([float(val)])
-                e = torch.cat([unet(xx[i:i + bs], tt, ctx[i:i + bs], r_t[i:i + bs], wv)
+                wv = torch.full((3 * n,), float(val))
+                if mech == 'refcond':          # the unconditional branch without the reference
+                    wv[:n] = 0.0
+                e = torch.cat([unet(xx[i:i + bs], tt, ctx[i:i + bs], r_t[i:i + bs], wv[i:i + bs])
                                for i in range(0, len(xx), bs)])
             else:
                 e = torch.cat([unet(xx[i:i + bs], tt, ctx[i:i + bs]) for i in range(0, len(xx), bs)])
@@ -191,7 +244,6 @@ def main():
         a, _, cond = a.partition('@')
         mech, _, val = a.partition(':')
         arms += [(mech, float(val or 0), c) for c in ([cond] if cond else ['target', 'nontarget'])]
-    per_prompt = {}
     for mech, val, cond in arms:
         if True:
             if time.time() - t0 > args.max_minutes * 60:
@@ -216,30 +268,15 @@ def main():
                 'near_copy_of_any_db_image': round(float((p_db > 20).float().mean()), 4),
                 'max_psnr_to_db_mean': round(float(p_db.mean()), 2),
                 'cosine_to_reference_mean': round(float(cos_ref.mean()), 4),
-                'seconds': round(time.time() - t1, 1)}
-            per_prompt[key] = {k: (rk < k).float().view(S, n_p).mean(0) for k in (1, 5)}
-            print(key, res['arms'][key], flush=True)
-            pair = (key.replace('| nontarget', '| target'), key) if cond == 'nontarget' else \
-                (key, key.replace('| target', '| nontarget'))
-            if all(k in per_prompt for k in pair):
-                other, key2 = pair
-                res['sign_tests'][key.split(' |')[0] + ': target vs nontarget'] = {
-                    f'top{r}': dict(zip(('prompts_better', 'prompts_worse', 'p'),
-                                        M.sign_test(per_prompt[other][r], per_prompt[key2][r]))) for r in (1, 5)}
-            base = f'none | {cond}'
-            if mech != 'none' and base in per_prompt:
-                res['sign_tests'][f'{key} vs {base}'] = {
-                    f'top{r}': dict(zip(('prompts_better', 'prompts_worse', 'p'),
-                                        M.sign_test(per_prompt[key][r], per_prompt[base][r]))) for r in (1, 5)}
+                'seconds': round(time.time() - t1, 1),
+                'ranks': rk.tolist()}
+            print(key, {k: v for k, v in res['arms'][key].items() if k != 'ranks'}, flush=True)
+            res['sign_tests'] = sign_tests(res['arms'], n_p, S)
             res['seconds'] = round(time.time() - t0, 1)
             with open(args.out, 'w') as f:
                 json.dump(res, f, indent=1)
                 f.write('\n')
-    print('\n| arm | reference | top-1 | top-5 | PSNR to ref (dB) | near-copy of ref | near-copy of any db image |')
-    print('|---|---|---|---|---|---|---|')
-    for k, a in res['arms'].items():
-        print(f'| {k.split(" |")[0]} | {a["condition"]} | {a["top1"]:.3f} | {a["top5"]:.3f} | '
-              f'{a["psnr_to_reference_mean"]:.1f} | {a["near_copy_of_reference"]:.3f} | {a["near_copy_of_any_db_image"]:.3f} |')
+    table(res)
     print(f'\nprobe took {time.time() - t0:.0f}s')
 
 
