@@ -4,6 +4,10 @@ training-free mechanisms on the held-out prompts, before anyone integrates them.
   /usr/bin/python3 tools/tiny_emoji/probe_reference.py [--threads 2] [--seeds 2] [--max-minutes 30]
   -> tools/tiny_emoji/probe_reference.json (+ a table on stdout)
 
+The committed JSON ran 1 noise per prompt (--seeds 1, the CPU was shared by many jobs) as eight
+single-thread runs of a few arms each (their commands are in the JSON), merged with
+  probe_reference.py --merge RUN1.json RUN2.json ... --out tools/tiny_emoji/probe_reference.json
+
 Held-out prompts (split.json, 54) x --seeds initial noises (the metrics' noises: seed-0 noise
 first, then seed-1 generator), DDIM 25 steps, the metrics' guidance
     e(0,0) + 3 (e(T,0) - e(0,0)) + 4 (e(T,R) - e(T,0)),   R = k=4 retrieved neighbour tokens.
