@@ -29,7 +29,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RagPipeline, type RetrievalOptions } from '../src/rag/index.js';
 import { demoInputs, loadClipEncoders, openDemoStore, type ImageStore } from '../src/store/index.js';
-import { clipEncoderId } from '../src/models/encoder-id.js';
 import { EvalSuite, type ArmResult, type Sample } from '../src/eval/suite.js';
 import { writeResultsSection } from './results.js';
 
@@ -40,6 +39,8 @@ const MODEL = join(root, 'models', 'tiny-emoji');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.includes('--arms') ? new Set(args[args.indexOf('--arms') + 1]!.split(',')) : null;
+/** With --arms: write the table as its own RESULTS.md section under this title (a partial run never replaces the full table). */
+const section = args.includes('--section') ? args[args.indexOf('--section') + 1]! : null;
 
 /** Seeds: the evaluation's, the tuning script's (bench/tune-rag.ts) — never the same. */
 export const EVAL_SEED_BASE = 20_000;
@@ -71,6 +72,8 @@ async function main(): Promise<void> {
       arms.push({ label: `${mode}/${db}`, db, retrieval, training: db === 'full' && (mode === 'tokens' || mode === 'reference-init') });
     }
   }
+  for (const db of ['full', 'minus-target', 'noto'] as Db[]) arms.push({ label: `reference-attention/${db}`, db, retrieval: { mode: 'reference-attention', referenceAttention: { fidelity: 1 } }, training: db === 'full' });
+  for (const db of ['full', 'minus-target'] as Db[]) arms.push({ label: `tokens+attention/${db}`, db, retrieval: { mode: 'tokens', referenceAttention: { fidelity: 1 } } });
   arms.push({ label: 'tokens+reflective/full', db: 'full', retrieval: { mode: 'tokens', reflective: { lambda: 0.5, draftSteps: 6, candidates: 16 } } });
   arms.push({ label: `tokens+init/full`, db: 'full', retrieval: { mode: 'tokens', referenceInit: { strength } } });
   arms.push({ label: `tokens+init/minus-target`, db: 'minus-target', retrieval: { mode: 'tokens', referenceInit: { strength } } });
@@ -79,7 +82,7 @@ async function main(): Promise<void> {
   const encoder = await loadClipEncoders(MODEL);
   const twemoji = await openDemoStore({ dataset: 'twemoji', encoder });
   const noto = await openDemoStore({ dataset: 'noto', encoder });
-  for (const s of [twemoji, noto]) suite.checkStore(s.stats().encoderId, clipEncoderId(MODEL));
+  for (const s of [twemoji, noto]) suite.checkStore(s);
   const rag = await RagPipeline.load(MODEL);
 
   const held = suite.heldOut(twemoji).slice(0, quick ? 6 : undefined);
@@ -122,23 +125,28 @@ async function main(): Promise<void> {
     }
   }
   // The references the grid shows: the top Twemoji and Noto reference of each grid prompt.
-  const topRefs: Record<string, Uint8Array[]> = { 'top reference (Twemoji)': [], 'top reference (Noto)': [] };
+  const topRefs: Record<string, Uint8Array[]> = { 'top ref/Twemoji': [], 'top ref/Noto': [] };
   for (const h of held.slice(0, 8)) {
-    for (const [label, s] of [['top reference (Twemoji)', twemoji], ['top reference (Noto)', noto]] as const) {
+    for (const [label, s] of [['top ref/Twemoji', twemoji], ['top ref/Noto', noto]] as const) {
       const hit = (await s.query({ text: h.name, k: 1 }))[0]!;
       topRefs[label]!.push(s.readImage(hit.id));
     }
   }
   const report = suite.report({ held: results, training: training_, baseline: 'none', pairs: [
+    ['reference-attention/full', 'reference-attention/minus-target'], ['tokens+attention/full', 'tokens+attention/minus-target'],
     ['tokens/full', 'tokens/minus-target'], ['reference-init/full', 'reference-init/minus-target'], ['tokens+init/full', 'tokens+init/minus-target'],
     ['mixture/full', 'mixture/minus-target'], ['interleaved/full', 'interleaved/minus-target'], ['tokens+reflective/full', 'tokens/full'],
-  ], swap: [['tokens/noto', 'tokens/full'], ['reference-init/noto', 'reference-init/full']] });
+  ], swap: [['tokens/noto', 'tokens/full'], ['reference-init/noto', 'reference-init/full'], ['reference-attention/noto', 'reference-attention/full']] });
   const meta = { steps: STEPS, noises: NOISES, heldOutPrompts: held.length, trainingPrompts: training.length, seeds: { heldOut: EVAL_SEED_BASE, training: TRAIN_SEED_BASE }, referenceInitStrength: strength, quick, minutes: (Date.now() - t0) / 60000 };
   if (!quick && !only) {
     writeFileSync(join(root, 'bench', 'eval-rag.json'), JSON.stringify({ ...meta, ...report.json }, null, 1) + '\n');
     writeResultsSection('Retrieval evaluation (concept transfer)', report.markdown, 'npm run eval:rag');
     mkdirSync(join(root, 'docs'), { recursive: true });
     await suite.grid(join(root, 'docs', 'rag-grid.png'), held.slice(0, 8).map((h) => h.name), { ...grid, ...topRefs });
+  } else if (section && !quick) {
+    writeResultsSection(section, report.markdown, `npm run eval:rag -- --arms ${[...only!].join(',')} --section "${section}"`);
+    writeFileSync(join(root, 'bench', `eval-rag.${section.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.json`), JSON.stringify({ ...meta, arms: [...only!], ...report.json }, null, 1) + '\n');
+    console.log(report.markdown);
   } else {
     console.log(report.markdown);
     await suite.grid('/tmp/rag-grid-quick.png', held.slice(0, 8).map((h) => h.name), { ...grid, ...topRefs });

@@ -96,6 +96,12 @@ export const ERROR_CODES = {
   NO_PROVENANCE: { status: 422, meaning: 'a PNG carries no ragdiff provenance chunk (not made by ragdiff, or stripped)' },
   EVAL_SPLIT_MISSING: { status: 500, meaning: 'the bundle has no held-out split (split.json), or the store lacks its images' },
   EVAL_SEED_OVERLAP: { status: 400, meaning: 'evaluation seeds overlap the seeds used for tuning' },
+  EVAL_SPLIT_INVALID: { status: 500, meaning: 'the bundle\'s split.json is malformed' },
+  EVAL_ENCODER_MISMATCH: { status: 409, meaning: 'the evaluation\'s store was embedded by another encoder than the bundle\'s' },
+  EVAL_UNKNOWN_NAME: { status: 400, meaning: 'an evaluation target is not a base emoji name' },
+  EVAL_PROMPTS_MISMATCH: { status: 400, meaning: 'two arms\' per-prompt scores cover different prompts' },
+  EVAL_DATA_MISSING: { status: 500, meaning: 'the emoji data the evaluation needs is not installed' },
+  EVAL_DATA_INVALID: { status: 500, meaning: 'the emoji data the evaluation reads is malformed' },
 
   // ---- safety policies (src/safety)
   POLICY_INVALID: { status: 400, meaning: 'a safety policy is malformed (the field is named); the policy in force stays in force' },

@@ -11,12 +11,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp, { type OverlayOptions } from 'sharp';
 import { RagdiffError } from '../errors.js';
-import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
-import { demoInputs, type ImageStore } from '../store/index.js';
-import { PixelDatabase, psnr, rgbOf } from './image-metrics.js';
-import { Recognizer } from './recognition.js';
-import { signTest, type SignTest } from './sign-test.js';
+import { loadClipEncoders, type ImageTextEncoder, type RgbImage } from '../models/encoders.js';
+import type { ImageStore } from '../store/index.js';
+import { NEAR_COPY_PSNR_DB, PixelDatabase, psnr8 } from './copy-guard.js';
+import { baseEmojiNames, loadEmojiRecords } from './emoji-names.js';
+import { requireDisjointSeeds, requireSameEncoder, requireSplit, type HeldOutSplit } from './guards.js';
+import { NameRanker } from './recognition.js';
+import { signTest, type SignTestResult as SignTest } from './sign-test.js';
 import { StyleClassifier } from './style-classifier.js';
+
+/** Encoded image → 8-bit RGB at size × size, alpha composited on white (as the pipeline decodes references). */
+async function rgbOf(png: Uint8Array, size: number): Promise<Uint8Array> {
+  const buf = await sharp(png).flatten({ background: '#ffffff' }).resize(size, size, { fit: 'fill' }).removeAlpha().raw().toBuffer();
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+}
 
 export interface Sample {
   prompt: string;
@@ -46,7 +54,6 @@ export interface ArmResult {
   perPrompt: { prompts: string[]; top1: number[]; top5: number[] };
 }
 
-export const NEAR_COPY_DB = 20;
 
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -61,11 +68,6 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-interface Split {
-  heldout_subcategories: string[];
-  heldout: string[];
-}
-
 export interface Tuning {
   seeds: number[];
   chosen?: Record<string, unknown>;
@@ -76,24 +78,21 @@ export class EvalSuite {
   private readonly embedDbs = new Map<string, Float32Array[]>();
   private constructor(
     private readonly encoder: ImageTextEncoder & { close?(): Promise<void> },
-    private readonly recognizer: Recognizer,
-    private readonly split: Split,
+    private readonly ranker: NameRanker,
+    private readonly split: HeldOutSplit,
     readonly tuning: Tuning,
     private readonly style: StyleClassifier | null,
     private readonly size: number,
   ) {}
 
   static async open(modelDir: string, options: { tuningFile?: string } = {}): Promise<EvalSuite> {
-    const splitPath = join(modelDir, 'split.json');
-    if (!existsSync(splitPath)) throw new RagdiffError('EVAL_SPLIT_MISSING', `${splitPath} is missing: without the bundle's held-out split there is nothing to evaluate transfer on`);
-    const split = JSON.parse(readFileSync(splitPath, 'utf8')) as Split;
-    if (!Array.isArray(split.heldout) || !Array.isArray(split.heldout_subcategories)) throw new RagdiffError('EVAL_SPLIT_MISSING', `${splitPath} has no heldout / heldout_subcategories lists`);
+    const split = requireSplit(modelDir);
     const tuning: Tuning = options.tuningFile && existsSync(options.tuningFile) ? (JSON.parse(readFileSync(options.tuningFile, 'utf8')) as Tuning) : { seeds: [] };
     const encoder = await loadClipEncoders(modelDir);
-    const names = demoInputs('twemoji').map((i) => (i as { meta: { name: string } }).meta.name);
-    const recognizer = await Recognizer.create(encoder, names);
-    const style = await StyleClassifier.open(join(modelDir, 'eval', 'style_classifier.onnx'));
-    return new EvalSuite(encoder, recognizer, split, tuning, style, encoder.imageSize?.width ?? 64);
+    const ranker = await NameRanker.build(encoder, baseEmojiNames(loadEmojiRecords()));
+    const stylePath = join(modelDir, 'eval', 'style_classifier.onnx');
+    const style = existsSync(stylePath) ? await StyleClassifier.load(stylePath) : null;
+    return new EvalSuite(encoder, ranker, split, tuning, style, encoder.imageSize?.width ?? 64);
   }
 
   async close(): Promise<void> {
@@ -102,17 +101,13 @@ export class EvalSuite {
   }
 
   /** A store must be embedded by the bundle's own encoder (retrieval reads its embeddings through the bundle's image_proj). */
-  checkStore(storeEncoderId: string, bundleEncoderId: string | null): void {
-    if (storeEncoderId !== bundleEncoderId) {
-      throw new RagdiffError('ENCODER_MISMATCH', `the evaluation needs stores embedded by the bundle's encoder ${bundleEncoderId}; this one was embedded by ${storeEncoderId}`);
-    }
+  checkStore(store: ImageStore): void {
+    requireSameEncoder(store.stats(), this.encoder);
   }
 
   /** Evaluation seeds must not be ones scales were tuned with. */
   checkSeeds(seeds: readonly number[]): void {
-    const tuned = new Set(this.tuning.seeds);
-    const overlap = seeds.filter((s) => tuned.has(s));
-    if (overlap.length) throw new RagdiffError('EVAL_SEED_OVERLAP', `${overlap.length} evaluation seeds were used for tuning (first: ${overlap[0]}); tune on other seeds`);
+    requireDisjointSeeds(seeds, this.tuning.seeds);
   }
 
   /** The held-out emoji of the split, as stored in `store` (one image per base emoji), in split order. */
@@ -131,8 +126,8 @@ export class EvalSuite {
 
   /** A fixed sample of base emoji the generator was trained on. */
   trainingPrompts(store: ImageStore, n: number): { id: string; name: string }[] {
-    const held = new Set(this.split.heldout_subcategories.map((s) => `subcategory:${s}`));
-    const pool = store.list({ limit: 1_000_000, status: 'active' }).filter((r) => !r.tags.some((t) => held.has(t)) && this.recognizer.names.includes(r.name));
+    const held = new Set(this.split.heldoutSubcategories.map((s) => `subcategory:${s}`));
+    const pool = store.list({ limit: 1_000_000, status: 'active' }).filter((r) => !r.tags.some((t) => held.has(t)) && this.ranker.indexOf(r.name) >= 0);
     pool.sort((a, b) => (a.name < b.name ? -1 : 1));
     const rand = mulberry32(0);
     for (let i = pool.length - 1; i > 0; i--) {
@@ -146,7 +141,8 @@ export class EvalSuite {
     let p = this.pixelDbs.get(store.dir);
     if (!p) {
       const rows = store.list({ limit: 1_000_000, status: 'active' });
-      p = PixelDatabase.build(rows.map((r) => ({ id: r.id, bytes: store.readImage(r.id) })), this.size);
+      const size = this.size;
+      p = Promise.all(rows.map(async (r): Promise<RgbImage> => ({ rgb: await rgbOf(store.readImage(r.id), size), width: size, height: size }))).then((imgs) => PixelDatabase.fromImages(imgs, size, size));
       this.pixelDbs.set(store.dir, p);
     }
     return p;
@@ -166,10 +162,10 @@ export class EvalSuite {
     const size = this.size;
     const rgbs = await Promise.all(samples.map((s) => rgbOf(s.png, size)));
     const images = rgbs.map((rgb) => ({ rgb, width: size, height: size }));
-    const targets = samples.map((s) => this.recognizer.names.indexOf(s.target));
+    const targets = samples.map((s) => this.ranker.indexOf(s.target));
     if (targets.some((t) => t < 0)) throw new RagdiffError('INVALID_VALUE', `a target is not a base emoji name: ${samples[targets.indexOf(-1)]!.target}`);
     const ranks: number[] = [];
-    for (let i = 0; i < images.length; i += 64) ranks.push(...(await this.recognizer.ranks(images.slice(i, i + 64), targets.slice(i, i + 64))));
+    for (let i = 0; i < images.length; i += 64) ranks.push(...(await this.ranker.recognise(this.encoder, images.slice(i, i + 64), targets.slice(i, i + 64))).ranks);
     const summary: ArmSummary = {
       n: samples.length,
       top1: round(ranks.filter((r) => r < 1).length / ranks.length),
@@ -179,19 +175,19 @@ export class EvalSuite {
       const pdb = await this.pixelDb(db);
       const edb = this.embedDb(db);
       const best = rgbs.map((rgb) => pdb.nearest(rgb).psnr);
-      summary.nearCopy = round(best.filter((p) => p > NEAR_COPY_DB).length / best.length);
+      summary.nearCopy = round(best.filter((p) => p > NEAR_COPY_PSNR_DB).length / best.length);
       summary.meanDbPsnr = round(best.reduce((a, b) => a + Math.min(b, 99), 0) / best.length, 2);
       const refBest: number[] = [];
       for (let i = 0; i < samples.length; i++) {
         const refs = samples[i]!.references.filter((b) => b.length > 0);
-        if (refs.length) refBest.push(Math.max(...(await Promise.all(refs.map(async (b) => psnr(rgbs[i]!, await rgbOf(b, size)))))));
+        if (refs.length) refBest.push(Math.max(...(await Promise.all(refs.map(async (b) => psnr8(rgbs[i]!, await rgbOf(b, size)))))));
       }
       if (refBest.length) summary.meanRefPsnr = round(refBest.reduce((a, b) => a + Math.min(b, 99), 0) / refBest.length, 2);
-      const emb = await this.recognizer.embed(images);
+      const emb = await this.encoder.embedImages(images);
       const cos = emb.map((e) => Math.max(...edb.map((d) => d.reduce((a, x, j) => a + x * e[j]!, 0))));
       summary.meanDbCosine = round(cos.reduce((a, b) => a + b, 0) / cos.length);
     }
-    if (this.style) summary.noto = round(await this.style.notoShare(rgbs, size));
+    if (this.style) summary.noto = round((await this.style.classify(images)).notoShare);
     const prompts = [...new Set(samples.map((s) => s.prompt))];
     const per = (k: number) => prompts.map((p) => {
       const idx = samples.map((s, i) => (s.prompt === p ? i : -1)).filter((i) => i >= 0);

@@ -197,7 +197,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   if (mode === 'reference-attention' || (o.referenceAttention !== undefined && o.referenceAttention !== false)) {
     const ra = o.referenceAttention === undefined || o.referenceAttention === false ? {} : o.referenceAttention;
     assertPlainObject('retrieval.referenceAttention', ra);
-    const fidelity = ra.fidelity ?? bundle.defaults.fidelity ?? 0.6;
+    const fidelity = ra.fidelity ?? bundle.defaults.fidelity ?? 1;
     assertNumber('retrieval.referenceAttention.fidelity', fidelity, 0, 1);
     const blend = ra.blend ?? (mode === 'reference-attention' ? Math.min(k, 16) : 1);
     assertInteger('retrieval.referenceAttention.blend', blend, 1, Math.min(k, 16));

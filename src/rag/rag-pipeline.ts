@@ -15,6 +15,7 @@ import { createScheduler, type DiffusersSchedulerConfig } from '../scheduler/ind
 import { Pipeline, type GenerateRequest, type PipelineInfo, type PipelineOptions } from '../pipeline/index.js';
 import { bundleRetrieval } from './bundle-retrieval.js';
 import { buildPlan, TOKEN_MODES, type Conditioning } from './modes/index.js';
+import { PROMPT } from './modes/plan.js';
 import { normalizeRetrieval, supportedModes, type BundleRetrieval, type NormalizedRetrieval } from './options.js';
 import { provenanceRecord } from './provenance.js';
 import { gatherReferences, type Candidate } from './references.js';
@@ -325,7 +326,11 @@ export class RagPipeline {
       .filter((x) => usage[x.j]!.length > 0)
       .sort((a, b) => b.influence - a.influence || a.j - b.j)
       .map((x, i) => this.describe(x.c, i + 1, usage[x.j]!, x.influence));
-    const request: Partial<GenerateRequest> = { guidance: { branches: plan.branches, weights: plan.weights, label: plan.label } };
+    // Reference attention joins every branch that carries the prompt; the unconditional text stays plain
+    // (as diffusers' reference-only pipeline keeps its uncond pass), so guidance amplifies the reference
+    // instead of cancelling it (measured: tools/tiny_emoji/probe_reference.py, arms refattn vs refcond).
+    const branches = referenceAttention ? plan.branches.map((b) => ({ ...b, reference: b.text === PROMPT })) : plan.branches;
+    const request: Partial<GenerateRequest> = { guidance: { branches, weights: plan.weights, label: plan.label + (referenceAttention ? ` refattn=${referenceAttention.fidelity}` : '') } };
     if (initImages) {
       request.initImages = initImages;
       request.strength = r.referenceInit!.strength;

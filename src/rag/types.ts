@@ -31,8 +31,8 @@ export interface ReferenceSource {
  * - `reference-init`: SDEdit-style start from the references' noised VAE latent, then text CFG
  *   (works on any bundle with a VAE encoder). `referenceInit` adds the same start to the other modes.
  * - `reference-attention`: training-free "reference-only" attention — the UNet's self-attention also
- *   attends to the reference's noised latent (needs the bundle's reference-attention UNet variant),
- *   then text CFG. `referenceAttention` adds it to the other modes (on their retrieval branches).
+ *   attends to the reference's noised latent (needs the bundle's reference-attention UNet variant) in
+ *   every branch that carries the prompt, then text CFG. `referenceAttention` adds it to the other modes.
  */
 export type RetrievalMode = 'tokens' | 'mixture' | 'interleaved' | 'reference-init' | 'reference-attention';
 export const RETRIEVAL_MODES: readonly RetrievalMode[] = ['tokens', 'mixture', 'interleaved', 'reference-init', 'reference-attention'];

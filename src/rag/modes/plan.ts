@@ -39,7 +39,7 @@ export interface ModePlan {
 
 /** The retrieval-conditioned branch (prompt + neighbour tokens), or with the unconditional text. */
 export function retrievalBranch(text: number, n: Conditioning, label: string): GuidanceBranch {
-  return { text, neighbourEmbeds: n.embeds, neighbourWeights: n.weights, reference: true, label };
+  return { text, neighbourEmbeds: n.embeds, neighbourWeights: n.weights, label };
 }
 
 export function fmt(x: number): string {
