@@ -29,7 +29,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RagPipeline, type RetrievalOptions } from '../src/rag/index.js';
 import { demoInputs, loadClipEncoders, openDemoStore, type ImageStore } from '../src/store/index.js';
-import { EvalSuite, type ArmResult, type Sample } from '../src/eval/suite.js';
+import { EVAL_SEED_BASE, EvalSuite, type ArmResult, type Sample } from '../src/eval/suite.js';
 import { writeResultsSection } from './results.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -42,8 +42,7 @@ const only = args.includes('--arms') ? new Set(args[args.indexOf('--arms') + 1]!
 /** With --arms: write the table as its own RESULTS.md section under this title (a partial run never replaces the full table). */
 const section = args.includes('--section') ? args[args.indexOf('--section') + 1]! : null;
 
-/** Seeds: the evaluation's, the tuning script's (bench/tune-rag.ts) — never the same. */
-export const EVAL_SEED_BASE = 20_000;
+/** Seeds: the evaluation's (EVAL_SEED_BASE), the tuning script's (bench/tune-rag.ts) — never the same. */
 const TRAIN_SEED_BASE = 30_000;
 const NOISES = quick ? 1 : 4;
 const TRAIN_PROMPTS = quick ? 12 : 200;
@@ -66,7 +65,8 @@ async function main(): Promise<void> {
   const modes = ['tokens', 'mixture', 'interleaved', 'reference-init'] as const;
   const arms: Arm[] = [{ label: 'none', db: null, training: true }];
   for (const mode of modes) {
-    const retrieval: Arm['retrieval'] = mode === 'reference-init' ? { mode, referenceInit: { strength } } : { mode };
+    // Each mode alone: the bundle's default reference attention is switched off (its arms are below).
+    const retrieval: Arm['retrieval'] = mode === 'reference-init' ? { mode, referenceInit: { strength }, referenceAttention: false } : { mode, referenceAttention: false };
     for (const db of ['full', 'minus-target', 'generator', 'noto'] as Db[]) {
       if ((mode === 'mixture' || mode === 'interleaved') && (db === 'generator' || db === 'noto')) continue;
       arms.push({ label: `${mode}/${db}`, db, retrieval, training: db === 'full' && (mode === 'tokens' || mode === 'reference-init') });
@@ -74,9 +74,9 @@ async function main(): Promise<void> {
   }
   for (const db of ['full', 'minus-target', 'noto'] as Db[]) arms.push({ label: `reference-attention/${db}`, db, retrieval: { mode: 'reference-attention', referenceAttention: { fidelity: 1 } }, training: db === 'full' });
   for (const db of ['full', 'minus-target'] as Db[]) arms.push({ label: `tokens+attention/${db}`, db, retrieval: { mode: 'tokens', referenceAttention: { fidelity: 1 } } });
-  arms.push({ label: 'tokens+reflective/full', db: 'full', retrieval: { mode: 'tokens', reflective: { lambda: 0.5, draftSteps: 6, candidates: 16 } } });
-  arms.push({ label: `tokens+init/full`, db: 'full', retrieval: { mode: 'tokens', referenceInit: { strength } } });
-  arms.push({ label: `tokens+init/minus-target`, db: 'minus-target', retrieval: { mode: 'tokens', referenceInit: { strength } } });
+  arms.push({ label: 'tokens+reflective/full', db: 'full', retrieval: { mode: 'tokens', reflective: { lambda: 0.5, draftSteps: 6, candidates: 16 }, referenceAttention: false } });
+  arms.push({ label: `tokens+init/full`, db: 'full', retrieval: { mode: 'tokens', referenceInit: { strength }, referenceAttention: false } });
+  arms.push({ label: `tokens+init/minus-target`, db: 'minus-target', retrieval: { mode: 'tokens', referenceInit: { strength }, referenceAttention: false } });
   const run = only ? arms.filter((a) => a.label === 'none' || only.has(a.label)) : arms;
 
   const encoder = await loadClipEncoders(MODEL);

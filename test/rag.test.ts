@@ -67,8 +67,12 @@ test('tokens (the bundle default): the k nearest references fill the neighbour s
     assert.is(ref.source, 'twemoji');
     assert.is(ref.licence, 'CC-BY-4.0');
     assert.match(ref.attribution, /Twemoji/);
-    assert.ok(Math.abs(ref.influence - 0.25) < 1e-9);
   }
+  // The bundle adds reference attention on the top reference by default (model_index.json; the model card's eval:rag table).
+  assert.equal(r.references[0]!.usage.map((u) => u.as), ['token-slot', 'attention']);
+  assert.ok(Math.abs(r.references[0]!.influence - (0.25 + 1) / 2) < 1e-9);
+  for (const ref of r.references.slice(1)) assert.ok(Math.abs(ref.influence - 0.25 / 2) < 1e-9);
+  assert.ok(Math.abs(r.references.reduce((a, x) => a + x.influence, 0) - 1) < 1e-9);
   const scores = r.references.map((x) => x.score);
   assert.equal(scores, [...scores].sort((a, b) => b - a));
   assert.is(r.images.length, 2);
@@ -89,8 +93,8 @@ test('tokens (the bundle default): the k nearest references fill the neighbour s
 
 test('retrieval scale 0 is exactly plain classifier-free guidance; a non-zero one changes the image', async () => {
   const plain = await rag.generate({ prompt: 'tomato', seed: 5, steps, guidanceScale: 3 });
-  const zero = await rag.generate({ prompt: 'tomato', seed: 5, steps, retrieval: { store, scales: { text: 3, retrieval: 0 } } });
-  const four = await rag.generate({ prompt: 'tomato', seed: 5, steps, retrieval: { store, scales: { text: 3, retrieval: 4 } } });
+  const zero = await rag.generate({ prompt: 'tomato', seed: 5, steps, retrieval: { store, scales: { text: 3, retrieval: 0 }, referenceAttention: false } });
+  const four = await rag.generate({ prompt: 'tomato', seed: 5, steps, retrieval: { store, scales: { text: 3, retrieval: 4 }, referenceAttention: false } });
   assert.is(zero.stats.branches, 2);
   assert.ok((await pixels(plain.images[0]!.png)).equals(await pixels(zero.images[0]!.png)));
   assert.not.ok((await pixels(plain.images[0]!.png)).equals(await pixels(four.images[0]!.png)));
@@ -104,7 +108,7 @@ test('the database matters: the same prompt and seed with another store gives an
 });
 
 test('every mode runs and batches its branches into one denoiser call per step', async () => {
-  const expect = { tokens: 3, mixture: 4, interleaved: 3, 'reference-init': 2 } as const;
+  const expect = { tokens: 3, mixture: 4, interleaved: 3, 'reference-init': 2, 'reference-attention': 2 } as const;
   for (const mode of rag.modes as (keyof typeof expect)[]) {
     const r = await rag.generate({ prompt: 'cherries', seed: 1, steps, retrieval: { store, mode } });
     assert.is(r.stats.branches, expect[mode], mode);
@@ -116,7 +120,7 @@ test('every mode runs and batches its branches into one denoiser call per step',
 
 test('reference-init starts from the reference: at low strength the image stays close to it', async () => {
   const ref = await pixels(store.readImage(idOf(store, 'grapes')));
-  const r = await rag.generate({ prompt: 'grapes', seed: 4, steps: 10, retrieval: { store, mode: 'reference-init', referenceInit: { strength: 0.3 } } });
+  const r = await rag.generate({ prompt: 'grapes', seed: 4, steps: 10, retrieval: { store, mode: 'reference-init', referenceInit: { strength: 0.3 }, referenceAttention: false } });
   assert.is(r.references.length, 1);
   assert.equal(r.references[0]!.usage, [{ as: 'init-latent', weight: 1, strength: 0.3 }]);
   assert.is(r.stats.stepsRun, 3);

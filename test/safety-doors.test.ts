@@ -42,6 +42,7 @@ function sentSince(from: number): { embeds: Float32Array[]; images: Uint8Array[]
       if (e) for (let i = 0; i < e.length; i += 128) embeds.push(e.slice(i, i + 128));
     }
     for (const im of req.initImages?.images ?? []) images.push(im);
+    for (const im of req.referenceAttention?.images ?? []) images.push(im);
     if (req.initImage) images.push(req.initImage);
   }
   return { embeds, images };

@@ -257,6 +257,8 @@ async function retrievalSection(rag: RagPipeline, o: DemoOptions, dir: string, l
   const defaultMode = bundle.defaults.mode ?? modes[0]!;
   if (modes.includes(defaultMode)) arms.push({ arm: `retrieval: ${defaultMode} (the bundle's default mode)`, retrieval: { store, mode: defaultMode } });
   if (defaultMode !== 'reference-init' && modes.includes('reference-init')) arms.push({ arm: `retrieval: reference-init (top reference, strength ${bundle.defaults.strength ?? 0.7})`, retrieval: { store, mode: 'reference-init' } });
+  // The mechanism that carries identity on tiny-emoji (the model card's eval:rag table).
+  if (defaultMode !== 'reference-attention' && modes.includes('reference-attention')) arms.push({ arm: `retrieval: reference-attention (top reference, fidelity ${bundle.defaults.fidelity ?? 1})`, retrieval: { store, mode: 'reference-attention' } });
   try {
     for (const [i, concept] of (o.heldOut?.length ? o.heldOut : HELDOUT_DEMO_PROMPTS).entries()) {
       for (const [a, { arm, retrieval }] of arms.entries()) {

@@ -26,6 +26,9 @@ async function rgbOf(png: Uint8Array, size: number): Promise<Uint8Array> {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
+/** First seed of the evaluation's held-out samples (prompt i uses EVAL_SEED_BASE + 4i … + 3); tuning uses others. */
+export const EVAL_SEED_BASE = 20_000;
+
 export interface Sample {
   prompt: string;
   /** The base name the image should be recognised as. */

@@ -5,7 +5,8 @@
  *
  *   "ragdiff": { "retrieval": { "default_mode": "tokens", "scales": { "text": 3, "retrieval": 4 },
  *                               "reference_init": { "strength": 0.7, "blend": 1 },
- *                               "reference_attention": { "fidelity": 0.6 } } }
+ *                               "reference_attention": { "fidelity": 1, "default": true } } }
+ * (`default: true`: every mode adds reference attention unless a request says referenceAttention: false).
  */
 import { RagdiffError } from '../errors.js';
 import { clipEncoderId } from '../models/encoder-id.js';
@@ -41,6 +42,7 @@ export function bundleRetrieval(info: PipelineInfo): BundleRetrieval {
       strength: num(init.strength, 'ragdiff.retrieval.reference_init.strength'),
       blend: num(init.blend, 'ragdiff.retrieval.reference_init.blend'),
       fidelity: num(((r.reference_attention ?? {}) as Record<string, unknown>).fidelity, 'ragdiff.retrieval.reference_attention.fidelity'),
+      referenceAttention: ((r.reference_attention ?? {}) as Record<string, unknown>).default === true,
     },
   };
 }

@@ -18,7 +18,11 @@ export interface BundleRetrieval {
   referenceAttention: boolean;
   /** The id a store built with this bundle's encoders carries, or null without an image encoder. */
   encoderId: string | null;
-  defaults: { mode?: RetrievalMode; textScale?: number; retrievalScale?: number; strength?: number; blend?: number; fidelity?: number };
+  defaults: {
+    mode?: RetrievalMode; textScale?: number; retrievalScale?: number; strength?: number; blend?: number; fidelity?: number;
+    /** Add reference attention to every mode unless the request says `referenceAttention: false`. */
+    referenceAttention?: boolean;
+  };
 }
 
 export interface NormalizedRetrieval {
@@ -194,7 +198,8 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   }
 
   let referenceAttention: NormalizedRetrieval['referenceAttention'] = null;
-  if (mode === 'reference-attention' || (o.referenceAttention !== undefined && o.referenceAttention !== false)) {
+  const attentionByDefault = o.referenceAttention === undefined && bundle.defaults.referenceAttention === true && bundle.referenceAttention;
+  if (mode === 'reference-attention' || attentionByDefault || (o.referenceAttention !== undefined && o.referenceAttention !== false)) {
     const ra = o.referenceAttention === undefined || o.referenceAttention === false ? {} : o.referenceAttention;
     assertPlainObject('retrieval.referenceAttention', ra);
     const fidelity = ra.fidelity ?? bundle.defaults.fidelity ?? 1;
