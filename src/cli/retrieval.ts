@@ -37,6 +37,8 @@ export interface RetrievalCliOptions {
   queryInFirstSlot?: boolean;
   weighting?: 'uniform' | 'score';
   reflective?: boolean;
+  /** Commander's --no-attention: false switches the bundle's default reference attention off. */
+  attention?: boolean;
   retrieveOnlyAbove?: number;
   alsoGenerate?: boolean;
   initImage?: string;
@@ -70,6 +72,7 @@ export function addRetrievalOptions(cmd: Command): Command {
     .option('--query-in-first-slot', "token modes: the query's own embedding fills the first neighbour slot (RDM)")
     .option('--weighting <w>', 'neighbour weights: uniform or score (softmax of the scores)', choiceOption('weighting', ['uniform', 'score'] as const))
     .option('--reflective', 're-rank candidates against a cheap draft so references add what the generator lacks (RealRAG)')
+    .option('--no-attention', "switch off the bundle's default reference attention (tiny-emoji adds it to the token modes)")
     .option('--retrieve-only-above <x>', 'when the best stored reference scores ≥ x, return it instead of generating (written as <output>-retrieved.png)', numberOption('retrieve-only-above'))
     .option('--also-generate', 'with --retrieve-only-above: generate as well');
 }
@@ -147,6 +150,7 @@ export function retrievalRequest(o: RetrievalCliOptions, store: ImageStore, uplo
   if (o.weighting !== undefined) r.neighbourWeighting = o.weighting;
   if (referenceInit) r.referenceInit = referenceInit;
   if (o.reflective) r.reflective = true;
+  if (o.attention === false) r.referenceAttention = false;
   if (o.retrieveOnlyAbove !== undefined) r.retrieveOnly = { above: o.retrieveOnlyAbove, alsoGenerate: o.alsoGenerate === true };
   return r;
 }

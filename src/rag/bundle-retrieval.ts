@@ -6,7 +6,7 @@
  *   "ragdiff": { "retrieval": { "default_mode": "tokens", "scales": { "text": 3, "retrieval": 4 },
  *                               "reference_init": { "strength": 0.7, "blend": 1 },
  *                               "reference_attention": { "fidelity": 1, "default": true } } }
- * (`default: true`: every mode adds reference attention unless a request says referenceAttention: false).
+ * (`default: true`: the token modes add reference attention unless a request says referenceAttention: false).
  */
 import { RagdiffError } from '../errors.js';
 import { clipEncoderId } from '../models/encoder-id.js';

@@ -20,7 +20,7 @@ export interface BundleRetrieval {
   encoderId: string | null;
   defaults: {
     mode?: RetrievalMode; textScale?: number; retrievalScale?: number; strength?: number; blend?: number; fidelity?: number;
-    /** Add reference attention to every mode unless the request says `referenceAttention: false`. */
+    /** Add reference attention to the token modes unless the request says `referenceAttention: false`. */
     referenceAttention?: boolean;
   };
 }
@@ -198,7 +198,8 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   }
 
   let referenceAttention: NormalizedRetrieval['referenceAttention'] = null;
-  const attentionByDefault = o.referenceAttention === undefined && bundle.defaults.referenceAttention === true && bundle.referenceAttention;
+  // The bundle's default attention joins the token modes (where it was measured); the other modes stay as published.
+  const attentionByDefault = o.referenceAttention === undefined && bundle.defaults.referenceAttention === true && bundle.referenceAttention && TOKEN_MODES.includes(mode);
   if (mode === 'reference-attention' || attentionByDefault || (o.referenceAttention !== undefined && o.referenceAttention !== false)) {
     const ra = o.referenceAttention === undefined || o.referenceAttention === false ? {} : o.referenceAttention;
     assertPlainObject('retrieval.referenceAttention', ra);
