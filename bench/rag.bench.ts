@@ -37,7 +37,8 @@ const BATCHES = [1, 4] as const;
 /** Held-out and training concepts alike (retrieval cost does not depend on which). */
 const PROMPTS = ['red apple', 'tulip', 'penguin', 'grinning face', 'rocket', 'cat face', 'banana', 'red heart'];
 
-type Arm = { name: string; retrieval?: { mode: RetrievalMode; reflective?: boolean } };
+/** Each mode alone (the bundle's default reference attention off), plus the tiny-emoji default with it. */
+type Arm = { name: string; retrieval?: { mode: RetrievalMode; reflective?: boolean; attention?: boolean } };
 const ARMS: Arm[] = [
   { name: 'plain CFG (no retrieval)' },
   { name: 'tokens', retrieval: { mode: 'tokens' } },
@@ -45,6 +46,7 @@ const ARMS: Arm[] = [
   { name: 'interleaved', retrieval: { mode: 'interleaved' } },
   { name: 'reference-init', retrieval: { mode: 'reference-init' } },
   { name: 'tokens + reflective', retrieval: { mode: 'tokens', reflective: true } },
+  { name: 'tokens + reference attention (tiny-emoji default)', retrieval: { mode: 'tokens', attention: true } },
 ];
 
 const median = (xs: number[]) => {
@@ -86,7 +88,7 @@ async function main(): Promise<void> {
   let n = 0;
   const request = (arm: Arm, batch: number, seed: number): RagRequest => ({
     prompt: PROMPTS[seed % PROMPTS.length]!, seed, steps: STEPS, batch, guidanceScale: TEXT_SCALE,
-    ...(arm.retrieval ? { retrieval: { store, k: K, mode: arm.retrieval.mode, ...(arm.retrieval.reflective ? { reflective: true } : {}) } } : {}),
+    ...(arm.retrieval ? { retrieval: { store, k: K, mode: arm.retrieval.mode, ...(arm.retrieval.reflective ? { reflective: true } : {}), ...(arm.retrieval.attention ? {} : { referenceAttention: false as const }) } } : {}),
   });
   const once = async (arm: Arm, batch: number): Promise<Sample> => {
     const c0 = process.cpuUsage();
@@ -211,7 +213,7 @@ ${reflectiveRows.join('\n')}
 |---|---|---|---|---|
 ${burstRows.join('\n')}
 
-In this tree the store's text and image encoders (\`src/models/encoders.ts\`) still run ONNX Runtime on the main thread: each request's query embedding (and reflective's draft embedding) is a main-thread run, which is what the event-loop figures above include. Moving the encoders to worker threads is separate work; rerun this benchmark after it lands.`;
+The store's text and image encoders run in worker threads (\`src/models/encoder-pool.ts\`): a request's query embedding is dispatched, not run, on the main thread. The token-mode burst runs tokens without the default reference attention.`;
   writeResultsSection('Retrieval-augmented generation', md, `npm run bench rag${quick ? ' -- --quick' : roundsArg >= 0 ? ` -- --rounds ${ROUNDS}` : ''}`);
   console.log(md);
 }
