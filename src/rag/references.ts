@@ -6,6 +6,7 @@
  */
 import { RagdiffError, rangeError } from '../errors.js';
 import type { NormalizedRetrieval } from './options.js';
+import { normaliseEmbedding } from '../store/index.js';
 import type { ReferenceSource } from './types.js';
 
 /** A reference before it is used: where it came from, how well it matches, and its embedding. */
@@ -35,30 +36,18 @@ export interface Gathered {
   timings: { queryMs: number; searchMs: number; uploadsMs: number };
 }
 
-function dot(a: Float32Array, b: Float32Array): number {
+/** Cosine of two L2-normalised embeddings. */
+export function dot(a: Float32Array, b: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
   return s;
 }
 
-function normalised(v: Float32Array, dim: number, what: string): Float32Array {
-  if (v.length !== dim) throw rangeError('LENGTH_MISMATCH', `${what} must have ${dim} elements (the store's embedding width), got ${v.length}`);
-  let n = 0;
-  for (let i = 0; i < v.length; i++) {
-    const x = v[i]!;
-    if (x - x !== 0) throw rangeError('NON_FINITE', `${what}[${i}] is ${x}; embeddings must be finite`);
-    n += x * x;
-  }
-  if (n === 0) throw rangeError('INVALID_VALUE', `${what} is all zeros`);
-  const inv = 1 / Math.sqrt(n);
-  return Float32Array.from(v, (x) => x * inv);
-}
-
 export async function queryVector(r: NormalizedRetrieval, store: ReferenceSource & { embedText(text: string): Promise<Float32Array> }): Promise<Float32Array> {
   const q = r.query;
-  if ('text' in q) return normalised(await store.embedText(q.text), store.width, 'query text embedding');
+  if ('text' in q) return store.embedText(q.text); // the store returns it L2-normalised
   if ('image' in q) return (await store.embedReference(q.image, { purpose: 'query' })).embedding;
-  return normalised(q.embedding, store.width, 'retrieval.query');
+  return normaliseEmbedding(q.embedding, store.width, 'retrieval.query');
 }
 
 /** The stored image `id` as a pinned reference; every state but active is a typed error. */

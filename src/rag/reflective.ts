@@ -8,13 +8,7 @@
  * so references close to the prompt but unlike what the generator already
  * makes — what it lacks — come first. This is not RealRAG's trained retriever.
  */
-import type { Candidate } from './references.js';
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
+import { dot, type Candidate } from './references.js';
 
 /** Re-scores and sorts the candidates (in place) and returns the top `k`. */
 export function reflectiveRerank(candidates: Candidate[], draft: Float32Array, lambda: number, k: number): Candidate[] {

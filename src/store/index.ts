@@ -5,6 +5,7 @@ export type {
   AddOptions, AddUrlOptions, RebuildOptions, RebuildReport, ReferenceEmbedding, StoreStats, ImageMeta, ImageStatus,
 } from './store.js';
 export type { ImageScreen, ScreenVerdict, ScreenCandidate, ImagePurpose } from './gate.js';
+export { normaliseEmbedding } from './gate.js';
 export type { HnswParams } from './vectors.js';
 export { openDemoStore, demoInputs, defaultCacheDir, DEFAULT_ENCODER_DIR } from './demo.js';
 export type { DemoStoreOptions, DemoDataset } from './demo.js';
