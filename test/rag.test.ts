@@ -210,6 +210,8 @@ test('an empty store generates without retrieval and says so', async () => {
   const empty = await ImageStore.open(`${t.dir}/empty`, { encoder: enc });
   try {
     const r = await rag.generate({ prompt: 'automobile', seed: 1, steps, retrieval: { store: empty } });
+    // Bad input is refused even when there is nothing to retrieve.
+    await rejects(rag.generate({ prompt: 'x', steps, retrieval: { store: empty, query: new Float32Array(empty.width).fill(Number.NaN) } }), hasErrorCode('NON_FINITE'));
     assert.is(r.images.length, 1);
     assert.is(r.references.length, 0);
     assert.match(r.stats.retrieval!.skipped!, /no active images/);

@@ -3,6 +3,7 @@
  * model work, so bad input fails at once and changes nothing.
  */
 import { RagdiffError, rangeError, typeError } from '../errors.js';
+import { normaliseEmbedding } from '../store/index.js';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
 import { REMODIFFUSE_FINE, TOKEN_MODES, type MixtureOptions } from './modes/index.js';
 import { RETRIEVAL_MODES, type ReferenceChoice, type ReferenceSource, type RetrievalMode, type RetrievalOptions } from './types.js';
@@ -106,7 +107,8 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
     query = { text: o.query };
     queryKind = 'text';
   } else if (o.query instanceof Float32Array) {
-    query = { embedding: o.query };
+    // Checked here, before any store work (an empty store would otherwise skip the check).
+    query = { embedding: normaliseEmbedding(o.query, o.store.width, 'retrieval.query') };
     queryKind = 'embedding';
   } else if (o.query instanceof Uint8Array) {
     if (o.query.length > MAX_UPLOAD_BYTES) throw rangeError('IMAGE_TOO_LARGE', `retrieval.query image is ${o.query.length} bytes, over ${MAX_UPLOAD_BYTES}`);

@@ -6,7 +6,6 @@
  */
 import { RagdiffError, rangeError } from '../errors.js';
 import type { NormalizedRetrieval } from './options.js';
-import { normaliseEmbedding } from '../store/index.js';
 import type { ReferenceSource } from './types.js';
 
 /** A reference before it is used: where it came from, how well it matches, and its embedding. */
@@ -47,7 +46,7 @@ export async function queryVector(r: NormalizedRetrieval, store: ReferenceSource
   const q = r.query;
   if ('text' in q) return store.embedText(q.text); // the store returns it L2-normalised
   if ('image' in q) return (await store.embedReference(q.image, { purpose: 'query' })).embedding;
-  return normaliseEmbedding(q.embedding, store.width, 'retrieval.query');
+  return q.embedding; // checked and normalised by normalizeRetrieval
 }
 
 /** The stored image `id` as a pinned reference; every state but active is a typed error. */
