@@ -100,6 +100,26 @@ test('retrieval scale 0 is exactly plain classifier-free guidance; a non-zero on
   assert.not.ok((await pixels(plain.images[0]!.png)).equals(await pixels(four.images[0]!.png)));
 });
 
+test('reference attention on the retrieval branch only: s_r scales it, so with s_r = 0 it has nowhere to act', async () => {
+  const req = (branches: 'prompt' | 'retrieval', retrieval: number) =>
+    rag.generate({ prompt: 'tomato', seed: 5, steps, retrieval: { store, scales: { text: 3, retrieval }, referenceAttention: { fidelity: 1, branches } } });
+  const plain = await rag.generate({ prompt: 'tomato', seed: 5, steps, guidanceScale: 3 });
+  const onRetrieval = await req('retrieval', 4);
+  const onPrompt = await req('prompt', 4);
+  const prunedRetrieval = await req('retrieval', 0);
+  const prunedPrompt = await req('prompt', 0);
+  const [p0, r4, p4, r0, q0] = await Promise.all([plain, onRetrieval, onPrompt, prunedRetrieval, prunedPrompt].map((x) => pixels(x.images[0]!.png)));
+  assert.not.ok(r4.equals(p4), 'the choice of branches changes the image');
+  assert.ok(r0.equals(p0), 'retrieval branch pruned (s_r = 0): plain CFG, the reference is not attended anywhere');
+  assert.not.ok(q0.equals(p0), 'on the prompt branches the reference still acts with s_r = 0');
+  assert.match(String(readProvenance(onRetrieval.images[0]!.png).parameters.guidance), /retrieval branch/);
+  await rejects(
+    rag.generate({ prompt: 'tomato', steps, retrieval: { store, referenceAttention: { branches: 'all' as never } } }),
+    (e) => hasErrorCode('INVALID_VALUE')(e) && e instanceof RangeError,
+    'branches: all',
+  );
+});
+
 test('the database matters: the same prompt and seed with another store gives another image and other references', async () => {
   const a = await rag.generate({ prompt: 'banana', seed: 2, steps, retrieval: { store, k: 3 } });
   const b = await rag.generate({ prompt: 'banana', seed: 2, steps, retrieval: { store: small, k: 3 } });

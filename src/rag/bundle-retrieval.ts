@@ -5,8 +5,9 @@
  *
  *   "ragdiff": { "retrieval": { "default_mode": "tokens", "scales": { "text": 3, "retrieval": 4 },
  *                               "reference_init": { "strength": 0.7, "blend": 1 },
- *                               "reference_attention": { "fidelity": 1, "default": true } } }
- * (`default: true`: the token modes add reference attention unless a request says referenceAttention: false).
+ *                               "reference_attention": { "fidelity": 1, "default": true, "branches": "prompt" } } }
+ * (`default: true`: the token modes add reference attention unless a request says referenceAttention: false;
+ * `branches`: which guidance branches attend to the reference, see RetrievalOptions.referenceAttention).
  */
 import { RagdiffError } from '../errors.js';
 import { clipEncoderId } from '../models/encoder-id.js';
@@ -20,6 +21,11 @@ function num(v: unknown, what: string): number | undefined {
   return v;
 }
 
+function branchesOf(v: unknown): 'prompt' | 'retrieval' | undefined {
+  if (v === undefined || v === 'prompt' || v === 'retrieval') return v;
+  throw new RagdiffError('MODEL_FILE_INVALID', `model_index.json: ragdiff.retrieval.reference_attention.branches must be "prompt" or "retrieval", got ${JSON.stringify(v)}`);
+}
+
 export function bundleRetrieval(info: PipelineInfo): BundleRetrieval {
   const manifest = readBundle(info.dir);
   const r = ((manifest.ragdiff ?? {}) as { retrieval?: Record<string, unknown> }).retrieval ?? {};
@@ -29,6 +35,7 @@ export function bundleRetrieval(info: PipelineInfo): BundleRetrieval {
   }
   const scales = (r.scales ?? {}) as Record<string, unknown>;
   const init = (r.reference_init ?? {}) as Record<string, unknown>;
+  const attention = (r.reference_attention ?? {}) as Record<string, unknown>;
   return {
     slots: info.neighbourSlots,
     embedDim: info.embedDim,
@@ -41,8 +48,9 @@ export function bundleRetrieval(info: PipelineInfo): BundleRetrieval {
       retrievalScale: num(scales.retrieval, 'ragdiff.retrieval.scales.retrieval'),
       strength: num(init.strength, 'ragdiff.retrieval.reference_init.strength'),
       blend: num(init.blend, 'ragdiff.retrieval.reference_init.blend'),
-      fidelity: num(((r.reference_attention ?? {}) as Record<string, unknown>).fidelity, 'ragdiff.retrieval.reference_attention.fidelity'),
-      referenceAttention: ((r.reference_attention ?? {}) as Record<string, unknown>).default === true,
+      fidelity: num(attention.fidelity, 'ragdiff.retrieval.reference_attention.fidelity'),
+      referenceAttention: attention.default === true,
+      attentionBranches: branchesOf(attention.branches),
     },
   };
 }

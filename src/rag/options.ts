@@ -23,6 +23,8 @@ export interface BundleRetrieval {
     mode?: RetrievalMode; textScale?: number; retrievalScale?: number; strength?: number; blend?: number; fidelity?: number;
     /** Add reference attention to the token modes unless the request says `referenceAttention: false`. */
     referenceAttention?: boolean;
+    /** Which guidance branches attend to the reference (see RetrievalOptions.referenceAttention.branches). */
+    attentionBranches?: 'prompt' | 'retrieval';
   };
 }
 
@@ -41,7 +43,7 @@ export interface NormalizedRetrieval {
   mixture: MixtureOptions;
   textShare: number;
   referenceInit: { strength: number; blend: number } | null;
-  referenceAttention: { fidelity: number; blend: number } | null;
+  referenceAttention: { fidelity: number; blend: number; branches: 'prompt' | 'retrieval' } | null;
   reflective: { lambda: number; draftSteps: number; candidates: number } | null;
   retrieveOnly: { above: number; alsoGenerate: boolean } | null;
 }
@@ -209,8 +211,10 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
     assertNumber('retrieval.referenceAttention.fidelity', fidelity, 0, 1);
     const blend = ra.blend ?? (mode === 'reference-attention' ? Math.min(k, 16) : 1);
     assertInteger('retrieval.referenceAttention.blend', blend, 1, Math.min(k, 16));
+    const branches = ra.branches ?? bundle.defaults.attentionBranches ?? 'prompt';
+    if (branches !== 'prompt' && branches !== 'retrieval') throw rangeError('INVALID_VALUE', `retrieval.referenceAttention.branches must be 'prompt' or 'retrieval', got ${JSON.stringify(branches)}`);
     if (!bundle.referenceAttention) throw new RagdiffError('UNSUPPORTED', 'retrieval.referenceAttention needs a bundle with a reference-attention UNet variant (ragdiff.variants.reference_attention)');
-    referenceAttention = { fidelity, blend };
+    referenceAttention = { fidelity, blend, branches };
   }
 
   let reflective: NormalizedRetrieval['reflective'] = null;

@@ -329,8 +329,10 @@ export class RagPipeline {
     // Reference attention joins every branch that carries the prompt; the unconditional text stays plain
     // (as diffusers' reference-only pipeline keeps its uncond pass), so guidance amplifies the reference
     // instead of cancelling it (measured: tools/tiny_emoji/probe_reference.py, arms refattn vs refcond).
-    const branches = referenceAttention ? plan.branches.map((b) => ({ ...b, reference: b.text === PROMPT })) : plan.branches;
-    const request: Partial<GenerateRequest> = { guidance: { branches, weights: plan.weights, label: plan.label + (referenceAttention ? ` refattn=${referenceAttention.fidelity}` : '') } };
+    // With branches 'retrieval' only the neighbour-carrying branches attend, so s_r scales the reference too.
+    const onlyRetrieval = r.referenceAttention?.branches === 'retrieval' && plan.branches.some((b) => b.neighbourEmbeds);
+    const branches = referenceAttention ? plan.branches.map((b) => ({ ...b, reference: onlyRetrieval ? !!b.neighbourEmbeds : b.text === PROMPT })) : plan.branches;
+    const request: Partial<GenerateRequest> = { guidance: { branches, weights: plan.weights, label: plan.label + (referenceAttention ? ` refattn=${referenceAttention.fidelity}${onlyRetrieval ? ' (retrieval branch)' : ''}` : '') } };
     if (initImages) {
       request.initImages = initImages;
       request.strength = r.referenceInit!.strength;

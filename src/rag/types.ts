@@ -69,8 +69,13 @@ export interface RetrievalOptions {
   interleave?: { textShare?: number };
   /** Start from the blended VAE latent of the top `blend` references at `strength` (mode reference-init, or added to any mode). */
   referenceInit?: { strength?: number; blend?: number } | false;
-  /** Reference attention with `fidelity` ∈ [0, 1] over the blended latent of the top `blend` references (mode reference-attention, or added to any mode). */
-  referenceAttention?: { fidelity?: number; blend?: number } | false;
+  /**
+   * Reference attention with `fidelity` ∈ [0, 1] over the blended latent of the top `blend` references (mode reference-attention, or added to any mode).
+   * `branches`: 'prompt' (default) — every guidance branch that carries the prompt attends to the reference;
+   * 'retrieval' — only the branches that carry neighbour tokens (token modes), so the retrieval scale s_r
+   * amplifies the reference as it amplifies the neighbour tokens (in modes without such a branch, same as 'prompt').
+   */
+  referenceAttention?: { fidelity?: number; blend?: number; branches?: 'prompt' | 'retrieval' } | false;
   /** RealRAG-style training-free re-ranking against a cheap draft: sim(query, ref) − λ·sim(draft, ref). */
   reflective?: boolean | { lambda?: number; draftSteps?: number; candidates?: number };
   /** TIGeR: when the best reference scores ≥ `above`, return it flagged `retrieved` (and generate too only with alsoGenerate). */
