@@ -21,7 +21,7 @@
  *  - near-white pixels are snapped to pure white (255,255,255) in both images, and the PSNR is taken
  *    over the 3·|mask| values of the mask: 10·log10(255²·3|mask| / SSE). Outside the mask both snapped
  *    images are white, so SSE is the whole snapped images' SSE and the database pass stays one dot
- *    product per image (on the snapped copy) plus a 64-word popcount for |fgA ∩ fgB|. Approximation:
+ *    product per image (on the snapped copy) plus a popcount over the two masks (128 words at 64×64) for |fgA ∩ fgB|. Approximation:
  *    where one image is foreground and the other near-white, the latter counts as 255, which moves
  *    that pixel's error by at most 15 levels per channel;
  *  - empty mask (both images entirely near-white): nothing to copy; scored 0 dB, never a near-copy;

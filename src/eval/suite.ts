@@ -21,7 +21,7 @@ import { signTest, type SignTestResult as SignTest } from './sign-test.js';
 import { StyleClassifier } from './style-classifier.js';
 
 /** Encoded image → 8-bit RGB at size × size, alpha composited on white (as the pipeline decodes references). */
-async function rgbOf(png: Uint8Array, size: number): Promise<Uint8Array> {
+export async function rgbOf(png: Uint8Array, size: number): Promise<Uint8Array> {
   const buf = await sharp(png).flatten({ background: '#ffffff' }).resize(size, size, { fit: 'fill' }).removeAlpha().raw().toBuffer();
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
