@@ -13,8 +13,11 @@
  * 1,911 base names (as the model card), exact per-prompt sign tests between
  * arms (prompts are the units), the copy guard (PSNR and embedding cosine to
  * the references used and to the whole database; near-copy = PSNR > 20 dB to
- * any database image), and the database swap (share of outputs a
- * Twemoji-vs-Noto classifier calls Noto).
+ * any database image; beside it "near-copies (foreground)", the same 20 dB on
+ * a PSNR over the union of the two images' non-near-white pixels — every
+ * channel ≥ 240 is near-white — so a shared white background is not counted
+ * as copying; definition in src/eval/copy-guard.ts and under the table), and
+ * the database swap (share of outputs a Twemoji-vs-Noto classifier calls Noto).
  *
  * Deterministic: fixed seeds, disjoint from the tuning seeds (checked), a
  * fixed training-prompt sample. Writes bench/eval-rag.json, the bench/RESULTS.md

@@ -41,6 +41,14 @@ test('refuses a bundle without its split file, a store of another encoder, and s
       assert.is(r.summary.n, 3);
       assert.is(r.summary.top5, 1);
       assert.is(r.summary.nearCopy, 1);
+      assert.is(r.summary.nearCopyForeground, 1);
+      assert.is(r.summary.meanRefPsnrForeground, 99);                   // ∞ (identical) counted as 99
+      // The background-aware column sits beside the issue's rule in the table, is defined under it, and lands in the JSON.
+      const rep = suite.report({ held: { own: r }, training: {}, baseline: 'own', pairs: [], swap: [] });
+      assert.ok(rep.markdown.includes('| near-copies | near-copies (foreground) |'));
+      assert.ok(rep.markdown.includes('all three channels are ≥ 240'));
+      assert.is((rep.json.held as Record<string, { nearCopyForeground: number }>).own!.nearCopyForeground, 1);
+      assert.is((rep.json.copyGuard as { nearWhiteMin: number }).nearWhiteMin, 240);
       assert.equal(r.perPrompt.prompts.sort(), [...names].sort());
     } finally {
       await own.close();

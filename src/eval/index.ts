@@ -3,8 +3,8 @@ export { loadEmojiRecords, baseEmojiNames, defaultEmojiJson } from './emoji-name
 export type { EmojiRecord } from './emoji-names.js';
 export { NameRanker, hitRate } from './recognition.js';
 export type { RecognitionResult } from './recognition.js';
-export { psnr8, cosine, PixelDatabase, EmbeddingDatabase, copyGuard, NEAR_COPY_PSNR_DB } from './copy-guard.js';
-export type { CopyGuardInput, CopyGuardItem, CopyGuardReport } from './copy-guard.js';
+export { psnr8, foregroundPsnr8, foregroundOf, cosine, PixelDatabase, EmbeddingDatabase, copyGuard, NEAR_COPY_PSNR_DB, NEAR_WHITE_MIN } from './copy-guard.js';
+export type { CopyGuardInput, CopyGuardItem, CopyGuardReport, Foreground } from './copy-guard.js';
 export { signTest, signTestP, perPromptMeans, pairedSignTest } from './sign-test.js';
 export type { SignTestResult } from './sign-test.js';
 export { StyleClassifier, defaultStyleClassifierPath } from './style-classifier.js';
