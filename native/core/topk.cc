@@ -53,27 +53,31 @@ struct Entry {
 };
 
 inline bool better(const Entry& a, const Entry& b) { return a.bad != b.bad ? a.bad < b.bad : a.pos < b.pos; }
+struct Better {
+  bool operator()(const Entry& a, const Entry& b) const { return better(a, b); }
+};
 
 inline double badness(double s, TopkMetric metric) {
   if (s != s) return std::numeric_limits<double>::infinity();
   return metric == TopkMetric::kL2 ? s : -s;
 }
 
-// The best `cap` entries offered so far: a heap whose front is the worst kept.
+// The best `cap` entries offered so far: a heap whose front is the worst kept. Offers come in rising
+// position order, so a full heap rejects a candidate whose badness is not below the worst's.
 class Best {
  public:
   explicit Best(size_t cap) : cap_(cap) {}
   void offer(double bad, size_t pos, int32_t row, double score) {
     if (heap_.size() < cap_) {
       heap_.push_back({bad, pos, row, score});
-      std::push_heap(heap_.begin(), heap_.end(), better);
+      std::push_heap(heap_.begin(), heap_.end(), Better());
       return;
     }
     const Entry e{bad, pos, row, score};
     if (!better(e, heap_.front())) return;
-    std::pop_heap(heap_.begin(), heap_.end(), better);
+    std::pop_heap(heap_.begin(), heap_.end(), Better());
     heap_.back() = e;
-    std::push_heap(heap_.begin(), heap_.end(), better);
+    std::push_heap(heap_.begin(), heap_.end(), Better());
   }
   std::vector<Entry>& entries() { return heap_; }
 
@@ -95,7 +99,10 @@ Status check_subset(size_t n, const TopkCandidates& c, std::string* error) {
 }
 
 // Scans the candidates (threaded in ranges of positions), keeps the best kk per query and range, then merges.
-// score_of(j, row) is query j's score against `row`.
+// score_of(j, row) is query j's score against `row`. Candidates go in blocks of kBlock: the block's scores first
+// (a tight loop over rows, every query per row), then the selection over them.
+constexpr size_t kBlock = 64;
+
 template <class ScoreOf>
 Status run_topk(size_t n, size_t q, size_t k, TopkMetric metric, const TopkCandidates& c, size_t grain, ScoreOf score_of, int32_t* idx,
                 double* score, std::string* error) {
@@ -108,12 +115,24 @@ Status run_topk(size_t n, size_t q, size_t k, TopkMetric metric, const TopkCandi
   std::mutex mu;
   parallel_for(m, grain, [&](size_t b, size_t e) {
     std::vector<Best> best(q, Best(std::min(kk, e - b)));
-    for (size_t p = b; p < e; ++p) {
-      const int32_t row = c.has_subset ? c.subset[p] : static_cast<int32_t>(p);
-      if (c.mask && c.mask[row] != 1) continue;
+    size_t pos[kBlock];
+    int32_t rows[kBlock];
+    std::vector<double> s(kBlock * q);
+    for (size_t p0 = b; p0 < e; p0 += kBlock) {
+      const size_t p1 = std::min(e, p0 + kBlock);
+      size_t cnt = 0;
+      for (size_t p = p0; p < p1; ++p) {
+        const int32_t row = c.has_subset ? c.subset[p] : static_cast<int32_t>(p);
+        if (c.mask && c.mask[row] != 1) continue;
+        pos[cnt] = p;
+        rows[cnt++] = row;
+      }
+      for (size_t t = 0; t < cnt; ++t) {
+        for (size_t j = 0; j < q; ++j) s[j * kBlock + t] = score_of(j, rows[t]);
+      }
       for (size_t j = 0; j < q; ++j) {
-        const double s = score_of(j, row);
-        best[j].offer(badness(s, metric), p, row, s);
+        const double* sj = s.data() + j * kBlock;
+        for (size_t t = 0; t < cnt; ++t) best[j].offer(badness(sj[t], metric), pos[t], rows[t], sj[t]);
       }
     }
     std::lock_guard<std::mutex> lock(mu);
@@ -124,7 +143,7 @@ Status run_topk(size_t n, size_t q, size_t k, TopkMetric metric, const TopkCandi
   });
   for (size_t j = 0; j < q; ++j) {
     auto& all = merged[j];
-    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(kk), all.end(), better);
+    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(kk), all.end(), Better());
     for (size_t r = 0; r < kk; ++r) {
       idx[j * kk + r] = all[r].row;
       score[j * kk + r] = all[r].score;
