@@ -18,6 +18,10 @@
  *   npm run bench store                 # 10k and 100k
  *   npm run bench store -- --quick      # 10k only, fewer images
  *   npm run bench store -- --only=ingest   # only the ingest / concurrency / open section
+ *   npm run bench store -- --only=exact    # only exact search 100k × 128: the JavaScript reference vs the native top-k
+ *
+ * - (issue 11) exact search moved from JavaScript to the native top-k the
+ *   trajectory lookup uses (native/core/topk.cc): both in one run, as ratios.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -32,7 +36,9 @@ import { demoInputs, openDemoStore } from '../src/store/demo.js';
 import { SqliteCatalogue, type NewImageRow } from '../src/store/catalogue.js';
 import { embeddingToBlob } from '../src/store/schema.js';
 import { ImageStore } from '../src/store/store.js';
+import { native } from '../src/native.js';
 import { DEFAULT_HNSW, VectorIndex, type Hit } from '../src/store/vectors.js';
+import { referenceStoreExact } from '../test/reference/topk.js';
 import { seededRandom } from '../test/helpers.js';
 import { writeResultsSection } from './results.js';
 
@@ -371,7 +377,7 @@ async function scaleSection(dim: number, real: Float32Array[]): Promise<string> 
         let i = 0;
         return () => void index.exact(queries[i++ % QUERIES]!, 10);
       })(), n > 50_000 ? 200 : 1000);
-      table.push(`| ${n.toLocaleString('en')} | ${kind} | exact (brute force, JS) | 1.000 | ${f3(exactLat.p50)} | ${f3(exactLat.p99)} | ${f3(exactLat.cpuP99)} | ${f3(exactLat.mean)} |`);
+      table.push(`| ${n.toLocaleString('en')} | ${kind} | exact (brute force, native top-k) | 1.000 | ${f3(exactLat.p50)} | ${f3(exactLat.p99)} | ${f3(exactLat.cpuP99)} | ${f3(exactLat.mean)} |`);
 
       for (const ef of [32, 64, 128, 256]) {
         const idx = index as unknown as { params: { efSearch: number } };
@@ -428,6 +434,55 @@ async function scaleSection(dim: number, real: Float32Array[]): Promise<string> 
   return lines.join('\n');
 }
 
+/**
+ * Exact search at 100k × 128 (uniform unit vectors, k 10): the JavaScript loop the store used
+ * (test/reference/topk.ts) against VectorIndex.exact (the native top-k, with the thread pool and with
+ * one thread), unfiltered and over a 10% label subset. Results are checked identical first.
+ */
+async function exactSection(): Promise<string> {
+  const n = 100_000, dim = 128, k = 10, Q = 64;
+  const data = makeVectors(n, dim, 'uniform', 4321, []);
+  const queries = makeVectors(Q, dim, 'uniform', 8765, []);
+  const index = new VectorIndex(dim, { ...DEFAULT_HNSW }, n);
+  data.forEach((v, i) => index.setVector(i, v, false)); // no graph: exact search only
+  const bound = index.labelBound;
+  const matrix = new Float32Array(bound * dim), mask = new Uint8Array(bound);
+  data.forEach((v, i) => (matrix.set(v, i * dim), (mask[i] = 1)));
+  const g = rng(11);
+  const labels = Int32Array.from(Array.from({ length: n }, (_, i) => i).filter(() => Math.abs(g()) < 0.1 * 1.2533));
+  const cases: [string, Int32Array | undefined][] = [['all 100,000', undefined], [`10% subset (${labels.length.toLocaleString('en')})`, labels]];
+  for (const [what, l] of cases) {
+    for (const q of queries) {
+      const a = index.exact(q, k, l), b = referenceStoreExact(matrix, dim, mask, q, k, l);
+      if (a.length !== b.length || a.some((h, i) => h.label !== b[i]!.row || !Object.is(h.score, b[i]!.score))) throw new Error(`exact search differs from the JavaScript reference (${what})`);
+    }
+  }
+  const threads = native().threadCount();
+  const rows: string[] = [];
+  for (const [what, l] of cases) {
+    let i = 0;
+    const bench = new Bench({ time: 1500, warmupTime: 300 });
+    bench.add('js', () => void referenceStoreExact(matrix, dim, mask, queries[i++ % Q]!, k, l));
+    bench.add('native', () => void index.exact(queries[i++ % Q]!, k, l));
+    bench.add('native 1 thread', () => void index.exact(queries[i++ % Q]!, k, l), {
+      beforeAll: () => native().setThreadCount(1),
+      afterAll: () => native().setThreadCount(threads),
+    });
+    await bench.run();
+    const mean = (t: number) => (bench.tasks[t]!.result as unknown as { latency: { mean: number } }).latency.mean;
+    const [js, nat, one] = [mean(0), mean(1), mean(2)];
+    console.log(`exact ${what}: js ${f3(js)} ms, native ${f3(nat)} ms (${threads} threads), native 1 thread ${f3(one)} ms`);
+    rows.push(`| ${what} | 1.00 | **${f2(js / nat)}×** (${threads} threads) | ${f2(js / one)}× |`);
+  }
+  return [
+    `Exact search, ${n.toLocaleString('en')} × ${dim} (uniform unit vectors, k ${k}, ${Q} queries in turn): the JavaScript loop the store used before issue 11 (\`test/reference/topk.ts\`) against \`VectorIndex.exact\` on the shared native top-k (\`native/core/topk.cc\`, inner product in double, the same results to the bit — checked before timing). Speed-up over JavaScript in one run (tinybench means); compare ratios, the machine is shared.`,
+    '',
+    '| candidates | JavaScript | native (pool) | native (1 thread) |',
+    '|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
 async function endToEndSection(): Promise<{ text: string; real: Float32Array[] }> {
   const clip = await loadClipEncoders(join(root, 'models', 'tiny-emoji'));
   const rows: string[] = [];
@@ -469,6 +524,11 @@ async function endToEndSection(): Promise<{ text: string; real: Float32Array[] }
 
 async function main(): Promise<void> {
   const dim = 128;
+  if (only === 'exact') {
+    writeResultsSection('Image store: exact search, JavaScript vs native top-k', await exactSection(), 'npm run bench store -- --only=exact');
+    console.log('written to bench/RESULTS.md');
+    return;
+  }
   const clip = await loadClipEncoders(join(root, 'models', 'tiny-emoji'));
   const ingest = await ingestSection(clip);
   const concurrent = await concurrentSection(clip);
@@ -486,6 +546,7 @@ async function main(): Promise<void> {
   const { text: e2e, real } = await endToEndSection();
   const scale = await scaleSection(dim, real);
   writeResultsSection('Image store', [scale, '', e2e].join('\n'), `npm run bench store${quick ? ' -- --quick' : ''}`);
+  writeResultsSection('Image store: exact search, JavaScript vs native top-k', await exactSection(), `npm run bench store${quick ? ' -- --quick' : ''}`);
   console.log('written to bench/RESULTS.md');
 }
 

@@ -125,12 +125,22 @@ export interface NativeCuda {
   fuseContextBench(rows: number, textLength: number, slots: number, width: number, texts: number, iterations: number): { ms: number; gbs: number; copyGbs: number };
   /** The CUDA twin of trajectoryTopK (distances on the GPU, the same selection). */
   trajectoryTopK(keys: Float32Array, dim: number, queries: Float32Array, k: number): NativeTopK;
+  /** The CUDA twin of topkExact (scores on the GPU, the CPU's selection; same checks, same result bits). */
+  topkExact: NativeAddon['topkExact'];
 }
 
 /** q × k neighbours per query, ascending squared L2 distance (ties: lower index first). */
 export interface NativeTopK {
   indices: Int32Array;
   distances: Float32Array;
+}
+
+/** q × k results per query (k = min(requested k, candidates)), best first. */
+export interface NativeTopKScores {
+  indices: Int32Array;
+  /** Squared L2 distances ('l2') or inner products ('ip'), as computed (float32 L2, double inner product). */
+  scores: Float64Array;
+  k: number;
 }
 
 export interface NativeAddon {
@@ -168,7 +178,16 @@ export interface NativeAddon {
     neighbourIndex: Int32Array | null,
     weights: Float32Array | null,
   ): Float32Array;
-  /** Exact top-k over keys (n × dim) for a batch of queries (q × dim); native/core/trajectory_lookup.h. */
+  /**
+   * The shared exact top-k (native/core/topk.h) of queries (q × dim, finite) over rows (n × dim, n may be 0):
+   * 'l2' ascending squared L2 (float32), 'ip' descending inner product (double). Candidates: `subset` (row
+   * indices, in that order) or every row, less rows whose `mask` byte (n bytes) is not 1. Ties keep candidate
+   * order; NaN scores rank last.
+   */
+  topkExact(
+    rows: Float32Array, dim: number, queries: Float32Array, k: number, metric: 'l2' | 'ip', subset: Int32Array | null, mask: Uint8Array | null,
+  ): NativeTopKScores;
+  /** Exact top-k over keys (n × dim) for a batch of queries (q × dim): topkExact 'l2' over every key; native/core/trajectory_lookup.h. */
   trajectoryTopK(keys: Float32Array, dim: number, queries: Float32Array, k: number): NativeTopK;
   /** w = argmin ||Kᵀw − q||² (+ ridge·trace/k·||w||²), solved in double; residual = ||Kᵀw − q|| / ||q||. */
   trajectoryWeights(neighbours: Float32Array, query: Float32Array, ridge: number): { weights: Float64Array; residual: number };

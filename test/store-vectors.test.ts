@@ -2,13 +2,16 @@
  * VectorIndex, the store's search core: every search path (exact, HNSW,
  * HNSW + post-filter, exact over a filtered set, HNSW with a filter callback)
  * agrees with exact search; removal, persistence and the hnswlib edge cases
- * (k larger than the index, deleted labels, re-adding) are handled.
+ * (k larger than the index, deleted labels, re-adding) are handled. Exact search
+ * (the native top-k) returns what the JavaScript search it replaced returned
+ * (test/reference/topk.ts): the same labels, order, tie order and score bits.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_HNSW, VectorIndex, type Hit } from '../src/store/vectors.js';
+import { referenceStoreExact } from './reference/topk.js';
 import { seededRandom, tempDir } from './helpers.js';
 
 const DIM = 16;
@@ -42,6 +45,43 @@ test('exact search is exact and sorted', () => {
   const brute = data.map((v, l) => ({ label: l, score: v.reduce((s, x, i) => s + x * q[i]!, 0) })).sort((a, b) => b.score - a.score).slice(0, 10);
   assert.equal(hits.map((h) => h.label), brute.map((h) => h.label));
   for (let i = 1; i < hits.length; i++) assert.ok(hits[i - 1]!.score >= hits[i]!.score);
+});
+
+test('exact search returns what the JavaScript exact search returned: labels, order (ties too), score bits', () => {
+  const index = build();
+  // ties: a few exact duplicates; removed and re-added labels; a label far beyond the others
+  for (const [to, from] of [[3001, 17], [3002, 17], [40, 17], [3003, 5]] as const) index.setVector(to, data[from]!);
+  for (const l of [5, 99, 1500]) index.remove(l);
+  index.setVector(5000, data[0]!);
+  const bound = index.labelBound;
+  const matrix = new Float32Array(bound * DIM), mask = new Uint8Array(bound);
+  for (let l = 0; l < bound; l++) {
+    const v = index.vector(l);
+    if (v) (matrix.set(v, l * DIM), (mask[l] = 1));
+  }
+  const sameHits = (got: Hit[], want: { row: number; score: number }[], what: string) => {
+    assert.equal(got.map((h) => h.label), want.map((h) => h.row), what);
+    got.forEach((h, i) => assert.ok(Object.is(h.score, want[i]!.score), `${what}: score ${i}`));
+  };
+  const labels = Int32Array.from({ length: 600 }, (_, i) => (i * 11) % 3004); // unsorted, holds removed labels
+  const loose = [17, 3001, 40, 5, 1e9, -3, 2.5, 3002]; // removed, outside the index, not integers: skipped
+  for (const q of [...queries.slice(0, 10), data[17]!]) {
+    for (const k of [1, 10, 50, 4000]) {
+      sameHits(index.exact(q, k), referenceStoreExact(matrix, DIM, mask, q, Math.min(k, bound)), `all, k ${k}`);
+      sameHits(index.exact(q, k, labels), referenceStoreExact(matrix, DIM, mask, q, Math.min(k, labels.length), labels), `labels, k ${k}`);
+    }
+    sameHits(index.exact(q, 10, loose), referenceStoreExact(matrix, DIM, mask, q, 10, loose), 'loose labels');
+  }
+  const top = index.exact(data[17]!, 4);
+  assert.equal(top.map((h) => h.label), [17, 40, 3001, 3002], 'equal scores keep label order');
+  assert.equal(index.exact(queries[0]!, 0), []);
+  assert.equal(index.exact(queries[0]!, 5, []), []);
+  const code = (fn: () => unknown) => { try { fn(); } catch (e) { return (e as { code?: string }).code; } return 'no error'; };
+  assert.is(code(() => index.exact(new Float32Array(DIM + 1), 5)), 'EMBEDDING_INVALID');
+  assert.is(code(() => index.exact(Array.from(queries[0]!) as unknown as Float32Array, 5)), 'INVALID_TYPE');
+  assert.is(code(() => index.exact(new Float32Array(DIM).fill(NaN), 5)), 'NON_FINITE');
+  assert.is(code(() => index.exact(queries[0]!, -1)), 'OUT_OF_RANGE');
+  assert.is(code(() => index.exact(queries[0]!, 1.5)), 'OUT_OF_RANGE');
 });
 
 test('every search path agrees with exact search (recall@10 ≥ 0.95) and respects the filter', () => {

@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_context(env, exports);
   init_cuda(env, exports);
   init_trajectory(env, exports);  // after init_cuda: adds cuda.trajectoryTopK
+  init_topk(env, exports);        // after init_cuda: adds cuda.topkExact
   return exports;
 }
 

@@ -13,6 +13,7 @@ void init_context(Napi::Env env, Napi::Object exports);
 void init_cuda(Napi::Env env, Napi::Object exports);
 void init_runtime(Napi::Env env, Napi::Object exports);
 void init_trajectory(Napi::Env env, Napi::Object exports);
+void init_topk(Napi::Env env, Napi::Object exports);
 
 }  // namespace binding
 }  // namespace ragdiff

@@ -3,59 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <vector>
 
 #include "core/thread_pool.h"
 
 namespace ragdiff {
-
-float l2sq(const float* a, const float* b, size_t d) {
-  // 8 independent accumulators: the compiler vectorises this without -ffast-math.
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  size_t i = 0;
-  for (; i + 8 <= d; i += 8) {
-    for (int l = 0; l < 8; ++l) {
-      const float t = a[i + l] - b[i + l];
-      acc[l] += t * t;
-    }
-  }
-  for (; i < d; ++i) {
-    const float t = a[i] - b[i];
-    acc[i & 7] += t * t;
-  }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-void distance_matrix(const float* keys, size_t n, size_t d, const float* queries, size_t q, float* dist) {
-  // Grain: ~64k floats of key data per task.
-  const size_t grain = std::max<size_t>(16, 65536 / std::max<size_t>(d, 1));
-  parallel_for(n, grain, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) {
-      const float* k = keys + i * d;
-      for (size_t j = 0; j < q; ++j) dist[j * n + i] = l2sq(queries + j * d, k, d);
-    }
-  });
-}
-
-void select_topk(const float* dist, size_t n, size_t k, const int32_t* ids, int32_t* idx, float* out) {
-  std::vector<int32_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  auto less = [&](int32_t a, int32_t b) {
-    // NaN (a non-finite key) sorts as +inf so the order stays a strict weak order.
-    float da = dist[a], db = dist[b];
-    if (da != da) da = std::numeric_limits<float>::infinity();
-    if (db != db) db = std::numeric_limits<float>::infinity();
-    if (da != db) return da < db;
-    const int32_t ia = ids ? ids[a] : a, ib = ids ? ids[b] : b;
-    return ia < ib;
-  };
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), less);
-  for (size_t j = 0; j < k; ++j) {
-    idx[j] = ids ? ids[order[j]] : order[j];
-    out[j] = dist[order[j]];
-  }
-}
 
 Status topk_exact(const float* keys, size_t n, size_t d, const float* queries, size_t q, size_t k, int32_t* idx, float* dist,
                   std::string* error) {
@@ -67,9 +19,11 @@ Status topk_exact(const float* keys, size_t n, size_t d, const float* queries, s
     *error = "keys must have at least one dimension";
     return Status::kInvalidArgument;
   }
-  std::vector<float> all(q * n);
-  distance_matrix(keys, n, d, queries, q, all.data());
-  for (size_t j = 0; j < q; ++j) select_topk(all.data() + j * n, n, k, nullptr, idx + j * k, dist + j * k);
+  std::vector<double> d2(q * k);
+  const Status st = topk_search(keys, n, d, queries, q, k, TopkMetric::kL2, TopkCandidates{}, idx, d2.data(), error);
+  if (st != Status::kOk) return st;
+  // The distances were computed in float32; the double copies convert back exactly.
+  for (size_t i = 0; i < q * k; ++i) dist[i] = static_cast<float>(d2[i]);
   return Status::kOk;
 }
 

@@ -4,8 +4,10 @@
 //
 // Keys, queries and values are float32 rows; distances are squared L2 in
 // float32 (8 independent lanes, so the loop vectorises; the same order on every
-// call). Solves run in double. The CUDA twin (native/cuda/trajectory_lookup.cu)
-// computes the same distances on the GPU and shares select_topk.
+// call). The exact top-k is the shared kernel of core/topk.h (the image store's
+// exact search uses it too). Solves run in double. The CUDA twin
+// (native/cuda/trajectory_lookup.cu) computes the same distances on the GPU and
+// shares the selection.
 #pragma once
 
 #include <cstddef>
@@ -13,20 +15,12 @@
 #include <string>
 
 #include "core/status.h"
+#include "core/topk.h"
 
 namespace ragdiff {
 
-// Squared L2 distance of two d-float rows.
-float l2sq(const float* a, const float* b, size_t d);
-
-// dist[qi * n + i] = l2sq(queries[qi], keys[i]) for q queries and n keys; threaded over keys.
-void distance_matrix(const float* keys, size_t n, size_t d, const float* queries, size_t q, float* dist);
-
-// The k smallest of n distances (ties: lower index first), ascending: idx[k], out[k].
-// ids (optional) maps position -> record id. k <= n.
-void select_topk(const float* dist, size_t n, size_t k, const int32_t* ids, int32_t* idx, float* out);
-
-// Exact top-k for a batch of queries. idx / dist: q x k. Fails when k is 0 or above n.
+// Exact top-k (squared L2, ascending; ties: lower index first) for a batch of queries: topk_search with
+// the L2 metric over every key. idx / dist: q x k. Fails when k is 0 or above n.
 Status topk_exact(const float* keys, size_t n, size_t d, const float* queries, size_t q, size_t k, int32_t* idx, float* dist,
                   std::string* error);
 

@@ -9,6 +9,7 @@
 #include "core/context_fusion.h"
 #include "core/status.h"
 #include "core/step_kernel.h"
+#include "core/topk.h"
 
 namespace ragdiff {
 namespace cuda {
@@ -24,7 +25,11 @@ Status step_host(const StepCoefficients& c, const StepBuffers& b, bool* finite, 
 // The CUDA twin of normal_fill, into a host buffer.
 Status normal_fill_host(uint64_t seed, uint64_t offset, float* out, size_t n, std::string* error);
 
-// The CUDA twin of topk_exact (core/trajectory_lookup.h) on host buffers.
+// The CUDA twin of topk_search (core/topk.h) on host buffers (topk.cu): scores on the GPU, the core's selection.
+Status topk_search_host(const float* rows, size_t n, size_t d, const float* queries, size_t q, size_t k, TopkMetric metric,
+                        const TopkCandidates& cand, int32_t* idx, double* score, std::string* error);
+
+// The CUDA twin of topk_exact (core/trajectory_lookup.h) on host buffers: topk_search_host with the L2 metric.
 Status topk_exact_host(const float* keys, size_t n, size_t d, const float* queries, size_t q, size_t k, int32_t* idx, float* dist,
                        std::string* error);
 

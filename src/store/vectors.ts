@@ -1,7 +1,8 @@
 /**
  * The vector index: hnswlib-node (HNSW, cosine) for approximate search, plus a
  * dense copy of every active vector for exact search over small or heavily
- * filtered sets and for returning neighbour embeddings.
+ * filtered sets (the native top-k the trajectory lookup uses too) and for
+ * returning neighbour embeddings.
  *
  * hnswlib-node's sharp edges are handled here and nowhere else:
  * - it takes `number[]`, not Float32Array;
@@ -21,7 +22,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import { RagdiffError } from '../errors.js';
+import { RagdiffError, rangeError, typeError } from '../errors.js';
+import { native } from '../native.js';
 
 export interface HnswParams {
   /** Graph degree. Default 16. */
@@ -52,6 +54,22 @@ interface Sidecar {
 
 function fileHash(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** The labels as row indices for the native top-k: those outside 0..bound-1 (or not integers) are dropped, as they name no vector. */
+function labelSubset(labels: ArrayLike<number>, bound: number): Int32Array {
+  let inRange = true;
+  for (let j = 0; j < labels.length && inRange; j++) {
+    const l = labels[j]!;
+    inRange = Number.isInteger(l) && l >= 0 && l < bound;
+  }
+  if (inRange) return labels instanceof Int32Array ? labels : Int32Array.from(labels);
+  const kept: number[] = [];
+  for (let j = 0; j < labels.length; j++) {
+    const l = labels[j]!;
+    if (Number.isInteger(l) && l >= 0 && l < bound) kept.push(l);
+  }
+  return Int32Array.from(kept);
 }
 
 export class VectorIndex {
@@ -158,44 +176,28 @@ export class VectorIndex {
     });
   }
 
-  /** Exact cosine search over the given labels (or all active ones). */
+  /**
+   * Exact cosine search over the given labels (or all active ones): the shared
+   * native top-k (native/core/topk.h, inner product of the normalised vectors in
+   * double, the order of the JavaScript loop it replaced, kept as
+   * test/reference/topk.ts). Best first; equal scores keep label order
+   * (the order of `labels` when given). Labels that are not active vectors —
+   * removed, never set, outside the index — are skipped.
+   */
   exact(query: Float32Array, k: number, labels?: ArrayLike<number>): Hit[] {
-    const d = this.dim;
-    const m = this.matrix;
-    const mask = this.activeMask;
-    const d4 = d - (d % 4);
-    // Top k kept sorted descending in two flat arrays; a candidate enters only above the current k-th.
-    const topScore = new Float64Array(k).fill(-Infinity);
-    const topLabel = new Int32Array(k).fill(-1);
-    let worst = -Infinity;
-    const n = labels ? labels.length : mask.length;
-    for (let j = 0; j < n; j++) {
-      const l = labels ? labels[j]! : j;
-      if (mask[l] !== 1) continue;
-      const o = l * d;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      let i = 0;
-      for (; i < d4; i += 4) {
-        s0 += m[o + i]! * query[i]!;
-        s1 += m[o + i + 1]! * query[i + 1]!;
-        s2 += m[o + i + 2]! * query[i + 2]!;
-        s3 += m[o + i + 3]! * query[i + 3]!;
-      }
-      for (; i < d; i++) s0 += m[o + i]! * query[i]!;
-      const s = s0 + s1 + s2 + s3;
-      if (s <= worst) continue;
-      let p = k - 1;
-      while (p > 0 && topScore[p - 1]! < s) {
-        topScore[p] = topScore[p - 1]!;
-        topLabel[p] = topLabel[p - 1]!;
-        p--;
-      }
-      topScore[p] = s;
-      topLabel[p] = l;
-      worst = topScore[k - 1]!;
+    if (!(query instanceof Float32Array)) throw typeError('INVALID_TYPE', 'the query must be a Float32Array');
+    if (query.length !== this.dim) throw new RagdiffError('EMBEDDING_INVALID', `the query has ${query.length} values, the store holds ${this.dim}`);
+    for (let i = 0; i < query.length; i++) {
+      if (!Number.isFinite(query[i]!)) throw rangeError('NON_FINITE', `query[${i}] is ${query[i]}; a query must be finite`);
     }
+    if (!Number.isInteger(k) || k < 0) throw rangeError('OUT_OF_RANGE', `k must be a non-negative integer, got ${k}`);
+    const bound = this.activeMask.length;
+    const subset = labels === undefined ? null : labelSubset(labels, bound);
+    const kk = Math.min(k, subset ? subset.length : bound);
+    if (kk === 0) return [];
+    const r = native().topkExact(this.matrix, this.dim, query, kk, 'ip', subset, this.activeMask);
     const out: Hit[] = [];
-    for (let p = 0; p < k && topLabel[p]! >= 0; p++) out.push({ label: topLabel[p]!, score: topScore[p]! });
+    for (let p = 0; p < r.k; p++) out.push({ label: r.indices[p]!, score: r.scores[p]! });
     return out;
   }
 
