@@ -18,7 +18,7 @@
  *
  * Sizes: REDI_BASE_PROMPTS (default 250 → 1000 trajectories), REDI_SMALL_PROMPTS (50 → 200),
  * REDI_QUERIES (20 per set), REDI_KEYS / REDI_VALUES (comma-separated step indices; default 3,5,8 / 10,13,16),
- * REDI_LOOKUP_N (100000). Bases are cached in REDI_DIR (default /tmp/ragdiff-redi-eval).
+ * REDI_SEEDS (4 seeds per base prompt), REDI_LOOKUP_N (100000). Bases are cached in REDI_DIR (default /tmp/ragdiff-redi-eval).
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,7 +39,7 @@ const DIR = process.env.REDI_DIR ?? '/tmp/ragdiff-redi-eval';
 const BASE_PROMPTS = Number(process.env.REDI_BASE_PROMPTS ?? 250);
 const SMALL_PROMPTS = Number(process.env.REDI_SMALL_PROMPTS ?? 50);
 const QUERIES = Number(process.env.REDI_QUERIES ?? 20);
-const SEEDS = 4;
+const SEEDS = Number(process.env.REDI_SEEDS ?? 4);
 const STEPS = 25;
 const list = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
 const KEYS = list(process.env.REDI_KEYS, [3, 5, 8]);
@@ -267,7 +267,7 @@ async function main(): Promise<void> {
   const tb = performance.now();
   ix.buildIvf(nlist, { iterations: 8, trainSample: Math.min(N, 20_000) });
   const buildMs = performance.now() - tb;
-  for (const nprobe of [4, 8, 16, 32]) {
+  for (const nprobe of [4, 5, 6, 8, 16]) {
     let hit = 0;
     const a = ix.searchIvf(qs, K, nprobe);
     for (let q = 0; q < qn; q++) {
@@ -294,7 +294,7 @@ Lookup (one query unless noted; top-${K}; ${dim}-float keys; synthetic keys = th
 ${lookupRows.join('\n')}
 `;
   console.log(md);
-  const env = ['REDI_BASE_PROMPTS', 'REDI_SMALL_PROMPTS', 'REDI_QUERIES', 'REDI_KEYS', 'REDI_VALUES', 'REDI_LOOKUP_N'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
+  const env = ['REDI_BASE_PROMPTS', 'REDI_SMALL_PROMPTS', 'REDI_SEEDS', 'REDI_QUERIES', 'REDI_KEYS', 'REDI_VALUES', 'REDI_LOOKUP_N'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
   writeResultsSection('Trajectory retrieval (ReDi)', md, `${env.length ? `${env.join(' ')} ` : ''}npm run eval:redi`);
   log(`written to bench/RESULTS.md`);
 }
