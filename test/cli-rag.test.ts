@@ -155,6 +155,13 @@ test('bad input: typed errors with their codes, non-zero exit, no output written
   const noSuchStore = await run('--store', join(dir, 'no-store'));
   assert.is(noSuchStore.json.error.code, 'STORE_NOT_FOUND');
 
+  const onOff = await run('--demo-store', 'twemoji', '--no-attention', '--attention-branches', 'retrieval');
+  assert.is(onOff.json.error.code, 'INVALID_ARGUMENT');
+  assert.match(onOff.json.error.message, /--attention-branches .* --no-attention/);
+  const branches = await run('--demo-store', 'twemoji', '--attention-branches', 'all');
+  assert.is.not(branches.code, 0);
+  assert.match(branches.stderr, /attention-branches must be one of prompt, retrieval/);
+
   const bogus = await ragdiff(['generate', 'x', '-o', out, '--demo-store', 'twemoji', '--mode', 'telepathy']);
   assert.is.not(bogus.code, 0);
   assert.match(bogus.stderr, /mode must be one of tokens, mixture, interleaved, reference-init/);

@@ -39,6 +39,8 @@ export interface RetrievalCliOptions {
   reflective?: boolean;
   /** Commander's --no-attention: false switches the bundle's default reference attention off. */
   attention?: boolean;
+  /** Which guidance branches attend to the reference (turns reference attention on). */
+  attentionBranches?: 'prompt' | 'retrieval';
   retrieveOnlyAbove?: number;
   alsoGenerate?: boolean;
   initImage?: string;
@@ -49,7 +51,7 @@ const NEEDS_STORE: [keyof RetrievalCliOptions, string][] = [
   ['k', '-k'], ['mode', '--mode'], ['ref', '--ref'], ['refImage', '--ref-image'], ['exclude', '--exclude'], ['source', '--source'],
   ['licence', '--licence'], ['tag', '--tag'], ['minScore', '--min-score'], ['textScale', '--text-scale'], ['retrievalScale', '--retrieval-scale'],
   ['blend', '--blend'], ['queryInFirstSlot', '--query-in-first-slot'], ['weighting', '--weighting'], ['reflective', '--reflective'],
-  ['retrieveOnlyAbove', '--retrieve-only-above'], ['alsoGenerate', '--also-generate'], ['encoderModel', '--encoder-model'],
+  ['attentionBranches', '--attention-branches'], ['retrieveOnlyAbove', '--retrieve-only-above'], ['alsoGenerate', '--also-generate'], ['encoderModel', '--encoder-model'],
 ];
 
 export function addRetrievalOptions(cmd: Command): Command {
@@ -73,6 +75,7 @@ export function addRetrievalOptions(cmd: Command): Command {
     .option('--weighting <w>', 'neighbour weights: uniform or score (softmax of the scores)', choiceOption('weighting', ['uniform', 'score'] as const))
     .option('--reflective', 're-rank candidates against a cheap draft so references add what the generator lacks (RealRAG)')
     .option('--no-attention', "switch off the bundle's default reference attention (tiny-emoji adds it to the token modes)")
+    .option('--attention-branches <b>', 'reference attention on every prompt-carrying guidance branch (prompt) or only on the retrieval branch, scaled by s_r (retrieval); turns reference attention on', choiceOption('attention-branches', ['prompt', 'retrieval'] as const))
     .option('--retrieve-only-above <x>', 'when the best stored reference scores ≥ x, return it instead of generating (written as <output>-retrieved.png)', numberOption('retrieve-only-above'))
     .option('--also-generate', 'with --retrieve-only-above: generate as well');
 }
@@ -86,6 +89,8 @@ export function wantsRetrieval(o: RetrievalCliOptions): boolean {
     if (given.length > 0) throw new RagdiffError('INVALID_ARGUMENT', `${given.join(', ')} need${given.length === 1 ? 's' : ''} a store: add --store DIR or --demo-store ${DEMO_DATASETS.join('|')}`);
   } else if (o.alsoGenerate && o.retrieveOnlyAbove === undefined) {
     throw new RagdiffError('INVALID_ARGUMENT', '--also-generate goes with --retrieve-only-above X');
+  } else if (o.attention === false && o.attentionBranches !== undefined) {
+    throw new RagdiffError('INVALID_ARGUMENT', '--attention-branches turns reference attention on; --no-attention turns it off: give one');
   }
   return on;
 }
@@ -151,6 +156,7 @@ export function retrievalRequest(o: RetrievalCliOptions, store: ImageStore, uplo
   if (referenceInit) r.referenceInit = referenceInit;
   if (o.reflective) r.reflective = true;
   if (o.attention === false) r.referenceAttention = false;
+  if (o.attentionBranches !== undefined) r.referenceAttention = { branches: o.attentionBranches };
   if (o.retrieveOnlyAbove !== undefined) r.retrieveOnly = { above: o.retrieveOnlyAbove, alsoGenerate: o.alsoGenerate === true };
   return r;
 }
