@@ -26,13 +26,23 @@ async function png(set: 'twitter' | 'google', file: string): Promise<RgbImage> {
   return { rgb: d.rgb, width: 64, height: 64 };
 }
 
-// The issue asks for >= 95%; the committed classifier reaches 89.6% (600 emoji sampled to bound the
-// CPU cost of the VAE round-trips). The floor here guards against a broken retrain, not the target.
-test('the recorded held-back accuracy (VAE round-trips of emoji never seen in training) is well above chance', () => {
+// The issue's bar: >= 95% on held-back VAE round-trips (all 1,911 base emoji of both sets, 20% held
+// back by emoji with their skin-tone variants).
+test('the recorded held-back accuracy (VAE round-trips of emoji never seen in training) meets the 95% bar', () => {
   assert.equal(clf.info.classes, ['twemoji', 'noto']);
-  assert.ok(clf.info.accuracy.held_back_round_trips >= 0.85, `accuracy ${clf.info.accuracy.held_back_round_trips}`);
-  const split = clf.info.split as { held_back: string[]; held_back_base_emoji: number };
+  assert.ok(clf.info.accuracy.held_back_round_trips >= 0.95, `accuracy ${clf.info.accuracy.held_back_round_trips}`);
+  const split = clf.info.split as { held_back: string[]; held_back_base_emoji: number; base_emoji: number };
   assert.is(split.held_back.length, split.held_back_base_emoji);
+  assert.ok(split.base_emoji >= 1900, `trained on ${split.base_emoji} base emoji, not all of them`);
+});
+
+test('onnxruntime-node gives the PyTorch logits of a synthetic image bit-exactly built here', async () => {
+  const g = clf.info.golden_pattern as { logits: number[] };
+  const rgb = new Uint8Array(64 * 64 * 3);
+  for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) rgb.set([4 * x, 4 * y, 255 - 2 * (x + y)], (y * 64 + x) * 3);
+  const res = await clf.classify([{ rgb, width: 64, height: 64 }]);
+  g.logits.forEach((l, k) => assert.ok(Math.abs(res.logits[k]! - l) < 1e-3 * Math.max(1, Math.abs(l)), `logit ${k}: ${res.logits[k]} vs ${l}`));
+  assert.is(res.isNoto[0], g.logits[1]! > g.logits[0]!);
 });
 
 test('onnxruntime-node gives the PyTorch logits recorded in the JSON', async () => {
@@ -41,8 +51,10 @@ test('onnxruntime-node gives the PyTorch logits recorded in the JSON', async () 
   const res = await clf.classify(imgs);
   g.logits.forEach((l, i) => {
     const p = 1 / (1 + Math.exp(l[0]! - l[1]!));
-    // PIL and sharp composite alpha edges up to one 8-bit level apart: a small tolerance.
+    // PIL and sharp composite alpha edges up to one 8-bit level apart: a small tolerance
+    // (measured: logits within 0.03 of PyTorch's).
     assert.ok(Math.abs(res.probNoto[i]! - p) < 0.02, `image ${i}: ${res.probNoto[i]} vs ${p}`);
+    l.forEach((v, k) => assert.ok(Math.abs(res.logits[2 * i + k]! - v) < 0.25, `image ${i} logit ${k}: ${res.logits[2 * i + k]} vs ${v}`));
   });
 });
 
@@ -63,9 +75,9 @@ test('held-back emoji, VAE round-tripped in Node: Twemoji read as Twemoji, Noto 
     const no = await Promise.all(files.map(async (f) => roundTrip(await png('google', f))));
     const a = await clf.classify(tw);
     const b = await clf.classify(no);
-    // ~90% per class on held-back round-trips: a few of the 24 may be wrong either way.
-    assert.ok(a.notoShare <= 0.25, `Twemoji round-trips classified Noto: ${a.notoShare}`);
-    assert.ok(b.notoShare >= 0.75, `Noto round-trips classified Noto: ${b.notoShare}`);
+    // ~95% per class on held-back base images: one or two of the 24 may be wrong either way.
+    assert.ok(a.notoShare <= 0.15, `Twemoji round-trips classified Noto: ${a.notoShare}`);
+    assert.ok(b.notoShare >= 0.85, `Noto round-trips classified Noto: ${b.notoShare}`);
     console.log(`held-back round-trips classified Noto: Twemoji ${a.notoShare.toFixed(3)}, Noto ${b.notoShare.toFixed(3)} (${files.length} each)`);
   } finally {
     await enc.release();

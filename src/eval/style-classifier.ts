@@ -28,6 +28,8 @@ export interface StyleClassifierInfo {
 export interface StyleResult {
   /** Softmax probability of 'noto' per image. */
   probNoto: Float32Array;
+  /** Raw logits, [images.length × 2] row-major, classes in the order of `info.classes`. */
+  logits: Float32Array;
   /** argmax = 'noto' per image. */
   isNoto: boolean[];
   /** Share of images classified Noto. */
@@ -73,6 +75,7 @@ export class StyleClassifier {
     });
     const per = 3 * SIZE * SIZE;
     const probNoto = new Float32Array(images.length);
+    const allLogits = new Float32Array(images.length * 2);
     for (let s = 0; s < images.length; s += batchSize) {
       const batch = images.slice(s, s + batchSize);
       const px = new Float32Array(batch.length * per);
@@ -80,6 +83,7 @@ export class StyleClassifier {
       batch.forEach((img, i) => rgb8ToChw(img.rgb, SIZE, SIZE, 3, px.subarray(i * per, (i + 1) * per)));
       const out = await this.session.run({ pixel_values: new ort.Tensor('float32', px, [batch.length, 3, SIZE, SIZE]) });
       const logits = out.logits!.data as Float32Array;
+      allLogits.set(logits.subarray(0, 2 * batch.length), 2 * s);
       for (let i = 0; i < batch.length; i++) {
         const a = logits[2 * i]!, b = logits[2 * i + 1]!;
         const m = Math.max(a, b);
@@ -88,7 +92,7 @@ export class StyleClassifier {
       }
     }
     const isNoto = Array.from(probNoto, (p) => p > 0.5);
-    return { probNoto, isNoto, notoShare: images.length ? isNoto.filter(Boolean).length / images.length : 0 };
+    return { probNoto, logits: allLogits, isNoto, notoShare: images.length ? isNoto.filter(Boolean).length / images.length : 0 };
   }
 
   async close(): Promise<void> {
