@@ -184,6 +184,10 @@ def augment(xb, g, a):
         no = torch.rand(n, generator=g) < a.p_noise
         std = torch.rand(n, generator=g) * a.noise
         xb = xb + torch.where(no, std, torch.zeros(n))[:, None, None, None] * torch.randn(xb.shape, generator=g)
+    if a.saturation > 0:      # generated images are more saturated than round-trips (measured: mean max-min 78 vs 52)
+        f = 1 + torch.rand(n, generator=g) * a.saturation
+        grey = xb.mean(1, keepdim=True)
+        xb = grey + f[:, None, None, None] * (xb - grey)
     xb = ((xb.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
     return xb
 
@@ -248,6 +252,7 @@ def main():
     p.add_argument('--p-blur', type=float, default=0.5)
     p.add_argument('--noise', type=float, default=0.03, help='augmentation: max noise std in [-1,1] units (0 = off)')
     p.add_argument('--p-noise', type=float, default=0.5)
+    p.add_argument('--saturation', type=float, default=0.0, help='augmentation: saturation x U(1, 1 + this), both classes (0 = off)')
     p.add_argument('--latent-noise', default='',
                    help='comma list of latent noise levels (x latent std): for each, a noised VAE round-trip of the '
                         'training images (both classes) is added to the training set; empty = none')
@@ -343,7 +348,7 @@ def main():
     g = torch.Generator().manual_seed(args.seed)
     for k in range(args.aug_copies):
         aug_tag = (f'aug{k}_s{args.seed}_sh{args.shift}_sc{args.scale}_pg{args.p_geo}_b{args.blur}_pb{args.p_blur}'
-                   f'_n{args.noise}_pn{args.p_noise}')
+                   f'_n{args.noise}_pn{args.p_noise}' + (f'_sat{args.saturation}' if args.saturation else ''))
         def make(k=k):
             gk = torch.Generator().manual_seed(args.seed * 1000 + k + 1)
             x = rt[is_train]
