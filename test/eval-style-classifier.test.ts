@@ -36,6 +36,18 @@ test('the recorded held-back accuracy (VAE round-trips of emoji never seen in tr
   assert.ok(split.base_emoji >= 1900, `trained on ${split.base_emoji} base emoji, not all of them`);
 });
 
+// Generated images are the classifier's real input: the JSON records the share of no-retrieval
+// generations of training prompts (Twemoji-trained generator) that it calls Noto. The target is <= 0.20;
+// the committed model does not meet it (see models/tiny-emoji/README.md), so this checks the figure is
+// recorded with its definition and stays below the clean-round-trip model's 0.74 (a regression bar,
+// not the target).
+test('the calibration share on generated images (no retrieval, training prompts) is recorded and below 0.74', () => {
+  const c = (clf.info as unknown as { calibration: { definition: string; no_retrieval: { images: number; noto_share: number } } }).calibration;
+  assert.ok(c.definition.includes('WITHOUT retrieval') && c.definition.includes('10000'), c.definition);
+  assert.ok(c.no_retrieval.images >= 100, `${c.no_retrieval.images} calibration images`);
+  assert.ok(c.no_retrieval.noto_share >= 0 && c.no_retrieval.noto_share < 0.74, `calibration share ${c.no_retrieval.noto_share}`);
+});
+
 test('onnxruntime-node gives the PyTorch logits of a synthetic image bit-exactly built here', async () => {
   const g = clf.info.golden_pattern as { logits: number[] };
   const rgb = new Uint8Array(64 * 64 * 3);
