@@ -244,11 +244,11 @@ export class EvalSuite {
     }
     lines.push('', COPY_GUARD_CAPTION);
     json.copyGuard = { thresholdDb: NEAR_COPY_PSNR_DB, nearWhiteMin: NEAR_WHITE_MIN, definition: COPY_GUARD_CAPTION };
-    lines.push('', '| pair (held-out) | Δ top-1 | Δ top-5 | top-5 sign test (better/worse, p) |', '|---|---|---|---|');
-    for (const [x, y] of r.pairs) {
-      const a = r.held[x];
-      const b = r.held[y];
-      if (!a || !b) continue;
+    const pairs = r.pairs.filter(([x, y]) => r.held[x] && r.held[y]);
+    if (pairs.length) lines.push('', '| pair (held-out) | Δ top-1 | Δ top-5 | top-5 sign test (better/worse, p) |', '|---|---|---|---|');
+    for (const [x, y] of pairs) {
+      const a = r.held[x]!;
+      const b = r.held[y]!;
       const t5 = test(a, b, 'top5');
       lines.push(`| ${x} vs ${y} | ${round(a.summary.top1 - b.summary.top1)} | ${round(a.summary.top5 - b.summary.top5)} | ${fmtP(t5)} |`);
       (json.pairs as Record<string, unknown>)[`${x} vs ${y}`] = { dTop1: round(a.summary.top1 - b.summary.top1), dTop5: round(a.summary.top5 - b.summary.top5), top1: test(a, b, 'top1'), top5: t5 };
