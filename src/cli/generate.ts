@@ -9,7 +9,7 @@ import type { PipelineOptions } from '../pipeline/pipeline.js';
 import { checkPromptLength, SAMPLERS, type ProgressEvent, type SamplerChoice } from '../pipeline/params.js';
 import { ensureOutputDir, prepareOutputFile, writeOutputFile } from '../io/output-path.js';
 import { withPngText } from '../image/png-text.js';
-import { RagPipeline, type RagResult, type ReferenceUse, type RetrievalMode, type RetrievalOptions } from '../rag/index.js';
+import { RagPipeline, TOKEN_MODES, type RagResult, type ReferenceUse, type RetrievalMode, type RetrievalOptions } from '../rag/index.js';
 import { bundleRetrieval } from '../rag/bundle-retrieval.js';
 import { clipEncoderId } from '../models/encoder-id.js';
 import { readInputFile } from './input-file.js';
@@ -255,7 +255,9 @@ async function retrievalSection(rag: RagPipeline, o: DemoOptions, dir: string, l
   const arms: { arm: string; retrieval?: RetrievalOptions }[] = [{ arm: `no retrieval (CFG ${textScale})` }];
   const modes = rag.modes as RetrievalMode[];
   const defaultMode = bundle.defaults.mode ?? modes[0]!;
-  if (modes.includes(defaultMode)) arms.push({ arm: `retrieval: ${defaultMode} (the bundle's default mode)`, retrieval: { store, mode: defaultMode } });
+  const withAttention = bundle.defaults.referenceAttention === true && bundle.referenceAttention && TOKEN_MODES.includes(defaultMode);
+  const attentionNote = withAttention ? ` + reference attention${bundle.defaults.attentionBranches === 'retrieval' ? ' on the retrieval branch' : ''}` : '';
+  if (modes.includes(defaultMode)) arms.push({ arm: `retrieval: ${defaultMode}${attentionNote} (the bundle's default)`, retrieval: { store, mode: defaultMode } });
   if (defaultMode !== 'reference-init' && modes.includes('reference-init')) arms.push({ arm: `retrieval: reference-init (top reference, strength ${bundle.defaults.strength ?? 0.7})`, retrieval: { store, mode: 'reference-init' } });
   // The mechanism that carries identity on tiny-emoji (the model card's eval:rag table).
   if (defaultMode !== 'reference-attention' && modes.includes('reference-attention')) arms.push({ arm: `retrieval: reference-attention (top reference, fidelity ${bundle.defaults.fidelity ?? 1})`, retrieval: { store, mode: 'reference-attention' } });

@@ -8,4 +8,4 @@ export type {
 export type { ReferenceScreen, ReferenceVerdict, ScreenedReference, SafetyVerdict, PromptScreen, OutputScreen, PolicyStamp } from './screen.js';
 export { readProvenance } from './provenance.js';
 export type { ProvenanceRecord, ExplainedImage } from './provenance.js';
-export { tokensPlan, mixturePlan, interleavedPlan, textCfgPlan, REMODIFFUSE_FINE } from './modes/index.js';
+export { tokensPlan, mixturePlan, interleavedPlan, textCfgPlan, REMODIFFUSE_FINE, TOKEN_MODES } from './modes/index.js';
