@@ -38,7 +38,7 @@ const BATCHES = [1, 4] as const;
 const PROMPTS = ['red apple', 'tulip', 'penguin', 'grinning face', 'rocket', 'cat face', 'banana', 'red heart'];
 
 /** Each mode alone (the bundle's default reference attention off), plus the tiny-emoji default with it. */
-type Arm = { name: string; retrieval?: { mode: RetrievalMode; reflective?: boolean; attention?: boolean } };
+type Arm = { name: string; retrieval?: { mode: RetrievalMode; reflective?: boolean; attention?: boolean; branches?: 'prompt' | 'retrieval' } };
 const ARMS: Arm[] = [
   { name: 'plain CFG (no retrieval)' },
   { name: 'tokens', retrieval: { mode: 'tokens' } },
@@ -46,7 +46,8 @@ const ARMS: Arm[] = [
   { name: 'interleaved', retrieval: { mode: 'interleaved' } },
   { name: 'reference-init', retrieval: { mode: 'reference-init' } },
   { name: 'tokens + reflective', retrieval: { mode: 'tokens', reflective: true } },
-  { name: 'tokens + reference attention (tiny-emoji default)', retrieval: { mode: 'tokens', attention: true } },
+  { name: 'tokens + reference attention on both prompt branches', retrieval: { mode: 'tokens', attention: true, branches: 'prompt' } },
+  { name: 'tokens + reference attention on the retrieval branch (tiny-emoji default)', retrieval: { mode: 'tokens', attention: true } },
 ];
 
 const median = (xs: number[]) => {
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
   let n = 0;
   const request = (arm: Arm, batch: number, seed: number): RagRequest => ({
     prompt: PROMPTS[seed % PROMPTS.length]!, seed, steps: STEPS, batch, guidanceScale: TEXT_SCALE,
-    ...(arm.retrieval ? { retrieval: { store, k: K, mode: arm.retrieval.mode, ...(arm.retrieval.reflective ? { reflective: true } : {}), ...(arm.retrieval.attention ? {} : { referenceAttention: false as const }) } } : {}),
+    ...(arm.retrieval ? { retrieval: { store, k: K, mode: arm.retrieval.mode, ...(arm.retrieval.reflective ? { reflective: true } : {}), ...(arm.retrieval.attention ? (arm.retrieval.branches ? { referenceAttention: { branches: arm.retrieval.branches } } : {}) : { referenceAttention: false as const }) } } : {}),
   });
   const once = async (arm: Arm, batch: number): Promise<Sample> => {
     const c0 = process.cpuUsage();
