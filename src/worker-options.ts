@@ -39,6 +39,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { RagdiffError } from './errors.js';
+import { deserializeError, type SerializedError } from './worker-errors.js';
 
 /** Flags that take a value in the next token when written without `=`. */
 const TAKES_VALUE = new Set([
@@ -145,4 +147,48 @@ export function startWorker(url: URL | string, extra: WorkerOptions = {}, onWarn
       return new Worker(url, { ...options, execArgv: [] });
     }
   }
+}
+
+/** The fields of the messages every ragdiff worker posts while it opens its sessions ('ready', 'warning', 'error'). */
+interface WorkerStartMessage<Info> {
+  type: string;
+  info?: Info;
+  message?: string;
+  error?: SerializedError;
+}
+
+/**
+ * Resolves with the worker's `ready` info once its sessions are open; rejects
+ * with its rebuilt error, or WORKER_FAILED if it fails or exits first (`what`
+ * names it in the message). Warnings are passed on; its listeners are removed either way.
+ */
+export function awaitWorkerReady<Info>(worker: Worker, what: string, onWarning: (message: string) => void): Promise<Info> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: WorkerStartMessage<Info>) => {
+      if (m.type === 'warning') onWarning(m.message!);
+      else if (m.type === 'ready') {
+        done();
+        resolve(m.info!);
+      } else if (m.type === 'error') {
+        done();
+        reject(deserializeError(m.error!));
+      }
+    };
+    const onError = (e: Error) => {
+      done();
+      reject(new RagdiffError('WORKER_FAILED', `${what} failed to start: ${e.message}`, { cause: e }));
+    };
+    const onExit = (code: number) => {
+      done();
+      reject(new RagdiffError('WORKER_FAILED', `${what} exited (code ${code}) before its models were loaded`));
+    };
+    const done = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
 }

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALL_ERROR_CODES, ERROR_CODES, httpStatusOf, httpStatusOfError, isErrorCode, RagdiffError, rangeError, type ErrorCode } from '../src/errors.js';
-import { deserializeError, serializeError } from '../src/pipeline/protocol.js';
+import { deserializeError, serializeError } from '../src/worker-errors.js';
 import { repoPath } from './helpers.js';
 
 const ALLOWED_STATUSES = new Set([400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 499, 500, 501, 502, 503, 504]);

@@ -13,11 +13,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import { RagdiffError } from '../errors.js';
-import { deserializeError } from '../pipeline/protocol.js';
+import { deserializeError } from '../worker-errors.js';
 import type { ClipInfo, ClipSessionOptions } from './clip-sessions.js';
 import type { RgbImage } from './encoders.js';
 import type { EncoderWorkerData, FromEncoderWorker, ToEncoderWorker } from './encoder-protocol.js';
-import { startWorker } from '../worker-options.js';
+import { awaitWorkerReady, startWorker } from '../worker-options.js';
 
 const WORKER_URL = new URL('./encoder-worker.js', import.meta.url);
 
@@ -111,34 +111,7 @@ export class EncoderPool {
     } catch (e) {
       return Promise.reject(new RagdiffError('WORKER_FAILED', `encoder worker could not be created: ${(e as Error).message}`, { cause: e }));
     }
-    return new Promise((resolve, reject) => {
-      const onMessage = (m: FromEncoderWorker) => {
-        if (m.type === 'warning') warn(m.message);
-        else if (m.type === 'ready') {
-          done();
-          resolve({ worker, info: m.info });
-        } else if (m.type === 'error') {
-          done();
-          reject(deserializeError(m.error));
-        }
-      };
-      const onError = (e: Error) => {
-        done();
-        reject(new RagdiffError('WORKER_FAILED', `encoder worker failed to start: ${e.message}`, { cause: e }));
-      };
-      const onExit = (code: number) => {
-        done();
-        reject(new RagdiffError('WORKER_FAILED', `encoder worker exited (code ${code}) before its models were loaded`));
-      };
-      const done = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-      };
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-    });
+    return awaitWorkerReady<ClipInfo>(worker, 'encoder worker', warn).then((info) => ({ worker, info }));
   }
 
   private attach(worker: Worker): void {

@@ -4,7 +4,7 @@
  * so a typed error stays typed. Pixels and embeddings travel packed in one
  * buffer per message and are transferred, not cloned.
  */
-import type { SerializedError } from '../pipeline/protocol.js';
+import type { SerializedError } from '../worker-errors.js';
 import type { ClipInfo, ClipSessionOptions } from './clip-sessions.js';
 
 export interface EncoderWorkerData {

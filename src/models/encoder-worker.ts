@@ -4,7 +4,7 @@
  * onnxruntime's blocking `run` happens here and not on the caller's thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { serializeError } from '../pipeline/protocol.js';
+import { serializeError } from '../worker-errors.js';
 import { ClipSessions } from './clip-sessions.js';
 import type { RgbImage } from './encoders.js';
 import type { EncoderWorkerData, FromEncoderWorker, ToEncoderWorker } from './encoder-protocol.js';

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { AbortError, BusyError, RagdiffError, rangeError } from '../errors.js';
 import { assertBoolean, assertFinite, assertInteger, assertPlainObject } from '../validate.js';
-import { startWorker } from '../worker-options.js';
+import { awaitWorkerReady, startWorker } from '../worker-options.js';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
 import { rgb8ToChw } from '../image/pixels.js';
 import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
@@ -30,7 +30,8 @@ import { prepareTrajectory, requestedValueStep, stylePlan, type TrajectoryStats 
 import { cfgPlan, checkPlan, pruneZeroBranches, type GuidancePlan } from './guidance.js';
 import { normalizeRequest, samplerFromConfig, SAMPLERS, type GenerateRequest, type LatentEvent, type NormalizedRequest, type ProgressEvent, type RequestDefaults, type SamplerChoice } from './params.js';
 import { parameterText, type GenerationParameters } from './output.js';
-import { deserializeError, type FromWorker, type ToWorker, type WorkerData } from './protocol.js';
+import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import { deserializeError } from '../worker-errors.js';
 import type { Job, JobResult, JobTimings, ModelInfo } from './runner.js';
 
 export interface PipelineOptions {
@@ -215,34 +216,9 @@ export class Pipeline {
     const worker = startWorker(WORKER_URL, { workerData: data }, warn);
     const slot: Slot = { worker, task: null, ready: false };
     into.push(slot);
-    return new Promise<ModelInfo>((resolve, reject) => {
-      const onMessage = (m: FromWorker) => {
-        if (m.type === 'warning') warn(m.message);
-        else if (m.type === 'ready') {
-          slot.ready = true;
-          done();
-          resolve(m.info);
-        } else if (m.type === 'error') {
-          done();
-          reject(deserializeError(m.error));
-        }
-      };
-      const onError = (e: Error) => {
-        done();
-        reject(new RagdiffError('WORKER_FAILED', `inference worker failed to start: ${e.message}`, { cause: e }));
-      };
-      const onExit = (code: number) => {
-        done();
-        reject(new RagdiffError('WORKER_FAILED', `inference worker exited (code ${code}) before its models were loaded`));
-      };
-      const done = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-      };
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
+    return awaitWorkerReady<ModelInfo>(worker, 'inference worker', warn).then((info) => {
+      slot.ready = true;
+      return info;
     });
   }
 

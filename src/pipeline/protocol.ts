@@ -1,8 +1,8 @@
 /**
- * Messages between a Pipeline (main thread) and its inference workers, and the
- * error (de)serialisation that keeps typed errors typed across the boundary.
+ * Messages between a Pipeline (main thread) and its inference workers. Errors
+ * cross the boundary as SerializedError (../worker-errors.ts).
  */
-import { AbortError, BusyError, isErrorCode, RagdiffError, rangeError, typeError } from '../errors.js';
+import type { SerializedError } from '../worker-errors.js';
 import type { BundleManifest } from './bundle.js';
 import type { Job, JobResult, ModelInfo, RunnerOptions, Stage } from './runner.js';
 
@@ -30,38 +30,3 @@ export type FromWorker =
   | { type: 'result'; id: number; result: JobResult }
   | { type: 'error'; id: number | null; error: SerializedError }
   | { type: 'closed' };
-
-export interface SerializedError {
-  name: string;
-  code?: string;
-  message: string;
-  stack?: string;
-}
-
-export function serializeError(e: unknown): SerializedError {
-  const err = e as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown };
-  return {
-    name: typeof err?.name === 'string' ? err.name : 'Error',
-    code: typeof err?.code === 'string' ? err.code : undefined,
-    message: typeof err?.message === 'string' ? err.message : String(e),
-    stack: typeof err?.stack === 'string' ? err.stack : undefined,
-  };
-}
-
-/**
- * Rebuilds an error of the same class and code; the worker's stack is kept as `workerStack`.
- * A code outside ragdiff's closed set (e.g. a Node ENOENT) becomes INTERNAL, the original
- * kept as `originalCode`.
- */
-export function deserializeError(s: SerializedError): Error {
-  let e: Error;
-  const code = isErrorCode(s.code) ? s.code : 'INTERNAL';
-  if (s.name === 'AbortError' || code === 'ABORTED') e = new AbortError(s.message);
-  else if (s.name === 'BusyError') e = new BusyError(s.message);
-  else if (s.name === 'RangeError') e = rangeError(code, s.message);
-  else if (s.name === 'TypeError') e = typeError(code, s.message);
-  else e = new RagdiffError(code, s.message);
-  if (s.stack) (e as { workerStack?: string }).workerStack = s.stack;
-  if (s.code !== undefined && s.code !== code) (e as { originalCode?: string }).originalCode = s.code;
-  return e;
-}

@@ -9,7 +9,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ModelRunner } from './runner.js';
-import { serializeError, type FromWorker, type ToWorker, type WorkerData } from './protocol.js';
+import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
+import { serializeError } from '../worker-errors.js';
 
 const port = parentPort!;
 const data = workerData as WorkerData;
