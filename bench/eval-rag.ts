@@ -89,6 +89,7 @@ async function main(): Promise<void> {
   const twemoji = await openDemoStore({ dataset: 'twemoji', encoder });
   const noto = await openDemoStore({ dataset: 'noto', encoder });
   for (const s of [twemoji, noto]) suite.checkStore(s);
+  suite.useSwapRenderings(twemoji, noto);
   const rag = await RagPipeline.load(MODEL);
 
   const held = suite.heldOut(twemoji).slice(0, quick ? 6 : undefined);

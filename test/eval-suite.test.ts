@@ -50,6 +50,31 @@ test('refuses a bundle without its split file, a store of another encoder, and s
       assert.is((rep.json.held as Record<string, { nearCopyForeground: number }>).own!.nearCopyForeground, 1);
       assert.is((rep.json.copyGuard as { nearWhiteMin: number }).nearWhiteMin, 240);
       assert.equal(r.perPrompt.prompts.sort(), [...names].sort());
+
+      // The paired swap: the Noto images of the same emoji, scored as the Noto-database arm, against the
+      // Twemoji images as the Twemoji-database arm. Each Noto image IS the target's Noto rendering.
+      const notoStore = await ImageStore.open(join(t.dir, 'noto'), { encoder: enc });
+      try {
+        await notoStore.add(demoInputs('noto').filter((i) => names.includes((i as { meta: { name: string } }).meta.name)));
+        suite.useSwapRenderings(own, notoStore);
+        const byName = (s: ImageStore) => s.list({ limit: 10 }).sort((a, b) => (a.name < b.name ? -1 : 1));
+        const arm = async (s: ImageStore) => suite.score(byName(s).map((x) => ({ prompt: x.name, target: x.name, png: s.readImage(x.id), references: [] })), s, { copyGuard: false });
+        const rn = await arm(notoStore);
+        const rt = await arm(own);
+        assert.equal(rn.swap!.renderingPref.map((v) => v > 50), [true, true, true]);    // itself: 99 dB vs < 49
+        assert.equal(rt.swap!.renderingPref.map((v) => v < -50), [true, true, true]);
+        assert.ok(rn.swap!.notoMargin.every(Number.isFinite));
+        const sw = suite.report({ held: { none: rt, noto: rn, tw: rt }, training: {}, baseline: 'none', pairs: [], swap: [['noto', 'tw']] });
+        const paired = (sw.json.swap as Record<string, { paired: { renderingPreference: { pairsTowardNoto: number; positiveNotoDb: number; positiveTwemojiDb: number; prompts: { better: number } } } }>)['noto vs tw']!.paired;
+        assert.is(paired.renderingPreference.pairsTowardNoto, 1);
+        assert.is(paired.renderingPreference.positiveNotoDb, 1);
+        assert.is(paired.renderingPreference.positiveTwemojiDb, 0);
+        assert.is(paired.renderingPreference.prompts.better, 3);
+        assert.ok(sw.markdown.includes('| noto vs tw |'));
+        assert.ok(sw.markdown.includes('rendering preference toward Noto'));
+      } finally {
+        await notoStore.close();
+      }
     } finally {
       await own.close();
       await enc.close();

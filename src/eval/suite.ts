@@ -19,6 +19,7 @@ import { requireDisjointSeeds, requireSameEncoder, requireSplit, type HeldOutSpl
 import { NameRanker } from './recognition.js';
 import { signTest, type SignTestResult as SignTest } from './sign-test.js';
 import { StyleClassifier } from './style-classifier.js';
+import { pairedSwap, renderingPreference, type SwapValues } from './swap.js';
 
 /** Encoded image → 8-bit RGB at size × size, alpha composited on white (as the pipeline decodes references). */
 export async function rgbOf(png: Uint8Array, size: number): Promise<Uint8Array> {
@@ -64,6 +65,8 @@ export interface ArmResult {
   summary: ArmSummary;
   /** Per prompt (in order), the mean top-1 / top-5 hit over its noises. */
   perPrompt: { prompts: string[]; top1: number[]; top5: number[] };
+  /** Per output, for the paired database swap (src/eval/swap.ts). */
+  swap?: SwapValues;
 }
 
 
@@ -78,6 +81,15 @@ export const COPY_GUARD_CAPTION =
   `and the squared error is averaged over the union of the two images' non-near-white pixels only (two all-white images: 0 dB, never a copy). ` +
   `*PSNR to db / refs*, *foreground PSNR to db / refs*: mean over outputs of the best PSNR to any database image / to the references the output used (∞ counted as 99). ` +
   `*cos to db*: mean best image-embedding cosine to the database.`;
+
+/** What the swap table's columns mean (src/eval/swap.ts). */
+export const SWAP_CAPTION =
+  'Database swap. *classified Noto*: share of outputs the style classifier calls Noto, with the Noto / the Twemoji database (the issue\'s measure; ' +
+  'the classifier was trained on VAE round-trips of real images, and its share on generated images is offset by the generator\'s own look: see its calibration). ' +
+  '*style margin toward Noto*: share of output pairs (same prompt and noise) whose Noto-database output has the larger classifier margin logit(noto) − logit(twemoji), ' +
+  'and the per-prompt sign test — the pairing cancels what both outputs share, so no calibration is needed. ' +
+  '*nearer the target\'s Noto image*: share of outputs whose PSNR to the Noto image of the emoji asked for is higher than to its Twemoji image (no classifier). ' +
+  '*rendering preference toward Noto*: the same difference of PSNRs, paired as for the margin.';
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -98,6 +110,8 @@ export interface Tuning {
 export class EvalSuite {
   private readonly pixelDbs = new Map<string, Promise<PixelDatabase>>();
   private readonly embedDbs = new Map<string, Float32Array[]>();
+  private renderingStores: { twemoji: ImageStore; noto: ImageStore } | null = null;
+  private readonly renderings = new Map<string, Promise<{ twemoji: Uint8Array; noto: Uint8Array } | null>>();
   private constructor(
     private readonly encoder: ImageTextEncoder & { close?(): Promise<void> },
     private readonly ranker: NameRanker,
@@ -125,6 +139,41 @@ export class EvalSuite {
   /** A store must be embedded by the bundle's own encoder (retrieval reads its embeddings through the bundle's image_proj). */
   checkStore(store: ImageStore): void {
     requireSameEncoder(store.stats(), this.encoder);
+  }
+
+  /**
+   * The two databases whose images of the same emoji (matched by its `unified:` tag) are the renderings
+   * the paired swap compares each output with; without them only the style margin is recorded.
+   */
+  useSwapRenderings(twemoji: ImageStore, noto: ImageStore): void {
+    this.renderingStores = { twemoji, noto };
+    this.renderings.clear();
+  }
+
+  /** The target's Twemoji and Noto images (RGB at the evaluation size), or null when a database lacks it. */
+  private rendering(name: string): Promise<{ twemoji: Uint8Array; noto: Uint8Array } | null> {
+    let p = this.renderings.get(name);
+    if (!p) {
+      const stores = this.renderingStores!;
+      const unifiedOf = (store: ImageStore): Map<string, string> => {
+        const m = new Map<string, string>();
+        for (const r of store.list({ limit: 1_000_000, status: 'active' })) {
+          const tag = r.tags.find((t) => t.startsWith('unified:'));
+          if (tag && !m.has(tag)) m.set(tag, r.id);
+          if (tag && !m.has(`name:${r.name}`)) m.set(`name:${r.name}`, tag);
+        }
+        return m;
+      };
+      p = (async () => {
+        const tw = unifiedOf(stores.twemoji);
+        const tag = tw.get(`name:${name}`);
+        const notoId = tag ? unifiedOf(stores.noto).get(tag) : undefined;
+        if (!tag || !notoId) return null;
+        return { twemoji: await rgbOf(stores.twemoji.readImage(tw.get(tag)!), this.size), noto: await rgbOf(stores.noto.readImage(notoId), this.size) };
+      })();
+      this.renderings.set(name, p);
+    }
+    return p;
   }
 
   /** Evaluation seeds must not be ones scales were tuned with. */
@@ -220,13 +269,26 @@ export class EvalSuite {
       const cos = emb.map((e) => Math.max(...edb.map((d) => d.reduce((a, x, j) => a + x * e[j]!, 0))));
       summary.meanDbCosine = round(cos.reduce((a, b) => a + b, 0) / cos.length);
     }
-    if (this.style) summary.noto = round((await this.style.classify(images)).notoShare);
+    const notoMargin = samples.map(() => NaN);
+    if (this.style) {
+      const st = await this.style.classify(images);
+      summary.noto = round(st.notoShare);
+      const k = this.style.info.classes.indexOf('noto');
+      st.probNoto.forEach((_, i) => { notoMargin[i] = st.logits[2 * i + k]! - st.logits[2 * i + 1 - k]!; });
+    }
+    const renderingPref = samples.map(() => NaN);
+    if (this.renderingStores) {
+      for (let i = 0; i < samples.length; i++) {
+        const r = await this.rendering(samples[i]!.target);
+        if (r) renderingPref[i] = renderingPreference(rgbs[i]!, r.noto, r.twemoji);
+      }
+    }
     const prompts = [...new Set(samples.map((s) => s.prompt))];
     const per = (k: number) => prompts.map((p) => {
       const idx = samples.map((s, i) => (s.prompt === p ? i : -1)).filter((i) => i >= 0);
       return idx.filter((i) => ranks[i]! < k).length / idx.length;
     });
-    return { summary, perPrompt: { prompts, top1: per(1), top5: per(5) } };
+    return { summary, perPrompt: { prompts, top1: per(1), top5: per(5) }, swap: { prompts: samples.map((s) => s.prompt), notoMargin, renderingPref } };
   }
 
   /** The results table (Markdown) and its JSON, with per-prompt sign tests. */
@@ -265,10 +327,32 @@ export class EvalSuite {
         (json.training as Record<string, Record<string, unknown>>)[label]!.vsNone = { top1: test(a, tb, 'top1'), top5: test(a, tb, 'top5') };
       }
     }
-    for (const [x, y] of r.swap) {
-      const a = r.held[x];
-      const b = r.held[y];
-      if (a?.summary.noto !== undefined && b?.summary.noto !== undefined) (json.swap as Record<string, unknown>)[`${x} vs ${y}`] = { noto: a.summary.noto, twemoji: b.summary.noto };
+    const swaps = r.swap.filter(([x, y]) => r.held[x] && r.held[y]);
+    if (swaps.some(([x, y]) => r.held[x]!.swap && r.held[y]!.swap)) {
+      lines.push('', '| database swap (held-out; Noto db vs Twemoji db, same prompts and noises) | classified Noto | style margin toward Noto: output pairs, prompts (better/worse, p) | nearer the target\'s Noto image | rendering preference toward Noto: output pairs, prompts (better/worse, p) |', '|---|---|---|---|---|');
+    }
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    for (const [x, y] of swaps) {
+      const a = r.held[x]!;
+      const b = r.held[y]!;
+      const entry: Record<string, unknown> = {};
+      if (a.summary.noto !== undefined && b.summary.noto !== undefined) Object.assign(entry, { noto: a.summary.noto, twemoji: b.summary.noto });
+      if (a.swap && b.swap) {
+        const p = pairedSwap(a.swap, b.swap);
+        entry.paired = p;
+        const m = p.styleMargin;
+        const q = p.renderingPreference;
+        lines.push(`| ${x} vs ${y} | ${a.summary.noto ?? '–'} / ${b.summary.noto ?? '–'} | ${m ? `${pct(m.pairsTowardNoto)}, ${fmtP(m.prompts)}` : '–'} | ${q ? `${pct(q.positiveNotoDb)} / ${pct(q.positiveTwemojiDb)}` : '–'} | ${q ? `${pct(q.pairsTowardNoto)}, ${fmtP(q.prompts)}` : '–'} |`);
+      }
+      (json.swap as Record<string, unknown>)[`${x} vs ${y}`] = entry;
+    }
+    if (swaps.some(([x, y]) => r.held[x]!.swap && r.held[y]!.swap)) {
+      const v = base?.swap?.renderingPref.filter(Number.isFinite) ?? [];
+      const none = v.length ? round(v.filter((x) => x > 0).length / v.length) : undefined;
+      if (none !== undefined) (json.swap as Record<string, unknown>).noRetrievalNearerNoto = none;
+      const noneText = base ? ` Without retrieval (${r.baseline}): classified Noto ${base.summary.noto ?? '–'}, nearer the Noto image ${none === undefined ? '–' : pct(none)}.` : '';
+      lines.push('', SWAP_CAPTION + noneText);
+      (json.swap as Record<string, unknown>).definition = SWAP_CAPTION;
     }
     return { markdown: lines.join('\n'), json };
   }
