@@ -20,6 +20,7 @@ import { readJsonFile, type BundleManifest } from './bundle.js';
 import type { GuidanceBranch, GuidancePlan } from './guidance.js';
 import { buildEncoderHiddenStates } from './context.js';
 import { FloatBoundary, fillScalar, floatTypeOf, integerTensor, type FloatType } from './tensor-io.js';
+import { BranchRows } from './branch-rows.js';
 import { denoiseLoop, type LoopOptions } from './loop.js';
 import { denoiseWithJump } from '../trajectory/jump.js';
 import type { TrajectoryJob, TrajectoryStats } from '../trajectory/request.js';
@@ -412,7 +413,8 @@ export class ModelRunner {
     // ---- reference attention: the blended reference latent, noised to each step's timestep by its own stream
     const ra = job.referenceAttention;
     let refAttn: { x0: Float32Array; noise: Float32Array; noised: Float32Array; scaled: Float32Array; input: FloatBoundary; weight: FloatBoundary } | null = null;
-    if (ra) {
+    // No branch attending (say, the text+retrieval branch dropped at weight 0): the plain UNet does it all.
+    if (ra && ra.branchMask.some((m) => m !== 0)) {
       if (!this.unetRefAttn) throw new RagdiffError('UNSUPPORTED', `${info.dir} declares no reference-attention UNet (ragdiff.variants.reference_attention)`);
       if (ra.branchMask.length !== nb) throw new RagdiffError('INTERNAL', `referenceAttention.branchMask has ${ra.branchMask.length} entries for ${nb} branches`);
       const t1 = performance.now();
@@ -424,12 +426,42 @@ export class ModelRunner {
       const wMeta = tensorMeta(this.unetRefAttn, 'ref_weight', 'input');
       const perRow = wMeta.shape.length === 1 && wMeta.shape[0] !== 1;
       const weight = new FloatBoundary(floatTypeOf(wMeta.type, this.unetRefAttn.path), perRow ? [nb * batch] : [1]);
-      if (perRow) for (let b = 0; b < nb; b++) weight.data.fill(ra.fidelity * ra.branchMask[b]!, b * batch, (b + 1) * batch);
-      else if (ra.branchMask.every((m) => m === 1)) weight.data[0] = ra.fidelity;
-      else throw new RagdiffError('UNSUPPORTED', `${this.unetRefAttn.path}: ref_weight has one value for all rows; per-branch reference attention needs a [batch] input`);
+      // Used when every branch attends; with some branches only, the split below feeds the variant their rows alone.
+      if (perRow) weight.data.fill(ra.fidelity);
+      else weight.data[0] = ra.fidelity;
       weight.toModel();
       const input = new FloatBoundary(floatTypeOf(tensorMeta(this.unetRefAttn, 'ref_sample', 'input').type, this.unetRefAttn.path), [nb * batch, C, h, w]);
       refAttn = { x0, noise: noiseRef, noised: new Float32Array(latentSize), scaled: new Float32Array(latentSize), input, weight };
+    }
+
+    // ---- reference attention on some branches only (e.g. the text+retrieval one): their rows run through
+    // the variant, the others through the plain UNet. ref_weight 0 would make the variant compute the plain
+    // UNet for them anyway, at twice the cost, since its reference pass runs for every row it is given.
+    let split: {
+      plain: BranchRows; attend: BranchRows;
+      plainIO: { sample: FloatBoundary; out: FloatBoundary; feeds: Record<string, ort.Tensor> };
+      attendIO: { sample: FloatBoundary; out: FloatBoundary; feeds: Record<string, ort.Tensor>; ref: FloatBoundary };
+    } | null = null;
+    if (refAttn && ra && ra.branchMask.some((m) => m === 0)) {
+      const ehsSize = (L + S) * W;
+      const group = (session: OpenedSession, rows: BranchRows) => {
+        const sample = new FloatBoundary(dtype, [rows.rows, C, h, w]);
+        const out = new FloatBoundary(dtype, [rows.rows, C, h, w]);
+        const states = new FloatBoundary(floatTypeOf(tensorMeta(session, 'encoder_hidden_states', 'input').type, session.path), [rows.rows, L + S, W]);
+        rows.gather(ehs.data, states.data, ehsSize);
+        states.toModel();
+        const ts = integerTensor(info.timestepType, new Array(rows.rows).fill(0), [rows.rows]);
+        return { sample, out, feeds: { sample: sample.tensor, timestep: ts, encoder_hidden_states: states.tensor } as Record<string, ort.Tensor> };
+      };
+      const plain = new BranchRows(ra.branchMask.map((m) => m === 0), batch);
+      const attend = new BranchRows(ra.branchMask.map((m) => m !== 0), batch);
+      const ref = new FloatBoundary(refAttn.input.type, [attend.rows, C, h, w]);
+      const weight = new FloatBoundary(refAttn.weight.type, refAttn.weight.data.length === 1 ? [1] : [attend.rows]);
+      weight.data.fill(ra.fidelity);
+      const attendIO = { ...group(this.unetRefAttn!, attend), ref };
+      attendIO.feeds.ref_sample = ref.tensor;
+      attendIO.feeds.ref_weight = weight.toModel();
+      split = { plain, attend, plainIO: group(this.unet, plain), attendIO };
     }
 
     // ---- denoising loop
@@ -458,12 +490,29 @@ export class ModelRunner {
       fillNoise,
       timing: loopTiming,
       runModel: async (t) => {
-        fillScalar(timestep, t);
-        modelInput.toModel();
         if (refAttn) {
           // The reference as the sample would be at t, scaled like the sample (diffusers' reference-only pipeline).
           scheduler.addNoise(refAttn.x0, refAttn.noise, t, refAttn.noised);
           scheduler.scaleModelInput(refAttn.noised, t, refAttn.scaled);
+        }
+        if (split) {
+          const { plain, attend, plainIO, attendIO } = split;
+          for (const [rows, io] of [[plain, plainIO], [attend, attendIO]] as const) {
+            fillScalar(io.feeds.timestep!, t);
+            rows.gather(modelInput.data, io.sample.data, latentSize);
+            io.sample.toModel();
+          }
+          for (let r = 0; r < attend.rows; r++) attendIO.ref.data.set(refAttn!.scaled, r * latentSize);
+          attendIO.ref.toModel();
+          timings.unetMs += await timed(this.unet, plainIO.feeds, { [this.names.unetOut]: plainIO.out.tensor });
+          timings.unetMs += await timed(this.unetRefAttn!, attendIO.feeds, { [this.names.unetOut]: attendIO.out.tensor });
+          plain.scatter(plainIO.out.fromModel(), modelOutput.data, latentSize);
+          attend.scatter(attendIO.out.fromModel(), modelOutput.data, latentSize);
+          return;
+        }
+        fillScalar(timestep, t);
+        modelInput.toModel();
+        if (refAttn) {
           for (let r = 0; r < nb * batch; r++) refAttn.input.data.set(refAttn.scaled, r * latentSize);
           refAttn.input.toModel();
         }
