@@ -17,13 +17,18 @@
  * a PSNR over the union of the two images' non-near-white pixels — every
  * channel ≥ 240 is near-white — so a shared white background is not counted
  * as copying; definition in src/eval/copy-guard.ts and under the table), and
- * the database swap (share of outputs a Twemoji-vs-Noto classifier calls Noto).
+ * the database swap: the share of outputs a Twemoji-vs-Noto classifier calls
+ * Noto, and — because that classifier was validated on VAE round-trips, not on
+ * generated images — the same swap in pairs (src/eval/swap.ts): each Noto-db
+ * output against the Twemoji-db output of the same prompt and noise, by the
+ * classifier's margin and by the PSNR preference for the target's Noto image
+ * over its Twemoji image, with per-prompt sign tests.
  *
  * Deterministic: fixed seeds, disjoint from the tuning seeds (checked), a
  * fixed training-prompt sample. Writes bench/eval-rag.json, the bench/RESULTS.md
  * section "Retrieval evaluation" and the picture grid docs/rag-grid.png.
  *
- *   npm run eval:rag                    # everything (about 30 min on 2 cores)
+ *   npm run eval:rag                    # everything: every arm in one table (about 100 min on 2 cores)
  *   npm run eval:rag -- --quick         # 6 held-out prompts × 1 noise, 12 training prompts (smoke test)
  *   npm run eval:rag -- --arms a,b      # only these arms (labels as in the table)
  */
