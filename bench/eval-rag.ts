@@ -25,14 +25,16 @@
  * over its Twemoji image, with per-prompt sign tests.
  *
  * Deterministic: fixed seeds, disjoint from the tuning seeds (checked), a
- * fixed training-prompt sample. Writes bench/eval-rag.json, the bench/RESULTS.md
- * section "Retrieval evaluation" and the picture grid docs/rag-grid.png.
+ * fixed training-prompt sample. Writes bench/eval-rag.json and the bench/RESULTS.md
+ * section "Retrieval evaluation (concept transfer)". The README's picture grid
+ * (docs/rag-grid.png, a chosen subset of arms and prompts) is bench/rag-grid.ts;
+ * a --quick run leaves an every-arm grid in /tmp/rag-grid-quick.png.
  *
  *   npm run eval:rag                    # everything: every arm in one table (about 100 min on 2 cores)
  *   npm run eval:rag -- --quick         # 6 held-out prompts × 1 noise, 12 training prompts (smoke test)
  *   npm run eval:rag -- --arms a,b      # only these arms (labels as in the table)
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RagPipeline, type RetrievalOptions } from '../src/rag/index.js';
@@ -155,8 +157,6 @@ async function main(): Promise<void> {
   if (!quick && !only) {
     writeFileSync(join(root, 'bench', 'eval-rag.json'), JSON.stringify({ ...meta, ...report.json }, null, 1) + '\n');
     writeResultsSection('Retrieval evaluation (concept transfer)', report.markdown, 'npm run eval:rag');
-    mkdirSync(join(root, 'docs'), { recursive: true });
-    await suite.grid(join(root, 'docs', 'rag-grid.png'), held.slice(0, 8).map((h) => h.name), { ...grid, ...topRefs });
   } else if (section && !quick) {
     writeResultsSection(section, report.markdown, `npm run eval:rag -- --arms ${[...only!].join(',')} --section "${section}"`);
     writeFileSync(join(root, 'bench', `eval-rag.${section.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.json`), JSON.stringify({ ...meta, arms: [...only!], ...report.json }, null, 1) + '\n');
