@@ -78,4 +78,20 @@ test('is cached: a second open reuses the built store', async () => {
   assert.ok(store.size > 1850);
 });
 
+test('an encoder it loaded itself closes with the store; one it was given stays open', async () => {
+  const own = await openDemoStore({ encoderDir: repoPath('models/tiny-emoji'), cacheDir: t.dir, store: { readOnly: true } });
+  assert.ok(own.size > 1850);                                       // the same cached store (same encoder id)
+  assert.is((await own.query({ text: 'red apple', k: 1 })).length, 1);
+  const ownEncoder = own.encoder;
+  await own.close();
+  try {
+    await ownEncoder.embedText(['red apple']);
+    assert.unreachable('the store\'s own encoder should be closed');
+  } catch (e) {
+    assert.is((e as { code?: string }).code, 'CLOSED');
+  }
+  // The shared encoder `enc` outlived every store above that was given it.
+  assert.is((await enc.embedText(['red apple'])).length, 1);
+});
+
 test.run();

@@ -125,13 +125,25 @@ export async function openDemoStore(options: DemoStoreOptions = {}): Promise<Ima
   const dataset = options.dataset ?? 'twemoji';
   const info = DATASETS[dataset];
   if (!info) throw rangeError('INVALID_VALUE', `dataset must be "twemoji" or "noto", got ${JSON.stringify(dataset)}`);
-  const encoder = options.encoder ?? (await loadClipEncoders(options.encoderDir ?? DEFAULT_ENCODER_DIR));
+  if (!options.encoder) {
+    // An encoder loaded here is the store's alone: it closes with the store (or here, if opening fails).
+    const own = await loadClipEncoders(options.encoderDir ?? DEFAULT_ENCODER_DIR);
+    try {
+      return await openDemoStore({ ...options, encoder: own, store: { ...options.store, ownsEncoder: true } });
+    } catch (e) {
+      await own.close();
+      throw e;
+    }
+  }
+  const encoder = options.encoder;
   const cache = options.cacheDir ?? defaultCacheDir();
   const prefix = `demo-${dataset}-`;
   const name = `${prefix}${safeName(encoder.id ?? `anonymous-${encoder.dim}`)}`;
   const dir = join(cache, name);
-  const storeOptions: ImageStoreOptions = { nearDuplicates: false, ...options.store, encoder };
-  const openBuilt = () => ImageStore.open(dir, { ...storeOptions, create: false });
+  const { ownsEncoder, ...storeRest } = options.store ?? {};
+  const storeOptions: ImageStoreOptions = { nearDuplicates: false, ...storeRest, encoder };
+  // Only the store handed back owns the encoder: the build's own store closes before it.
+  const openBuilt = () => ImageStore.open(dir, { ...storeOptions, create: false, ownsEncoder: ownsEncoder ?? false });
   if (existsSync(join(dir, 'COMPLETE'))) return openBuilt();
 
   mkdirSync(cache, { recursive: true });

@@ -739,6 +739,7 @@ export class ImageStore {
     } finally {
       this.catalogue.close();
       this.lock?.release();
+      if (this.options.ownsEncoder) await (this.encoder as { close?(): Promise<void> }).close?.();
     }
   }
 }

@@ -21,6 +21,8 @@ export interface ImageStoreOptions {
    * commits at query time (or by `refresh()`). Write calls throw STORE_READ_ONLY.
    */
   readOnly?: boolean;
+  /** Close the encoder (when it has close()) when the store closes: for an encoder made for this store alone, as openDemoStore does when none is given. Default false. */
+  ownsEncoder?: boolean;
   /** HNSW parameters, fixed when the store is created; `efSearch` may be changed later and is persisted. */
   hnsw?: Partial<HnswParams>;
   /** Below this many candidate vectors, search is exact. Default 2048. */
