@@ -87,6 +87,9 @@ async function main(): Promise<void> {
   for (const db of ['full', 'minus-target', 'generator', 'noto'] as Db[]) arms.push({ label: `tokens+attention/${db}`, db, retrieval: { mode: 'tokens', referenceAttention: { fidelity: 1, branches: 'prompt' } }, training: db === 'full' });
   // Reference attention on the text+retrieval branch only (s_r amplifies it; bench/tune-attention.ts).
   for (const db of ['full', 'minus-target', 'generator', 'noto'] as Db[]) arms.push({ label: `tokens+attention(retrieval)/${db}`, db, retrieval: { mode: 'tokens', referenceAttention: { fidelity: 1, branches: 'retrieval' } }, training: db === 'full' });
+  // The default plus a reference-init start at 0.8: the strongest style transfer in the training-prompt probe
+  // (tools/tiny_emoji/probe_swap.mjs); measured here as an arm, with its controls and the swap.
+  for (const db of ['full', 'minus-target', 'noto'] as Db[]) arms.push({ label: `tokens+attention(retrieval)+init/${db}`, db, retrieval: { mode: 'tokens', referenceAttention: { fidelity: 1, branches: 'retrieval' }, referenceInit: { strength: 0.8 } }, training: db === 'full' });
   arms.push({ label: 'tokens+reflective/full', db: 'full', retrieval: { mode: 'tokens', reflective: { lambda: 0.5, draftSteps: 6, candidates: 16 }, referenceAttention: false } });
   arms.push({ label: `tokens+init/full`, db: 'full', retrieval: { mode: 'tokens', referenceInit: { strength }, referenceAttention: false } });
   arms.push({ label: `tokens+init/minus-target`, db: 'minus-target', retrieval: { mode: 'tokens', referenceInit: { strength }, referenceAttention: false } });
@@ -149,10 +152,12 @@ async function main(): Promise<void> {
   const report = suite.report({ held: results, training: training_, baseline: 'none', pairs: [
     ['reference-attention/full', 'reference-attention/minus-target'], ['tokens+attention/full', 'tokens+attention/minus-target'],
     ['tokens+attention(retrieval)/full', 'tokens+attention(retrieval)/minus-target'], ['tokens+attention(retrieval)/full', 'tokens+attention/full'],
+    ['tokens+attention(retrieval)+init/full', 'tokens+attention(retrieval)+init/minus-target'],
     ['tokens/full', 'tokens/minus-target'], ['reference-init/full', 'reference-init/minus-target'], ['tokens+init/full', 'tokens+init/minus-target'],
     ['mixture/full', 'mixture/minus-target'], ['interleaved/full', 'interleaved/minus-target'], ['tokens+reflective/full', 'tokens/full'],
   ], swap: [['tokens/noto', 'tokens/full'], ['reference-init/noto', 'reference-init/full'], ['reference-attention/noto', 'reference-attention/full'],
-    ['tokens+attention/noto', 'tokens+attention/full'], ['tokens+attention(retrieval)/noto', 'tokens+attention(retrieval)/full']] });
+    ['tokens+attention/noto', 'tokens+attention/full'], ['tokens+attention(retrieval)/noto', 'tokens+attention(retrieval)/full'],
+    ['tokens+attention(retrieval)+init/noto', 'tokens+attention(retrieval)+init/full']] });
   const meta = { steps: STEPS, noises: NOISES, heldOutPrompts: held.length, trainingPrompts: training.length, seeds: { heldOut: EVAL_SEED_BASE, training: TRAIN_SEED_BASE }, referenceInitStrength: strength, quick, minutes: (Date.now() - t0) / 60000 };
   if (!quick && !only) {
     writeFileSync(join(root, 'bench', 'eval-rag.json'), JSON.stringify({ ...meta, ...report.json }, null, 1) + '\n');

@@ -110,7 +110,7 @@ export interface Tuning {
 export class EvalSuite {
   private readonly pixelDbs = new Map<string, Promise<PixelDatabase>>();
   private readonly embedDbs = new Map<string, Float32Array[]>();
-  private renderingStores: { twemoji: ImageStore; noto: ImageStore } | null = null;
+  private renderingStores: { twemoji: ImageStore; noto: ImageStore; twemojiByName: Map<string, { id: string; unified: string }>; notoByUnified: Map<string, string> } | null = null;
   private readonly renderings = new Map<string, Promise<{ twemoji: Uint8Array; noto: Uint8Array } | null>>();
   private constructor(
     private readonly encoder: ImageTextEncoder & { close?(): Promise<void> },
@@ -146,7 +146,18 @@ export class EvalSuite {
    * the paired swap compares each output with; without them only the style margin is recorded.
    */
   useSwapRenderings(twemoji: ImageStore, noto: ImageStore): void {
-    this.renderingStores = { twemoji, noto };
+    const twemojiByName = new Map<string, { id: string; unified: string }>();
+    const notoByUnified = new Map<string, string>();
+    for (const [store, add] of [
+      [twemoji, (r: { id: string; name: string }, u: string) => { if (!twemojiByName.has(r.name)) twemojiByName.set(r.name, { id: r.id, unified: u }); }],
+      [noto, (r: { id: string }, u: string) => { if (!notoByUnified.has(u)) notoByUnified.set(u, r.id); }],
+    ] as const) {
+      for (const r of store.list({ limit: 1_000_000, status: 'active' })) {
+        const tag = r.tags.find((t) => t.startsWith('unified:'));
+        if (tag) add(r, tag.slice(8));
+      }
+    }
+    this.renderingStores = { twemoji, noto, twemojiByName, notoByUnified };
     this.renderings.clear();
   }
 
@@ -154,23 +165,12 @@ export class EvalSuite {
   private rendering(name: string): Promise<{ twemoji: Uint8Array; noto: Uint8Array } | null> {
     let p = this.renderings.get(name);
     if (!p) {
-      const stores = this.renderingStores!;
-      const unifiedOf = (store: ImageStore): Map<string, string> => {
-        const m = new Map<string, string>();
-        for (const r of store.list({ limit: 1_000_000, status: 'active' })) {
-          const tag = r.tags.find((t) => t.startsWith('unified:'));
-          if (tag && !m.has(tag)) m.set(tag, r.id);
-          if (tag && !m.has(`name:${r.name}`)) m.set(`name:${r.name}`, tag);
-        }
-        return m;
-      };
-      p = (async () => {
-        const tw = unifiedOf(stores.twemoji);
-        const tag = tw.get(`name:${name}`);
-        const notoId = tag ? unifiedOf(stores.noto).get(tag) : undefined;
-        if (!tag || !notoId) return null;
-        return { twemoji: await rgbOf(stores.twemoji.readImage(tw.get(tag)!), this.size), noto: await rgbOf(stores.noto.readImage(notoId), this.size) };
-      })();
+      const { twemoji, noto, twemojiByName, notoByUnified } = this.renderingStores!;
+      const tw = twemojiByName.get(name);
+      const notoId = tw && notoByUnified.get(tw.unified);
+      p = tw && notoId
+        ? Promise.all([rgbOf(twemoji.readImage(tw.id), this.size), rgbOf(noto.readImage(notoId), this.size)]).then(([t, n]) => ({ twemoji: t, noto: n }))
+        : Promise.resolve(null);
       this.renderings.set(name, p);
     }
     return p;
