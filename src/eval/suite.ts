@@ -274,7 +274,7 @@ export class EvalSuite {
       const st = await this.style.classify(images);
       summary.noto = round(st.notoShare);
       const k = this.style.info.classes.indexOf('noto');
-      st.probNoto.forEach((_, i) => { notoMargin[i] = st.logits[2 * i + k]! - st.logits[2 * i + 1 - k]!; });
+      for (let i = 0; i < samples.length; i++) notoMargin[i] = st.logits[2 * i + k]! - st.logits[2 * i + 1 - k]!;
     }
     const renderingPref = samples.map(() => NaN);
     if (this.renderingStores) {
@@ -328,7 +328,8 @@ export class EvalSuite {
       }
     }
     const swaps = r.swap.filter(([x, y]) => r.held[x] && r.held[y]);
-    if (swaps.some(([x, y]) => r.held[x]!.swap && r.held[y]!.swap)) {
+    const anyPaired = swaps.some(([x, y]) => r.held[x]!.swap && r.held[y]!.swap);
+    if (anyPaired) {
       lines.push('', '| database swap (held-out; Noto db vs Twemoji db, same prompts and noises) | classified Noto | style margin toward Noto: output pairs, prompts (better/worse, p) | nearer the target\'s Noto image | rendering preference toward Noto: output pairs, prompts (better/worse, p) |', '|---|---|---|---|---|');
     }
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -346,7 +347,7 @@ export class EvalSuite {
       }
       (json.swap as Record<string, unknown>)[`${x} vs ${y}`] = entry;
     }
-    if (swaps.some(([x, y]) => r.held[x]!.swap && r.held[y]!.swap)) {
+    if (anyPaired) {
       const v = base?.swap?.renderingPref.filter(Number.isFinite) ?? [];
       const none = v.length ? round(v.filter((x) => x > 0).length / v.length) : undefined;
       if (none !== undefined) (json.swap as Record<string, unknown>).noRetrievalNearerNoto = none;

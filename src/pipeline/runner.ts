@@ -141,6 +141,13 @@ function dim(v: number | string | undefined): number | undefined {
   return typeof v === 'number' && v > 0 ? v : undefined;
 }
 
+/** One UNet call's own buffers for a subset of the guidance rows (reference attention splits the batch). */
+interface UnetRows {
+  sample: FloatBoundary;
+  out: FloatBoundary;
+  feeds: Record<string, ort.Tensor>;
+}
+
 function tensorMeta(opened: OpenedSession, name: string, io: 'input' | 'output'): ort.InferenceSession.TensorValueMetadata {
   const list = io === 'input' ? opened.session.inputMetadata : opened.session.outputMetadata;
   const m = list.find((x) => x.name === name);
@@ -410,10 +417,16 @@ export class ModelRunner {
       if (sigma !== 1) for (let j = 0; j < latent.length; j++) latent[j] = latent[j]! * sigma;
     }
 
-    // ---- reference attention: the blended reference latent, noised to each step's timestep by its own stream
+    // ---- reference attention: the blended reference latent, noised to each step's timestep by its own stream.
+    // Only the rows of the branches that attend run through the variant (its reference pass runs for every
+    // row it is given, ref_weight 0 or not); the other branches' rows run through the plain UNet. With no
+    // branch attending (say, the text+retrieval branch dropped at weight 0) the plain UNet does it all.
     const ra = job.referenceAttention;
-    let refAttn: { x0: Float32Array; noise: Float32Array; noised: Float32Array; scaled: Float32Array; input: FloatBoundary; weight: FloatBoundary } | null = null;
-    // No branch attending (say, the text+retrieval branch dropped at weight 0): the plain UNet does it all.
+    let refAttn: {
+      x0: Float32Array; noise: Float32Array; noised: Float32Array; scaled: Float32Array;
+      attend: BranchRows; attendIO: UnetRows & { ref: FloatBoundary };
+      plain: BranchRows; plainIO: UnetRows | null;
+    } | null = null;
     if (ra && ra.branchMask.some((m) => m !== 0)) {
       if (!this.unetRefAttn) throw new RagdiffError('UNSUPPORTED', `${info.dir} declares no reference-attention UNet (ragdiff.variants.reference_attention)`);
       if (ra.branchMask.length !== nb) throw new RagdiffError('INTERNAL', `referenceAttention.branchMask has ${ra.branchMask.length} entries for ${nb} branches`);
@@ -423,56 +436,35 @@ export class ModelRunner {
       const noiseRef = new Float32Array(latentSize);
       // A stream of its own (not any image's), so the images' noise is the same with and without a reference.
       new NoiseGenerator(job.seeds[0]! + 0x5eed5).fillNormal(noiseRef);
-      const wMeta = tensorMeta(this.unetRefAttn, 'ref_weight', 'input');
-      const perRow = wMeta.shape.length === 1 && wMeta.shape[0] !== 1;
-      const weight = new FloatBoundary(floatTypeOf(wMeta.type, this.unetRefAttn.path), perRow ? [nb * batch] : [1]);
-      // Used when every branch attends; with some branches only, the split below feeds the variant their rows alone.
-      if (perRow) weight.data.fill(ra.fidelity);
-      else weight.data[0] = ra.fidelity;
-      weight.toModel();
-      const input = new FloatBoundary(floatTypeOf(tensorMeta(this.unetRefAttn, 'ref_sample', 'input').type, this.unetRefAttn.path), [nb * batch, C, h, w]);
-      refAttn = { x0, noise: noiseRef, noised: new Float32Array(latentSize), scaled: new Float32Array(latentSize), input, weight };
-    }
-
-    // ---- reference attention on some branches only (e.g. the text+retrieval one): their rows run through
-    // the variant, the others through the plain UNet. ref_weight 0 would make the variant compute the plain
-    // UNet for them anyway, at twice the cost, since its reference pass runs for every row it is given.
-    let split: {
-      plain: BranchRows; attend: BranchRows;
-      plainIO: { sample: FloatBoundary; out: FloatBoundary; feeds: Record<string, ort.Tensor> };
-      attendIO: { sample: FloatBoundary; out: FloatBoundary; feeds: Record<string, ort.Tensor>; ref: FloatBoundary };
-    } | null = null;
-    if (refAttn && ra && ra.branchMask.some((m) => m === 0)) {
       const ehsSize = (L + S) * W;
-      const group = (session: OpenedSession, rows: BranchRows) => {
-        const sample = new FloatBoundary(dtype, [rows.rows, C, h, w]);
-        const out = new FloatBoundary(dtype, [rows.rows, C, h, w]);
+      const rowsFor = (session: OpenedSession, rows: BranchRows): UnetRows => {
         const states = new FloatBoundary(floatTypeOf(tensorMeta(session, 'encoder_hidden_states', 'input').type, session.path), [rows.rows, L + S, W]);
         rows.gather(ehs.data, states.data, ehsSize);
         states.toModel();
-        const ts = integerTensor(info.timestepType, new Array(rows.rows).fill(0), [rows.rows]);
-        return { sample, out, feeds: { sample: sample.tensor, timestep: ts, encoder_hidden_states: states.tensor } as Record<string, ort.Tensor> };
+        const sample = new FloatBoundary(dtype, [rows.rows, C, h, w]);
+        const timestep = integerTensor(info.timestepType, new Array(rows.rows).fill(0), [rows.rows]);
+        return { sample, out: new FloatBoundary(dtype, [rows.rows, C, h, w]), feeds: { sample: sample.tensor, timestep, encoder_hidden_states: states.tensor } };
       };
-      const plain = new BranchRows(ra.branchMask.map((m) => m === 0), batch);
       const attend = new BranchRows(ra.branchMask.map((m) => m !== 0), batch);
-      const ref = new FloatBoundary(refAttn.input.type, [attend.rows, C, h, w]);
-      const weight = new FloatBoundary(refAttn.weight.type, refAttn.weight.data.length === 1 ? [1] : [attend.rows]);
+      const plain = new BranchRows(ra.branchMask.map((m) => m === 0), batch);
+      const wMeta = tensorMeta(this.unetRefAttn, 'ref_weight', 'input');
+      const perRow = wMeta.shape.length === 1 && wMeta.shape[0] !== 1;
+      const weight = new FloatBoundary(floatTypeOf(wMeta.type, this.unetRefAttn.path), perRow ? [attend.rows] : [1]);
       weight.data.fill(ra.fidelity);
-      const attendIO = { ...group(this.unetRefAttn!, attend), ref };
+      const ref = new FloatBoundary(floatTypeOf(tensorMeta(this.unetRefAttn, 'ref_sample', 'input').type, this.unetRefAttn.path), [attend.rows, C, h, w]);
+      const attendIO = { ...rowsFor(this.unetRefAttn, attend), ref };
       attendIO.feeds.ref_sample = ref.tensor;
       attendIO.feeds.ref_weight = weight.toModel();
-      split = { plain, attend, plainIO: group(this.unet, plain), attendIO };
+      refAttn = {
+        x0, noise: noiseRef, noised: new Float32Array(latentSize), scaled: new Float32Array(latentSize),
+        attend, attendIO, plain, plainIO: plain.rows > 0 ? rowsFor(this.unet, plain) : null,
+      };
     }
 
     // ---- denoising loop
     const total = timesteps.length - startIndex;
     const capture = new Set(job.captureSteps ?? []);
-    const unet = refAttn ? this.unetRefAttn! : this.unet;
     const feeds: Record<string, ort.Tensor> = { sample: modelInput.tensor, timestep, encoder_hidden_states: ehs.tensor };
-    if (refAttn) {
-      feeds.ref_sample = refAttn.input.tensor;
-      feeds.ref_weight = refAttn.weight.tensor;
-    }
     const fetches = { [this.names.unetOut]: modelOutput.tensor };
     const loopTiming = { samplerMs: 0 };
     t0 = performance.now();
@@ -490,34 +482,27 @@ export class ModelRunner {
       fillNoise,
       timing: loopTiming,
       runModel: async (t) => {
-        if (refAttn) {
-          // The reference as the sample would be at t, scaled like the sample (diffusers' reference-only pipeline).
-          scheduler.addNoise(refAttn.x0, refAttn.noise, t, refAttn.noised);
-          scheduler.scaleModelInput(refAttn.noised, t, refAttn.scaled);
-        }
-        if (split) {
-          const { plain, attend, plainIO, attendIO } = split;
-          for (const [rows, io] of [[plain, plainIO], [attend, attendIO]] as const) {
-            fillScalar(io.feeds.timestep!, t);
-            rows.gather(modelInput.data, io.sample.data, latentSize);
-            io.sample.toModel();
-          }
-          for (let r = 0; r < attend.rows; r++) attendIO.ref.data.set(refAttn!.scaled, r * latentSize);
-          attendIO.ref.toModel();
-          timings.unetMs += await timed(this.unet, plainIO.feeds, { [this.names.unetOut]: plainIO.out.tensor });
-          timings.unetMs += await timed(this.unetRefAttn!, attendIO.feeds, { [this.names.unetOut]: attendIO.out.tensor });
-          plain.scatter(plainIO.out.fromModel(), modelOutput.data, latentSize);
-          attend.scatter(attendIO.out.fromModel(), modelOutput.data, latentSize);
+        if (!refAttn) {
+          fillScalar(timestep, t);
+          modelInput.toModel();
+          timings.unetMs += await timed(this.unet, feeds, fetches);
+          modelOutput.fromModel();
           return;
         }
-        fillScalar(timestep, t);
-        modelInput.toModel();
-        if (refAttn) {
-          for (let r = 0; r < nb * batch; r++) refAttn.input.data.set(refAttn.scaled, r * latentSize);
-          refAttn.input.toModel();
+        const { attend, attendIO, plain, plainIO } = refAttn;
+        // The reference as the sample would be at t, scaled like the sample (diffusers' reference-only pipeline).
+        scheduler.addNoise(refAttn.x0, refAttn.noise, t, refAttn.noised);
+        scheduler.scaleModelInput(refAttn.noised, t, refAttn.scaled);
+        for (let r = 0; r < attend.rows; r++) attendIO.ref.data.set(refAttn.scaled, r * latentSize);
+        attendIO.ref.toModel();
+        const groups = plainIO ? ([[attend, attendIO, this.unetRefAttn!], [plain, plainIO, this.unet]] as const) : ([[attend, attendIO, this.unetRefAttn!]] as const);
+        for (const [rows, io, session] of groups) {
+          fillScalar(io.feeds.timestep!, t);
+          rows.gather(modelInput.data, io.sample.data, latentSize);
+          io.sample.toModel();
+          timings.unetMs += await timed(session, io.feeds, { [this.names.unetOut]: io.out.tensor });
+          rows.scatter(io.out.fromModel(), modelOutput.data, latentSize);
         }
-        timings.unetMs += await timed(unet, feeds, fetches);
-        modelOutput.fromModel();
       },
       afterStep: (i, t, x) => {
         if (capture.has(i)) hooks.latent?.(i, t, x, scheduler.history);
