@@ -141,7 +141,7 @@ if (!existsSync(CHROMIUM)) {
     const ghost = store.list({ limit: 1000 }).find((r) => r.name === 'ghost')!.id;
     const keyed = await createServer({
       rag, store, apiKeys: { keys: ['page-read-key-123'], writeKeys: ['page-write-key-123'] },
-      screen: (ref) => (ref.id === ghost ? { allow: false, reason: 'no ghosts on this server' } : { allow: true }), policyHash: 'sha256:0123456789abcdef',
+      safety: { screen: (ref) => (ref.id === ghost ? { allow: false, reason: 'no ghosts on this server' } : { allow: true }), policyStamp: () => ({ version: 'page-test', hash: 'sha256:0123456789abcdef' }) },
     });
     const url = await keyed.listen({ host: '127.0.0.1', port: 0 });
     const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });

@@ -88,7 +88,8 @@ test.before(async () => {
   keyedBase = await keyed.listen();
   refused = idOf('ghost');
   const screen: ReferenceScreen = (ref) => (ref.id === refused ? { allow: false, reason: 'ghosts are not allowed here' } : { allow: true });
-  screened = await createServer({ rag, store, page: false, screen, promptScreen: (p) => (/forbidden/.test(p) ? { allow: false, reason: 'the word "forbidden"' } : { allow: true }), policyHash: 'sha256:test-policy' });
+  const promptScreen = (p: string) => (/forbidden/.test(p) ? { allow: false as const, rule: 'word:forbidden', score: 1, reason: 'the word "forbidden"' } : { allow: true as const });
+  screened = await createServer({ rag, store, page: false, safety: { screen, promptScreen, policyStamp: () => ({ version: 'test-1', hash: 'sha256:test-policy' }) } });
   screenedBase = await screened.listen();
 });
 

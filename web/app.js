@@ -181,6 +181,10 @@ async function run(figure, body, signal) {
   }, signal);
   if (!result) throw new Error('the event stream ended without a result');
   bar.value = 1;
+  if (result.data.length === 0) {
+    const b = result.safety?.blocked?.[0];
+    throw new Error(`The image was blocked by the safety policy${b ? ` (rule ${b.rule})` : ''}.`);
+  }
   img.src = `data:image/png;base64,${result.data[0].b64_json}`;
   figure.dataset.seed = String(result.data[0].seed);
   return result;
@@ -198,11 +202,12 @@ function showUsed(result) {
       ` — ${ref.attribution || ref.source || 'no attribution given'}${ref.licence ? ` (${ref.licence})` : ''}, influence ${(ref.influence * 100).toFixed(0)} %${ref.pinned ? ', pinned' : ''}`));
   }
   if (result.references.length === 0) ol.append(el('li', {}, result.retrieval?.skipped || 'no references were used'));
-  const screened = result.safety?.screened ?? [];
-  if (screened.length) {
+  const screened = (result.safety?.screened ?? []).map((x) => `${x.ref}: ${x.reason}`);
+  const blocked = (result.safety?.blocked ?? []).map((b) => `image ${b.index + 1} (seed ${b.seed}) by rule ${b.rule}`);
+  if (screened.length || blocked.length) {
     const s = $('#safety');
     s.hidden = false;
-    s.textContent = `Refused by the safety policy during generation: ${screened.map((x) => `${x.ref}: ${x.reason}`).join('; ')}`;
+    s.textContent = `Refused by the safety policy during generation: ${[...screened, ...blocked].join('; ')}`;
   }
 }
 

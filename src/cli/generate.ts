@@ -164,6 +164,8 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
         seeds: r.images.map((i) => i.seed),
         ...(r.parameters ? { parameters: r.parameters } : {}),
         references: r.references.map(referenceJson),
+        // Images the policy's output screen refused (not written).
+        ...(r.blocked?.length ? { blocked: r.blocked } : {}),
         ...(r.retrieved ? { retrieved: { file: retrievedFile, reference: referenceJson(r.retrieved.reference) } } : {}),
         stats: r.stats,
       };

@@ -4,9 +4,9 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { RagPipeline } from '../rag/index.js';
-import { SafetyGuard } from '../safety/index.js';
-import { createServer, type SafetyHooks } from '../server/index.js';
-import { ImageStore, loadClipEncoders, openDemoStore, type ImageScreen } from '../store/index.js';
+import { policyForCli } from '../safety/cli.js';
+import { createServer } from '../server/index.js';
+import { ImageStore, loadClipEncoders, openDemoStore } from '../store/index.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
 import { intOption } from './options.js';
 
@@ -29,61 +29,41 @@ interface ServeOptions {
 
 const keyList = (flag: string[] | undefined, env: string | undefined) => [...(flag ?? []), ...(env ? env.split(',').map((s) => s.trim()).filter(Boolean) : [])];
 
-/**
- * `--policy FILE`: a SafetyGuard over the bundle's own encoders, whose hooks the
- * server uses at every door (prompt, references, uploads via the store screen).
- */
-async function loadPolicy(path: string, modelDir: string): Promise<SafetyHooks & { storeScreen?: ImageScreen; close(): Promise<void> }> {
-  const encoder = await loadClipEncoders(modelDir);
-  try {
-    const guard = await SafetyGuard.create(resolve(path), { encoder, audit: process.env.RAGDIFF_AUDIT_LOG ? { path: process.env.RAGDIFF_AUDIT_LOG } : false });
-    const promptScreen = guard.promptScreen();
-    return {
-      screen: guard.referenceScreen(),
-      promptScreen: async (prompt) => {
-        const v = await promptScreen(prompt);
-        return v.allow ? { allow: true } : { allow: false, reason: v.reason };
-      },
-      policyHash: guard.stamp.hash,
-      storeScreen: guard.imageScreen(),
-      close: async () => {
-        guard.close();
-        await encoder.close();
-      },
-    };
-  } catch (e) {
-    await encoder.close();
-    throw e;
-  }
-}
-
 async function serveCommand(o: ServeOptions): Promise<void> {
   if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new InvalidArgumentError('give one of --store <dir>, --demo-store, --without-store');
   // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
   const demo = o.demoStore || (!o.store && !o.withoutStore);
-  const policy: Partial<Awaited<ReturnType<typeof loadPolicy>>> = o.policy ? await loadPolicy(o.policy, o.model) : {};
+  // `--policy FILE`: the same guard and hooks as `generate --policy` (policyForCli): every door, the source cap, the stamp.
+  const policy = o.policy ? await policyForCli(resolve(o.policy), o.model) : undefined;
+  const storeScreen = policy ? { screen: policy.guard.imageScreen() } : {};
   const rag = await RagPipeline.load(o.model, {
+    ...(policy ? policy.guard.ragOptions() : {}),
     concurrency: o.concurrency,
     maxQueue: o.queue,
     threads: o.threads,
     executionProviders: o.providers ? o.providers.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+  }).catch(async (e) => {
+    await policy?.close();
+    throw e;
   });
   let store: ImageStore | undefined;
   let encoder: Awaited<ReturnType<typeof loadClipEncoders>> | undefined;
   try {
     if (demo) {
       console.error('opening the demo store (built on first use, which takes a minute)…');
-      store = await openDemoStore({ encoderDir: o.model, store: policy.storeScreen ? { screen: policy.storeScreen } : {} });
+      store = await openDemoStore({ encoderDir: o.model, store: storeScreen });
     } else if (o.store) {
       encoder = await loadClipEncoders(o.model);
-      store = await ImageStore.open(resolve(o.store), { encoder, ...(policy.storeScreen ? { screen: policy.storeScreen } : {}) });
+      store = await ImageStore.open(resolve(o.store), { encoder, ...storeScreen });
     }
   } catch (e) {
     await rag.close();
+    await encoder?.close();
+    await policy?.close();
     throw e;
   }
   const server = await createServer({
-    rag, store, screen: policy.screen, promptScreen: policy.promptScreen, policyHash: policy.policyHash,
+    rag, store,
     apiKeys: { keys: keyList(o.apiKey, process.env.RAGDIFF_API_KEYS), writeKeys: keyList(o.writeKey, process.env.RAGDIFF_WRITE_KEYS) },
     logger: { level: 'warn' },
   });
@@ -107,6 +87,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
   await store?.close();
   await encoder?.close();
   await rag.close();
+  await policy?.close();
 }
 
 export function registerServeCommand(program: Command): void {

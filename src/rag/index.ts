@@ -1,6 +1,6 @@
 /** Retrieval-augmented generation: the store's references joined to the pipeline, every mode of the literature, provenance on every image. */
 export { RagPipeline } from './rag-pipeline.js';
-export type { RagPipelineOptions, BlockedOutput } from './rag-pipeline.js';
+export type { RagPipelineOptions, RagSafety, BlockedOutput } from './rag-pipeline.js';
 export { RETRIEVAL_MODES } from './types.js';
 export type {
   RagRequest, RagResult, RagImage, RetrievalOptions, RetrievalMode, ReferenceChoice, ReferenceSource, ReferenceUse, ReferenceUsage, RetrievalStats,

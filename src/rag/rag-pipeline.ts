@@ -23,7 +23,12 @@ import { reflectiveRerank } from './reflective.js';
 import { capPerSource, screenReferences, type OutputScreen, type PolicyStamp, type PromptScreen, type ReferenceScreen, type SafetyVerdict } from './screen.js';
 import type { RagRequest, RagResult, ReferenceSource, ReferenceUse, ReferenceUsage, RetrievalStats } from './types.js';
 
-export interface RagPipelineOptions {
+/**
+ * The safety hooks, all optional: what `SafetyGuard.ragOptions()` returns, and
+ * what every surface (library, CLI, server) hands a RagPipeline unchanged — the
+ * server only wraps each to count its decisions.
+ */
+export interface RagSafety {
   /** Checks every reference before it reaches a model (the safety module's hook). */
   screen?: ReferenceScreen;
   /** Checks the prompt before retrieval and generation; a refusal is PROMPT_BLOCKED naming the rule. */
@@ -35,6 +40,10 @@ export interface RagPipelineOptions {
   /** The safety policy in force, read per request and recorded in provenance. */
   policyStamp?: () => PolicyStamp | undefined;
 }
+
+export type RagPipelineOptions = RagSafety;
+
+const SAFETY_HOOKS = ['screen', 'promptScreen', 'outputScreen', 'maxPerSource', 'policyStamp'] as const;
 
 /** A generated image the output screen refused (the image itself is not returned). */
 export interface BlockedOutput {
@@ -79,6 +88,13 @@ export class RagPipeline {
       await pipeline.close();
       throw e;
     }
+  }
+
+  /** The safety hooks this generator enforces (a copy: the server wraps them to count decisions). */
+  get safety(): RagSafety {
+    const out: RagSafety = {};
+    for (const k of SAFETY_HOOKS) if (this.options[k] !== undefined) (out as Record<string, unknown>)[k] = this.options[k];
+    return out;
   }
 
   get info(): PipelineInfo {

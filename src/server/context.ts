@@ -6,7 +6,7 @@ import type { Admission } from './admission.js';
 import type { KeyCheck } from './auth.js';
 import type { JobRegistry } from './jobs.js';
 import type { ServerMetrics } from './metrics.js';
-import type { SafetyHooks } from './safety.js';
+import type { RagSafety } from './safety.js';
 import type { Limits } from './schemas.js';
 
 export interface ServerContext {
@@ -17,7 +17,8 @@ export interface ServerContext {
   admission: Admission;
   jobs: JobRegistry;
   keys: KeyCheck;
-  safety: SafetyHooks;
+  /** The hooks the server enforces, uncounted (the search route previews the reference screen with them). */
+  safety: RagSafety;
   /** The model's one output size, "WxH". */
   size: string;
   log: FastifyBaseLogger;

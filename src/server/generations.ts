@@ -17,7 +17,6 @@ import type { ServerContext } from './context.js';
 import { errorReply, HttpError } from './errors.js';
 import type { Job, JobEvent } from './jobs.js';
 import { generationBody, idParams } from './schemas.js';
-import { checkPrompt } from './safety.js';
 import { useView } from './references-view.js';
 
 export interface GenerationBody {
@@ -108,7 +107,7 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
 }
 
 /** The API's answer for a finished generation. */
-export function responseOf(ctx: ServerContext, r: RagResult, prompt: { allow: boolean; reason?: string } | undefined, created: number) {
+export function responseOf(ctx: ServerContext, r: RagResult, created: number) {
   const refs = r.references.map(useView);
   const st = r.stats;
   // What the PNG's ragdiff chunk holds besides the references: mode, scales, query, store and its change sequence.
@@ -121,9 +120,13 @@ export function responseOf(ctx: ServerContext, r: RagResult, prompt: { allow: bo
     references: refs,
     retrieval: st.retrieval ?? null,
     safety: {
-      policy: ctx.safety.policyHash ?? null,
-      prompt: prompt ?? null,
+      // The policy this generation ran under (the one stamped into each PNG).
+      policy: r.policy?.hash ?? null,
+      // A refused prompt (or text query) never gets here: it is 403 PROMPT_BLOCKED.
+      prompt: ctx.safety.promptScreen ? { allow: true } : null,
       screened: st.retrieval?.screened ?? [],
+      // Generated images the output screen refused: left out of `data` (all of them: `data` is empty).
+      blocked: r.blocked ?? [],
     },
     usage: {
       steps: st.stepsRun ?? null,
@@ -143,14 +146,13 @@ async function generate(ctx: ServerContext, body: GenerationBody, req: Omit<RagR
   const withRetrieval = req.retrieval ? 'yes' : 'no';
   let outcome = 'error';
   try {
-    const verdict = await checkPrompt(ctx.safety.promptScreen, body.prompt, ctx.metrics);
-    if (verdict && !verdict.allow) throw new HttpError('PROMPT_BLOCKED', `the prompt was refused by the safety policy: ${verdict.reason}`);
+    // Every door (prompt, text query, references, source cap, output) is the rag layer's, as in the library and the CLI.
     const created = Math.floor(Date.now() / 1000);
     const r = await ctx.rag.generate({ ...req, signal: controller.signal, onProgress });
     ctx.metrics.denoiserCalls.inc(r.stats.nfe ?? 0);
     if (r.stats.retrieval) ctx.metrics.retrieval.observe(r.stats.retrieval.totalMs / 1000);
     outcome = 'ok';
-    return responseOf(ctx, r, verdict, created);
+    return responseOf(ctx, r, created);
   } catch (e) {
     const code = (e as { code?: string })?.code;
     outcome = code === 'ABORTED' ? 'cancelled' : code === 'BUSY' ? 'busy' : 'error';

@@ -4,5 +4,5 @@ export type { ServerOptions, RagServer } from './server.js';
 export type { ApiKeys } from './auth.js';
 export type { Limits } from './schemas.js';
 export { DEFAULT_LIMITS } from './schemas.js';
-export type { SafetyHooks, PromptScreen, PromptVerdict } from './safety.js';
+export type { RagSafety } from './safety.js';
 export { httpStatusOf } from './errors.js';

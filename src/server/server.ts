@@ -19,16 +19,22 @@ import { registerGenerationRoutes } from './generations.js';
 import { JobRegistry } from './jobs.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { registerReferenceRoutes } from './references.js';
-import { countedScreen, type SafetyHooks } from './safety.js';
+import { countedSafety, safetyOf, type RagSafety } from './safety.js';
 import { DEFAULT_LIMITS, type Limits } from './schemas.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The page's static files. */
 export const WEB_DIR = join(packageRoot, 'web');
 
-export interface ServerOptions extends SafetyHooks {
-  /** The generator. Its own screen is replaced when `screen` is given here (so decisions are counted). */
+export interface ServerOptions {
+  /** The generator. The server enforces its safety hooks (or `safety`), counted, through a RagPipeline over the same workers. */
   rag: RagPipeline;
+  /**
+   * The safety hooks, e.g. `guard.ragOptions()`: reference, prompt (and text
+   * query) and output screens, the per-source cap and the policy stamp. Give
+   * them here or in `rag`, not both.
+   */
+  safety?: RagSafety;
   /** The reference store; without one, generation runs without retrieval and the reference routes answer 409. */
   store?: ImageStore;
   apiKeys?: ApiKeys;
@@ -78,9 +84,10 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   let admission!: Admission;
   const metrics = createMetrics(() => ({ ...options.rag.pipeline.queueState, inflight: admission.inflight }));
   admission = new Admission(() => options.rag.pipeline.queueState.capacity);
-  const safety: SafetyHooks = { screen: options.screen, promptScreen: options.promptScreen, policyHash: options.policyHash };
-  // The screen goes into a RagPipeline of its own over the same workers, counted.
-  const rag = options.screen ? new RagPipeline(options.rag.pipeline, { screen: countedScreen(options.screen, metrics) }) : options.rag;
+  // One wiring: the hooks go, each counted and otherwise unchanged, into a RagPipeline of the server's own over the same workers.
+  const safety = safetyOf(options.rag, options.safety);
+  const rag = new RagPipeline(options.rag.pipeline, countedSafety(safety, metrics));
+  const policy = () => safety.policyStamp?.() ?? null;
   const { width, height } = rag.info.image;
   const ctx: ServerContext = {
     rag, store: options.store, limits, metrics, admission, keys, safety,
@@ -121,7 +128,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
       model: rag.info.name,
       queue: { ...q, inflight: admission.inflight },
       store: ctx.store ? { size: ctx.store.size, encoder: ctx.store.stats().encoderId } : null,
-      policy: safety.policyHash ?? null,
+      policy: policy()?.hash ?? null,
     };
     return reply.code(admission.closing ? 503 : 200).send(body);
   });
@@ -140,8 +147,10 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
     defaults: { steps: rag.info.defaults.steps, guidance_scale: rag.info.defaults.guidanceScale },
     store: ctx.store ? { size: ctx.store.size, name: ctx.store.stats().encoderId } : null,
     auth: keys.enabled,
-    policy: safety.policyHash ?? null,
-    screens: { references: safety.screen !== undefined, prompt: safety.promptScreen !== undefined },
+    policy: policy()?.hash ?? null,
+    policy_version: policy()?.version ?? null,
+    screens: { references: safety.screen !== undefined, prompt: safety.promptScreen !== undefined, output: safety.outputScreen !== undefined },
+    max_per_source: (typeof safety.maxPerSource === 'function' ? safety.maxPerSource() : safety.maxPerSource) ?? null,
     limits,
   }));
 
