@@ -148,10 +148,13 @@ if (!existsSync(CHROMIUM)) {
     const p = await context.newPage();
     try {
       await p.goto(`${url}/`);
+      // /v1/info needs the key too: the page asks for it before it can draw itself.
+      await p.locator('#api-key').waitFor({ state: 'visible', timeout: 30_000 });
+      assert.match(await p.locator('#status').innerText(), /needs an API key/);
+      await p.fill('#api-key', 'page-read-key-123');
       await p.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
       assert.match(await p.locator('#model').innerText(), /safety policy sha256:0123/);
-      assert.ok(await p.locator('#api-key').isVisible(), 'the key field is shown when the server needs keys');
-      await p.fill('#api-key', 'page-read-key-123');
+      assert.ok(await p.locator('#api-key').isVisible(), 'the key field stays shown when the server needs keys');
       await p.fill('#prompt', 'ghost');
       await p.click('#search');
       const card = p.locator(`#refs li[data-id="${ghost}"]`);

@@ -242,19 +242,37 @@ async function generate() {
   }
 }
 
+function showKeyRow() {
+  $('#key-row').hidden = false;
+  $('#settings').open = !localStorage.getItem('ragdiff-key');
+  $('#api-key').value = localStorage.getItem('ragdiff-key') || '';
+}
+
+/** /v1/info needs the key when the server has keys: ask for it, and retry as it is typed. */
+async function loadInfo() {
+  for (;;) {
+    try {
+      return await api('/v1/info');
+    } catch (e) {
+      if (e.status !== 401) throw e;
+      showKeyRow();
+      setStatus('This server needs an API key: enter it under Settings.', true);
+      await new Promise((resolve) => $('#api-key').addEventListener('input', resolve, { once: true }));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+}
+
 async function start() {
-  state.info = await api('/v1/info');
+  $('#api-key').addEventListener('input', (e) => localStorage.setItem('ragdiff-key', e.target.value.trim()));
+  state.info = await loadInfo();
+  setStatus('');
   $('#model').textContent = `Model ${state.info.model}, ${state.info.size}${state.info.store ? `, ${state.info.store.size} references` : ', no reference store'}${state.info.policy ? `, safety policy ${state.info.policy.slice(0, 12)}` : ''}.`;
   $('#steps').value = String(Math.min(state.info.defaults.steps, 12));
   for (const m of state.info.modes) $('#mode').append(el('option', { value: m }, m));
   $('#mode').addEventListener('change', renderRefs);
   if (!state.info.store) { $('#refs-section').hidden = true; $('#compare').checked = false; }
-  if (state.info.auth) {
-    $('#key-row').hidden = false;
-    $('#settings').open = !localStorage.getItem('ragdiff-key');
-    $('#api-key').value = localStorage.getItem('ragdiff-key') || '';
-    $('#api-key').addEventListener('input', (e) => localStorage.setItem('ragdiff-key', e.target.value.trim()));
-  }
+  if (state.info.auth) showKeyRow();
   let timer;
   $('#prompt').addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 400); });
   $('#search').addEventListener('click', search);

@@ -8,6 +8,7 @@ import type { JobRegistry } from './jobs.js';
 import type { ServerMetrics } from './metrics.js';
 import type { RagSafety } from './safety.js';
 import type { Limits } from './schemas.js';
+import type { Redact } from './redact.js';
 
 export interface ServerContext {
   rag: RagPipeline;
@@ -22,4 +23,6 @@ export interface ServerContext {
   /** The model's one output size, "WxH". */
   size: string;
   log: FastifyBaseLogger;
+  /** Rewrites server paths out of client-facing text. */
+  redact: Redact;
 }

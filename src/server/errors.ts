@@ -5,6 +5,7 @@
  * Kept in this one file so the closed ErrorCode set (src/errors.ts, when it
  * lands) can replace `httpStatusOf` at merge without touching the routes.
  */
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { httpStatusOf as libraryStatusOf, isErrorCode } from '../error-codes.js';
 
@@ -26,10 +27,14 @@ export class HttpError extends Error {
   }
 }
 
-/** Fastify's own errors (parser, limits, validation) in ragdiff's terms. */
+/** Fastify's own errors (router, parser, limits, validation) in ragdiff's terms: a closed-set code, never FST_*. */
 function fromFastify(e: FastifyError): { code: string; message: string } | undefined {
   if (e.validation) return { code: 'INVALID_REQUEST', message: e.message };
   switch (e.code) {
+    case 'FST_ERR_BAD_URL':
+      return { code: 'INVALID_REQUEST', message: 'the URL path is not valid (bad percent-encoding)' };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { code: 'INVALID_REQUEST', message: `a path parameter is longer than ${MAX_PARAM_LENGTH} characters` };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { code: 'INVALID_JSON', message: `the body is not valid JSON: ${e.message}` };
@@ -47,12 +52,18 @@ function fromFastify(e: FastifyError): { code: string; message: string } | undef
   return undefined;
 }
 
+/** Longest path parameter (ids): the same limit as the routes' id schema. */
+export const MAX_PARAM_LENGTH = 200;
+
 export interface ErrorBody {
   error: { code: string; message: string };
 }
 
-/** Status, headers and body for any thrown value. Server faults are logged and answered without detail. */
-export function errorReply(e: unknown, log?: (e: unknown) => void): { status: number; headers: Record<string, string>; body: ErrorBody } {
+/**
+ * Status, headers and body for any thrown value. Server faults are logged and
+ * answered without detail; `redact` rewrites the server's paths out of the message.
+ */
+export function errorReply(e: unknown, log?: (e: unknown) => void, redact: (s: string) => string = (s) => s): { status: number; headers: Record<string, string>; body: ErrorBody } {
   const err = e as FastifyError & { code?: unknown; headers?: Record<string, string> };
   const fast = (typeof err?.code === 'string' && err.code.startsWith('FST_')) || err?.validation ? fromFastify(err) : undefined;
   const code = fast?.code ?? (typeof err?.code === 'string' ? err.code : 'INTERNAL');
@@ -62,11 +73,30 @@ export function errorReply(e: unknown, log?: (e: unknown) => void): { status: nu
     return { status, headers: {}, body: { error: { code: code === 'INTERNAL' || !isErrorCode(code) ? 'INTERNAL' : code, message: 'internal error; see the server log' } } };
   }
   const message = fast?.message ?? (typeof err?.message === 'string' ? err.message : String(e));
-  return { status, headers: err instanceof HttpError ? err.headers : {}, body: { error: { code, message } } };
+  return { status, headers: err instanceof HttpError ? err.headers : {}, body: { error: { code, message: redact(message) } } };
 }
 
-/** Fastify error handler using the mapping. */
-export function handleError(this: unknown, e: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const r = errorReply(e, (x) => request.log.error({ err: x }, 'request failed'));
-  void reply.code(r.status).headers(r.headers).send(r.body);
+/** Fastify error handler using the mapping (also fastify's `frameworkErrors`: bad URLs, over-long parameters). */
+export function errorHandler(redact: (s: string) => string) {
+  return function handleError(e: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+    const r = errorReply(e, (x) => request.log.error({ err: x }, 'request failed'), redact);
+    void reply.code(r.status).headers(r.headers).send(r.body);
+  };
+}
+
+/**
+ * Requests Node's HTTP parser refuses before fastify sees them (a malformed
+ * request line or header, headers over the size limit, a request that did not
+ * arrive in time): the same error shape, then the connection is closed.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
+  const [code, message] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? ['PAYLOAD_TOO_LARGE', 'the request headers are over the server\'s size limit']
+    : ['INVALID_REQUEST', timeout ? 'the request did not arrive in time' : 'the request is not valid HTTP'];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${httpStatusOf(code)} ${code === 'PAYLOAD_TOO_LARGE' ? 'Payload Too Large' : 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
 }

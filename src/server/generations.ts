@@ -15,6 +15,7 @@ import type { RagRequest, RagResult, RetrievalOptions, ReferenceChoice } from '.
 import type { ProgressEvent } from '../pipeline/params.js';
 import type { ServerContext } from './context.js';
 import { errorReply, HttpError } from './errors.js';
+import { checkImageHeader } from './image-header.js';
 import type { Job, JobEvent } from './jobs.js';
 import { generationBody, idParams } from './schemas.js';
 import { useView } from './references-view.js';
@@ -106,6 +107,13 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
   return { ...req, retrieval };
 }
 
+/** Pinned base64 references get the upload's pixel limit, checked from the header before a slot is taken. */
+async function checkInlineImages(ctx: ServerContext, req: Omit<RagRequest, 'signal' | 'onProgress'>): Promise<void> {
+  for (const [i, r] of (req.retrieval?.references ?? []).entries()) {
+    if ('image' in r && r.image) await checkImageHeader(r.image, ctx.limits.uploadPixels, `retrieval.references[${i}]`);
+  }
+}
+
 /** The API's answer for a finished generation. */
 export function responseOf(ctx: ServerContext, r: RagResult, created: number) {
   const refs = r.references.map(useView);
@@ -118,7 +126,7 @@ export function responseOf(ctx: ServerContext, r: RagResult, created: number) {
     data: r.images.map((im) => ({ b64_json: im.png.toString('base64'), seed: im.seed, references: refs, provenance })),
     parameters: r.parameters ? parameters : null,
     references: refs,
-    retrieval: st.retrieval ?? null,
+    retrieval: st.retrieval ? { ...st.retrieval, ...(st.retrieval.skipped ? { skipped: ctx.redact(st.retrieval.skipped) } : {}) } : null,
     safety: {
       // The policy this generation ran under (the one stamped into each PNG).
       policy: r.policy?.hash ?? null,
@@ -187,6 +195,7 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContex
   }, async (request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body as GenerationBody;
     const req = toRagRequest(ctx, body); // bad input answers 4xx before taking a slot
+    await checkInlineImages(ctx, req);
     const controller = new AbortController();
     const release = admit(ctx, controller);
 
@@ -197,7 +206,7 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContex
           const result = await generate(ctx, body, req, controller, (e) => j.emit({ event: 'progress', data: e }), release);
           j.emit({ event: 'result', data: { id: j.id, ...result } });
         } catch (e) {
-          const r = errorReply(e, (x) => ctx.log.error({ err: x }, 'generation failed'));
+          const r = errorReply(e, (x) => ctx.log.error({ err: x }, 'generation failed'), ctx.redact);
           j.emit({ event: 'error', data: { status: r.status, ...r.body } });
         }
       });

@@ -6,10 +6,11 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { MultipartFile } from '@fastify/multipart';
-import sharp, { type Metadata } from 'sharp';
+import sharp from 'sharp';
 import type { ImageStore } from '../store/index.js';
 import type { ServerContext } from './context.js';
 import { HttpError } from './errors.js';
+import { checkImageHeader } from './image-header.js';
 import { storedView } from './references-view.js';
 import { idParams, removeQuery, searchQuery, thumbQuery } from './schemas.js';
 
@@ -97,14 +98,7 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
     }
     if (!bytes || bytes.length === 0) throw new HttpError('INVALID_REQUEST', 'no file: send the image in a part named "file"');
     // Header only: a cheap refusal of non-images and pixel floods before the store decodes anything.
-    let meta: Metadata;
-    try {
-      meta = await sharp(bytes, { pages: 1 }).metadata();
-    } catch {
-      throw new HttpError('NOT_AN_IMAGE', 'the file is not an image this server can read (PNG, JPEG, WebP, GIF, AVIF, TIFF)');
-    }
-    const pixels = (meta.width ?? 0) * (meta.height ?? 0);
-    if (pixels > ctx.limits.uploadPixels) throw new HttpError('IMAGE_TOO_LARGE', `the image is ${meta.width}×${meta.height}; the limit is ${ctx.limits.uploadPixels} pixels`);
+    await checkImageHeader(bytes, ctx.limits.uploadPixels, 'the file');
     const name = fields.name ?? filename.replace(/\.[A-Za-z0-9]+$/, '');
     const report = await store.add([{ bytes, origin: 'upload', meta: { name, source: fields.source || 'upload', licence: fields.licence ?? '', attribution: fields.attribution ?? '' } }]);
     const item = report.items[0]!;

@@ -14,7 +14,8 @@ import type { ImageStore } from '../store/index.js';
 import { Admission } from './admission.js';
 import { KeyCheck, type Access, type ApiKeys } from './auth.js';
 import type { ServerContext } from './context.js';
-import { handleError, HttpError } from './errors.js';
+import { clientErrorHandler, errorHandler, HttpError, MAX_PARAM_LENGTH } from './errors.js';
+import { pathRedactor } from './redact.js';
 import { registerGenerationRoutes } from './generations.js';
 import { JobRegistry } from './jobs.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
@@ -73,12 +74,20 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   if (!(options?.rag instanceof RagPipeline)) throw new TypeError('createServer needs options.rag, a loaded RagPipeline');
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
   const keys = new KeyCheck(options.apiKeys);
+  // Client-facing messages name no server path (the store's, the bundle's, or any other).
+  const redact = pathRedactor({ store: options.store?.dir, model: options.rag.info.dir });
+  const handleError = errorHandler(redact);
+  let appClosing = false;
   const app = Fastify({
     logger: options.logger ?? false,
+    // Every error fastify or Node's parser raises answers in the one error shape (errors.ts), never fastify's own.
+    frameworkErrors: handleError,
+    clientErrorHandler,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     bodyLimit: limits.bodyBytes,
     // Show every schema error at once, and never coerce a wrong JSON type into a right one.
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
-    return503OnClosing: true,
+    return503OnClosing: false, // answered by the onRequest hook below, in the one error shape
     forceCloseConnections: 'idle',
   });
   let admission!: Admission;
@@ -94,6 +103,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
     jobs: new JobRegistry({ keepMs: options.keepJobsMs ?? 60_000, orphanMs: options.orphanJobMs ?? 30_000 }),
     size: `${width}x${height}`,
     log: app.log,
+    redact,
   };
 
   // JSON and multipart only: a text body is 415, not a string the schema then refuses.
@@ -112,7 +122,10 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   });
 
   app.addHook('onRequest', async (request) => {
-    const need = request.routeOptions.config?.access;
+    if (appClosing) throw new HttpError('SHUTTING_DOWN', 'the server is shutting down');
+    // Every /v1 route needs a key when keys are configured: a route that does not say otherwise needs a read key.
+    const route = request.routeOptions.url;
+    const need = request.routeOptions.config?.access ?? (route?.startsWith('/v1/') ? 'read' : undefined);
     if (need) keys.check(request.headers.authorization, need);
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -138,7 +151,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   });
 
   // What the page needs to draw itself.
-  app.get('/v1/info', async () => ({
+  app.get('/v1/info', { config: { access: 'read' } }, async () => ({
     model: rag.info.name,
     size: ctx.size,
     modes: rag.modes,
@@ -179,6 +192,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
           ctx.jobs.cancelAll('the server is shutting down');
           await admission.waitIdle(30_000);
         }
+        appClosing = true;
         await app.close();
       })();
       return closed;
