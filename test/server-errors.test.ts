@@ -35,7 +35,7 @@ let empty: ImageStore;
 let rag: RagPipeline;
 let server: RagServer;
 let base: string;
-let bare: RagServer; // no keys, an empty store
+let bare: RagServer; // no keys, an empty store, the page
 let bareBase: string;
 
 /** No absolute path of this machine: the temp dir, the repo, or any /tmp, /home, /work, /root, /usr path. */
@@ -78,7 +78,7 @@ test.before(async () => {
   rag = await RagPipeline.load(repoPath('models/tiny-emoji'), { concurrency: 1, maxQueue: 4 });
   server = await createServer({ rag, store, page: false, apiKeys: { keys: [READ], writeKeys: [WRITE] } });
   base = await server.listen();
-  bare = await createServer({ rag, store: empty, page: false });
+  bare = await createServer({ rag, store: empty });
   bareBase = await bare.listen();
 });
 
@@ -128,6 +128,8 @@ test('what fastify and the HTTP parser refuse answers in the one shape, with a c
   await expectShape(await fetch(gen, { method: 'POST', headers: { ...auth(), 'content-type': 'text/plain' }, body: 'cat' }), 'UNSUPPORTED_MEDIA_TYPE', 'text body');
   await expectShape(await fetch(gen, { method: 'POST', headers: { ...auth(), 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x'.repeat(5 * 1024 * 1024) }) }), 'PAYLOAD_TOO_LARGE', 'body over the limit');
   await expectShape(await fetch(`${base}/nowhere/${'x'.repeat(300)}`), 'NOT_FOUND', 'unknown route');
+  // A plugin's client error with only a status (the page's static files: 416 for an unsatisfiable range) is not a 500.
+  await expectShape(await fetch(`${bareBase}/app.js`, { headers: { range: 'bytes=99999999-' } }), 'INVALID_REQUEST', 'unsatisfiable range');
   // Below fastify: Node's parser.
   for (const [bytes, status, code, where] of [
     ['GARBAGE\r\n\r\n', 400, 'INVALID_REQUEST', 'not HTTP'],

@@ -65,7 +65,9 @@ export interface ErrorBody {
  */
 export function errorReply(e: unknown, log?: (e: unknown) => void, redact: (s: string) => string = (s) => s): { status: number; headers: Record<string, string>; body: ErrorBody } {
   const err = e as FastifyError & { code?: unknown; headers?: Record<string, string> };
-  const fast = (typeof err?.code === 'string' && err.code.startsWith('FST_')) || err?.validation ? fromFastify(err) : undefined;
+  // Fastify's and its plugins' errors: FST_* codes, schema errors, and client errors a plugin raises with only a status (e.g. 416 from @fastify/static).
+  const clientOnly = !isErrorCode(err?.code) && typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500;
+  const fast = (typeof err?.code === 'string' && err.code.startsWith('FST_')) || err?.validation || clientOnly ? fromFastify(err) : undefined;
   const code = fast?.code ?? (typeof err?.code === 'string' ? err.code : 'INTERNAL');
   const status = fast ? httpStatusOf(fast.code) : httpStatusOf(code);
   if (status >= 500 && status !== 503) {

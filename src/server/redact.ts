@@ -16,7 +16,8 @@ export type Redact = (text: string) => string;
 export function pathRedactor(named: Record<string, string | undefined>): Redact {
   const pairs = Object.entries(named)
     .filter((e): e is [string, string] => typeof e[1] === 'string' && resolve(e[1]) !== '/')
-    .map(([label, p]) => [resolve(p), `<${label}>`] as const)
+    // Absolute, and as given when that is a relative path of two or more segments (a bundle loaded as "models/x" is named so in messages).
+    .flatMap(([label, p]) => [...new Set([resolve(p), ...(p.includes('/') ? [p] : [])])].map((q) => [q, `<${label}>`] as const))
     .sort((a, b) => b[0].length - a[0].length);
   return (text) => {
     let out = text;
