@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { ImageStore, loadClipEncoders, type AddInput, type ClipEncoders } from '../src/store/index.js';
 import { RagPipeline, readProvenance, type RagResult } from '../src/rag/index.js';
 import { SafetyGuard } from '../src/safety/index.js';
+import { createServer } from '../src/server/index.js';
 import { buildSmallStore, META, twemojiInputs } from './fixtures/server/small-store.js';
 import { repoPath, tempDir } from './helpers.js';
 
@@ -25,6 +26,7 @@ const STORE = join(t.dir, 'store');
 const POLICY = join(t.dir, 'policy.json');
 const MAX_PER_SOURCE = 2;
 let bombId = '';
+let appleId = '';
 let policyHash = '';
 
 /** A hostile (or plain) request, as each surface spells it. */
@@ -100,6 +102,7 @@ test.before(async () => {
     const store = await buildSmallStore(STORE, enc);
     await store.add(twemojiInputs(['bomb']) as AddInput[], META);
     bombId = store.list({ limit: 1000 }).find((r) => r.name === 'bomb')!.id;
+    appleId = store.list({ limit: 1000 }).find((r) => r.name === 'red apple')!.id;
     await store.close();
     const guard = await SafetyGuard.create(POLICY, { encoder: enc });
     policyHash = guard.stamp.hash;
@@ -222,6 +225,11 @@ test('HTTP: ragdiff serve --policy enforces every door, counts each, and logs th
       assert.is(body.safety.policy, policyHash);
       record('http', c, fromResult(body.data.map((d) => Buffer.from(d.b64_json, 'base64')), body.safety.screened, body.references.map((x) => x.source), body.safety.blocked[0]?.rule ?? null));
     }
+    // The stored bomb's pixels are refused too (the store predates the policy): the image route is not a way around the retrieval door.
+    const refusedImage = await fetch(`${url}/v1/references/${bombId}/image`);
+    assert.is(refusedImage.status, 403);
+    assert.match(((await refusedImage.json()) as { error: { code: string; message: string } }).error.message, /concept:bomb/);
+    assert.is((await fetch(`${url}/v1/references/${appleId}/image?size=32`)).status, 200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     assert.match(metrics, /ragdiff_screening_decisions_total\{stage="output",decision="refuse"\} 1/);
     assert.match(metrics, /ragdiff_screening_decisions_total\{stage="prompt",decision="refuse"\} 2/);
@@ -235,6 +243,30 @@ test('HTTP: ragdiff serve --policy enforces every door, counts each, and logs th
   const lines = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { door: string; action: string; rule?: string });
   assert.ok(lines.some((l) => l.door === 'output' && l.action === 'block' && l.rule === 'concept:penguin'), 'the blocked output is in the audit log');
   assert.ok(lines.some((l) => l.door === 'output' && l.action === 'allow'), 'allowed outputs are in the audit log');
+});
+
+test('createServer takes the hooks once: from the rag or as options.safety, not both', async () => {
+  const enc = await loadClipEncoders(MODEL);
+  const guard = await SafetyGuard.create(POLICY, { encoder: enc });
+  const guarded = await RagPipeline.load(MODEL, guard.ragOptions());
+  const plain = new RagPipeline(guarded.pipeline);
+  try {
+    await createServer({ rag: guarded, safety: guard.ragOptions(), page: false }).then(() => assert.unreachable('accepted two sets of hooks'), (e: { code: string }) => assert.is(e.code, 'INVALID_ARGUMENT'));
+    for (const rag of [guarded, plain]) {
+      const s = await createServer({ rag, ...(rag === plain ? { safety: guard.ragOptions() } : {}), page: false });
+      try {
+        const r = await s.app.inject({ method: 'POST', url: '/v1/images/generations', payload: { prompt: 'bomb', steps: 1 } });
+        assert.is(r.statusCode, 403);
+        assert.match(await (await s.app.inject({ method: 'GET', url: '/metrics' })).body, /stage="prompt",decision="refuse"\} 1/);
+      } finally {
+        await s.close({ graceMs: 0 });
+      }
+    }
+  } finally {
+    await guarded.close();
+    guard.close();
+    await enc.close();
+  }
 });
 
 test('the same verdicts on every surface', () => {

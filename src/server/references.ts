@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { MultipartFile } from '@fastify/multipart';
 import sharp from 'sharp';
-import type { ImageStore } from '../store/index.js';
+import type { ImageStore, StoredImage } from '../store/index.js';
 import type { ServerContext } from './context.js';
 import { HttpError } from './errors.js';
 import { checkImageHeader } from './image-header.js';
@@ -20,6 +20,25 @@ const UPLOAD_FIELDS = ['name', 'source', 'licence', 'attribution'] as const;
 function storeOf(ctx: ServerContext): ImageStore {
   if (!ctx.store) throw new HttpError('NO_STORE', 'this server has no reference store; start it with --store <dir> or --demo-store');
   return ctx.store;
+}
+
+/**
+ * A stored image's pixels pass the same reference screen as at generation: a
+ * store built before (or without) the policy in force may hold images it now
+ * refuses, and serving them would bypass the retrieval door.
+ */
+async function screenStored(ctx: ServerContext, store: ImageStore, im: StoredImage): Promise<void> {
+  const screen = ctx.safety.screen;
+  if (!screen) return;
+  const embedding = store.embeddingOf(im.id);
+  let verdict: { allow: boolean; reason?: string };
+  try {
+    verdict = embedding ? await screen({ kind: 'stored', id: im.id, sha256: im.sha256, source: im.source, licence: im.licence, tags: im.tags, pinned: false, embedding, phash: im.phash }) : { allow: false, reason: 'no embedding to screen' };
+  } catch (e) {
+    verdict = { allow: false, reason: `the screen failed: ${(e as Error)?.message ?? String(e)}` };
+  }
+  ctx.metrics.screening.inc({ stage: 'image', decision: verdict.allow ? 'allow' : 'refuse' });
+  if (!verdict.allow) throw new HttpError('IMAGE_BLOCKED', `this reference is refused by the safety policy: ${verdict.reason}`);
 }
 
 export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -67,6 +86,7 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
     if (!im) throw new HttpError('IMAGE_NOT_FOUND', 'no reference with this id');
     if (im.status === 'removed') throw new HttpError('IMAGE_REMOVED', 'this reference was removed at its owner\'s request');
     if (im.status === 'blocked') throw new HttpError('IMAGE_BLOCKED', `this reference is blocked: ${im.reason ?? 'by policy'}`);
+    await screenStored(ctx, store, im);
     const bytes = store.readImage(id);
     const sizeText = (request.query as { size?: string }).size;
     const size = sizeText === undefined ? undefined : Number(sizeText);
