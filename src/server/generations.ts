@@ -132,7 +132,7 @@ export function responseOf(ctx: ServerContext, r: RagResult, created: number) {
       policy: r.policy?.hash ?? null,
       // A refused prompt (or text query) never gets here: it is 403 PROMPT_BLOCKED.
       prompt: ctx.safety.promptScreen ? { allow: true } : null,
-      screened: st.retrieval?.screened ?? [],
+      screened: (st.retrieval?.screened ?? []).map((x) => ({ ...x, reason: ctx.redact(x.reason) })),
       // Generated images the output screen refused: left out of `data` (all of them: `data` is empty).
       blocked: r.blocked ?? [],
     },

@@ -67,6 +67,7 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
           verdict = { allow: false, reason: `the screen failed: ${(e as Error)?.message ?? String(e)}` };
         }
         ctx.metrics.screening.inc({ stage: 'search', decision: verdict.allow ? 'allow' : 'refuse' });
+        if (verdict.reason) verdict.reason = ctx.redact(verdict.reason);
       }
       data.push(storedView(h, verdict));
     }
