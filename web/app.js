@@ -244,7 +244,7 @@ async function generate() {
 
 function showKeyRow() {
   $('#key-row').hidden = false;
-  $('#settings').open = !localStorage.getItem('ragdiff-key');
+  if (!localStorage.getItem('ragdiff-key')) $('#settings').open = true;
   $('#api-key').value = localStorage.getItem('ragdiff-key') || '';
 }
 
