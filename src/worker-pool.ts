@@ -134,7 +134,7 @@ export class WorkerPool<Job extends { id: number }, Message extends JobMessage =
   static async start<Job extends { id: number }, Message extends JobMessage = JobMessage, Info = unknown, Data = unknown>(
     options: WorkerPoolOptions<Data>,
   ): Promise<{ pool: WorkerPool<Job, Message, Info>; infos: Info[] }> {
-    const opts = { closeTimeoutMs: 30_000, ...options } as WorkerPoolOptions<unknown> & { closeTimeoutMs: number };
+    const opts = { ...options, closeTimeoutMs: options.closeTimeoutMs ?? 30_000 } as WorkerPoolOptions<unknown> & { closeTimeoutMs: number };
     const settled = await Promise.allSettled(Array.from({ length: options.size }, (_, i) => spawn<Info>(opts.url, dataFor(opts, i), opts.what, opts.onWarning)));
     const started = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
