@@ -118,4 +118,21 @@ test('a pipeline whose lost worker cannot be replaced fails waiting work typed, 
   }
 });
 
+test('close() while a replacement is loading waits for it and closes it: nothing is left loading or loaded', async () => {
+  const script = `
+    import { Pipeline } from ${JSON.stringify(url('dist/src/pipeline/index.js'))};
+    const pipeline = await Pipeline.load(${JSON.stringify(repoPath('models/tiny-emoji'))});
+    const pool = pipeline.pool;
+    pool.slots[0].worker.postMessage({ type: 'exit', code: 3 });
+    while (pool.starting.size === 0) await new Promise((r) => setTimeout(r, 1));
+    await pipeline.close();
+    console.log(JSON.stringify({ loading: pool.starting.size, loaded: pool.slots.length }));
+    process.exit(0); // ends every worker at once, which must not find one inside InferenceSession.create
+  `;
+  const r = await runNode(['--input-type=module', '-e', script]);
+  assert.is(r.signal, null, `the process was killed by ${r.signal}: ${r.err}`);
+  assert.is(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out.trim().split('\n').at(-1)!), { loading: 0, loaded: 0 });
+});
+
 test.run();
