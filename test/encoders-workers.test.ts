@@ -28,11 +28,11 @@ let refTexts: Float32Array[];
 
 interface PoolInternals {
   backend: {
-    slots: { worker: { postMessage(m: unknown, t?: unknown): void } }[];
+    pool: { slots: { worker: { postMessage(m: unknown, t?: unknown): void } }[] };
     embedImages(images: readonly RgbImage[]): Promise<Float32Array[]>;
   };
 }
-const slotsOf = (e: ClipEncoders) => (e as unknown as PoolInternals).backend.slots;
+const slotsOf = (e: ClipEncoders) => (e as unknown as PoolInternals).backend.pool.slots;
 
 const maxAbsDiff = (a: readonly Float32Array[], b: readonly Float32Array[]) => {
   assert.is(a.length, b.length);

@@ -144,7 +144,7 @@ test('a lost worker fails its generation with WORKER_FAILED and is replaced', as
   try {
     const p = pipeline.generate({ ...base, steps: 500, onProgress: (e) => {
       // Not worker.terminate(): it can land inside onnxruntime's run, which then aborts the process.
-      if (e.stage === 'denoise' && e.step === 2) (pipeline as unknown as { slots: { worker: { postMessage(m: unknown): void } }[] }).slots[0]!.worker.postMessage({ type: 'exit', code: 1 });
+      if (e.stage === 'denoise' && e.step === 2) (pipeline as unknown as { pool: { slots: { worker: { postMessage(m: unknown): void } }[] } }).pool.slots[0]!.worker.postMessage({ type: 'exit', code: 1 });
     } });
     await rejects(p, hasErrorCode('WORKER_FAILED'));
     const r = await pipeline.generate(base); // served by the replacement worker

@@ -15,10 +15,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { AbortError, BusyError, RagdiffError, rangeError } from '../errors.js';
 import { assertBoolean, assertFinite, assertInteger, assertPlainObject } from '../validate.js';
-import { awaitWorkerReady, startWorker } from '../worker-options.js';
+import { WorkerPool, type Dispatch } from '../worker-pool.js';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
 import { rgb8ToChw } from '../image/pixels.js';
 import { loadTokenizer, type PromptTokenizer } from '../models/tokenizer.js';
@@ -121,13 +120,6 @@ interface Task {
   state: 'queued' | 'running' | 'done';
 }
 
-interface Slot {
-  worker: Worker;
-  task: Task | null;
-  ready: boolean;
-  closed?: () => void;
-}
-
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
 function scheduleKey(sampler: SamplerChoice, karras: boolean | undefined): string {
@@ -144,7 +136,6 @@ function bundleSampler(manifest: BundleManifest): SamplerChoice {
 
 export class Pipeline {
   readonly info: PipelineInfo;
-  private readonly slots: Slot[] = [];
   private readonly queue: Task[] = [];
   /** Schedulers that validated a (sampler, karras) pair: built once per pair, not once per request. */
   private readonly schedules = new Map<string, Scheduler>();
@@ -156,10 +147,25 @@ export class Pipeline {
     private readonly options: Required<Pick<PipelineOptions, 'concurrency' | 'maxQueue' | 'maxInitImagePixels'>> & PipelineOptions,
     info: ModelInfo,
     private readonly tokenizer: PromptTokenizer,
+    private readonly pool: WorkerPool<Task, FromWorker, ModelInfo>,
   ) {
     const d = (manifest.ragdiff as { defaults?: { steps?: number; guidance_scale?: number; sampler?: string } } | null)?.defaults ?? {};
     const sampler = bundleSampler(manifest);
     this.info = { ...info, defaults: { steps: d.steps ?? 25, guidanceScale: d.guidance_scale ?? 7.5, sampler } };
+    pool.serve({
+      next: () => this.next(),
+      message: (task, m) => this.onMessage(task, m),
+      lost: (task, why) => {
+        task.state = 'done';
+        task.reject(new RagdiffError('WORKER_FAILED', `inference worker ${why} during a generation`));
+      },
+      exhausted: (e) => {
+        for (const t of this.queue.splice(0)) {
+          t.state = 'done';
+          t.reject(e);
+        }
+      },
+    });
   }
 
   /** Reads the bundle, starts the inference workers and waits until every one has its sessions open. */
@@ -186,109 +192,47 @@ export class Pipeline {
     }
     const opts = { ...options, concurrency, maxQueue, maxInitImagePixels, threads };
 
-    const slots: Slot[] = [];
-    let info: ModelInfo;
-    try {
-      const infos = await Promise.all(Array.from({ length: concurrency }, () => Pipeline.spawn(manifest, opts, slots)));
-      info = infos[0]!;
-    } catch (e) {
-      await Promise.allSettled(slots.map((s) => s.worker.terminate()));
-      throw e;
-    }
+    const given: PipelineOptions = options; // (assertPlainObject narrowed `options`)
+    const workerData: WorkerData = { manifest, options: { executionProviders: given.executionProviders, threads, spinning: given.spinning } };
+    const onWarning = given.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
+    // Rejects only once every worker has settled, those that loaded closed again (see worker-pool.ts).
+    const { pool, infos } = await WorkerPool.start<Task, FromWorker, ModelInfo>({ url: WORKER_URL, workerData, size: concurrency, what: 'inference worker', onWarning });
+    const info = infos[0]!;
     let tokenizer: PromptTokenizer;
     try {
       tokenizer = loadTokenizer(manifest.files.tokenizerDir, { maxLength: info.textLength });
     } catch (e) {
-      await Promise.allSettled(slots.map((s) => s.worker.terminate()));
+      await pool.close();
       throw e;
     }
-    const p = new Pipeline(manifest, opts, info, tokenizer);
+    const p = new Pipeline(manifest, opts, info, tokenizer, pool);
     p.schedules.set(scheduleKey(defaultSampler, undefined), firstScheduler);
-    for (const s of slots) p.attach(s);
     return p;
   }
 
-  /** Starts one worker and resolves with its model info once its sessions are open. */
-  private static spawn(manifest: BundleManifest, options: PipelineOptions, into: Slot[]): Promise<ModelInfo> {
-    const data: WorkerData = { manifest, options: { executionProviders: options.executionProviders, threads: options.threads, spinning: options.spinning } };
-    const warn = options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
-    // Deliberate execArgv, argv and stack: see worker-options.ts.
-    const worker = startWorker(WORKER_URL, { workerData: data }, warn);
-    const slot: Slot = { worker, task: null, ready: false };
-    into.push(slot);
-    return awaitWorkerReady<ModelInfo>(worker, 'inference worker', warn).then((info) => {
-      slot.ready = true;
-      return info;
-    });
-  }
-
-  private attach(slot: Slot): void {
-    this.slots.push(slot);
-    slot.worker.unref();
-    const warn = this.options.onWarning ?? ((m: string) => console.warn(`ragdiff: ${m}`));
-    slot.worker.on('message', (m: FromWorker) => {
-      if (m.type === 'warning') return warn(m.message);
-      if (m.type === 'closed') return slot.closed?.();
-      const task = slot.task;
-      if (!task || ('id' in m && m.id !== task.id)) return;
-      switch (m.type) {
-        case 'progress':
-          this.progress(task, { step: m.step, total: m.total, stage: m.stage });
-          break;
-        case 'latent': {
-          const e = { step: m.step, t: m.t, latent: m.latent, history: m.history };
-          task.latents.push(e);
-          if (task.req.onLatent) this.callUser(task, () => task.req.onLatent!(e));
-          break;
-        }
-        case 'result':
-          this.finish(slot, task);
-          task.resolve(m.result);
-          break;
-        case 'error': {
-          this.finish(slot, task);
-          const err = deserializeError(m.error);
-          task.reject(err instanceof AbortError && task.failure !== undefined ? task.failure : err);
-          break;
-        }
+  /** A message from the worker running `task` (after `result` or `error` that worker is free again). */
+  private onMessage(task: Task, m: FromWorker): void {
+    switch (m.type) {
+      case 'progress':
+        this.progress(task, { step: m.step, total: m.total, stage: m.stage });
+        break;
+      case 'latent': {
+        const e = { step: m.step, t: m.t, latent: m.latent, history: m.history };
+        task.latents.push(e);
+        if (task.req.onLatent) this.callUser(task, () => task.req.onLatent!(e));
+        break;
       }
-    });
-    const lost = (why: string) => {
-      const idx = this.slots.indexOf(slot);
-      if (idx < 0) return;
-      this.slots.splice(idx, 1);
-      const task = slot.task;
-      if (task) {
+      case 'result':
         task.state = 'done';
-        task.reject(new RagdiffError('WORKER_FAILED', `inference worker ${why} during a generation`));
+        task.resolve(m.result);
+        break;
+      case 'error': {
+        task.state = 'done';
+        const err = deserializeError(m.error);
+        task.reject(err instanceof AbortError && task.failure !== undefined ? task.failure : err);
+        break;
       }
-      slot.closed?.();
-      if (this.closing) return;
-      // Replace the lost worker; queued work continues once it is ready.
-      const fresh: Slot[] = [];
-      Pipeline.spawn(this.manifest, this.options, fresh).then(
-        () => {
-          if (this.closing) void fresh[0]!.worker.terminate();
-          else {
-            this.attach(fresh[0]!);
-            this.pump();
-          }
-        },
-        (e) => {
-          void fresh[0]?.worker.terminate();
-          if (this.slots.length === 0) for (const t of this.queue.splice(0)) t.reject(e);
-        },
-      );
-    };
-    slot.worker.on('error', (e) => lost(`crashed (${e.message})`));
-    slot.worker.on('exit', (code) => lost(`exited with code ${code}`));
-  }
-
-  private finish(slot: Slot, task: Task): void {
-    task.state = 'done';
-    slot.task = null;
-    slot.worker.unref();
-    this.pump();
+    }
   }
 
   /** Runs a user callback; if it throws, the generation is aborted and rejects with that error. */
@@ -317,27 +261,20 @@ export class Pipeline {
     }
   }
 
-  private pump(): void {
-    for (const slot of this.slots) {
-      if (this.queue.length === 0) return;
-      if (!slot.ready || slot.task) continue;
-      const task = this.queue.shift()!;
-      task.state = 'running';
-      task.startedAt = performance.now();
-      slot.task = task;
-      slot.worker.ref();
-      const msg: ToWorker = { type: 'generate', id: task.id, job: task.prepared.job, abort: task.flag.buffer as SharedArrayBuffer };
-      slot.worker.postMessage(msg, task.prepared.transfer);
-    }
+  /** The next queued generation for an idle worker. */
+  private next(): Dispatch<Task> | undefined {
+    const task = this.queue.shift();
+    if (!task) return undefined;
+    task.state = 'running';
+    task.startedAt = performance.now();
+    const message: ToWorker = { type: 'generate', id: task.id, job: task.prepared.job, abort: task.flag.buffer as SharedArrayBuffer };
+    return { job: task, message, transfer: task.prepared.transfer };
   }
 
   /** Generations running now and waiting in the queue. */
   get queueState(): { running: number; queued: number; capacity: number } {
-    return {
-      running: this.slots.filter((s) => s.task).length,
-      queued: this.admitted - this.slots.filter((s) => s.task).length,
-      capacity: this.options.concurrency + this.options.maxQueue,
-    };
+    const running = this.pool.running.length;
+    return { running, queued: this.admitted - running, capacity: this.options.concurrency + this.options.maxQueue };
   }
 
   async generate(request: GenerateRequest): Promise<GenerateResult> {
@@ -527,7 +464,7 @@ export class Pipeline {
       req.signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(task);
       this.progress(task, { step: 0, total: 0, stage: 'queued' });
-      this.pump();
+      this.pool.pump();
     });
   }
 
@@ -542,21 +479,8 @@ export class Pipeline {
       t.state = 'done';
       t.reject(new RagdiffError('CLOSED', 'the pipeline was closed before this generation started'));
     }
-    const slots = [...this.slots];
-    this.closing = Promise.all(
-      slots.map(async (slot) => {
-        if (slot.task) this.cancel(slot.task);
-        const closed = new Promise<void>((r) => (slot.closed = r));
-        slot.worker.ref();
-        slot.worker.postMessage({ type: 'close' } satisfies ToWorker);
-        const timer = setTimeout(() => slot.closed?.(), 30_000);
-        await closed;
-        clearTimeout(timer);
-        const i = this.slots.indexOf(slot);
-        if (i >= 0) this.slots.splice(i, 1);
-        await slot.worker.terminate();
-      }),
-    ).then(() => undefined);
+    for (const task of this.pool.running) this.cancel(task);
+    this.closing = this.pool.close();
     return this.closing;
   }
 }
