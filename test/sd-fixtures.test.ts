@@ -43,6 +43,7 @@ for (const family of SD_FAMILIES) {
     }
     // The weights live in the data file, not in the graph (optimum's layout for the UNet).
     assert.ok(statSync(join(dir, 'unet/model.onnx_data')).size > 100_000, `${family}: unet/model.onnx_data is nearly empty`);
+    if (family === 'sdxl') assert.ok(existsSync(join(dir, 'text_encoder_2/model.onnx_data')), 'sdxl: text_encoder_2 keeps its weights in external data');
   });
 
   test(`${family}: the UNet's ONNX equals the PyTorch module on the probe`, async () => {

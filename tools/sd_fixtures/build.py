@@ -37,8 +37,8 @@ OUT = os.path.join(ROOT, 'test', 'fixtures', 'sd')
 OPSET = 17
 SEEDS = {'sd15': 15, 'sd21v': 21, 'sdxl': 1010, 'lcm': 7}
 MUTATIONS = {
-    'sd15': [],
-    'sd21v': ['epsilon_not_v'],
+    'sd15': ['pad_id_0'],
+    'sd21v': ['epsilon_not_v', 'pad_eos'],
     'sdxl': ['time_ids_zero', 'pooled_zero', 'last_not_penultimate'],
     'lcm': ['lcm_w_not_minus_one'],
 }
@@ -129,6 +129,7 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
     comps = {'_class_name': fam['pipeline'], '_diffusers_version': '0.30.0'}
     if fam['pipeline'] == 'StableDiffusionXLPipeline':
         comps['force_zeros_for_empty_prompt'] = fam.get('force_zeros_for_empty_prompt', True)
+        comps['add_watermarker'] = None
     if fam['pipeline'] in ('StableDiffusionPipeline', 'LatentConsistencyModelPipeline'):
         comps['feature_extractor'] = [None, None]
         comps['requires_safety_checker'] = False
@@ -137,7 +138,8 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
     for (te_dir, tok_dir, cls, cfg, pad), te in zip(fam['text_encoders'], models['text_encoders']):
         comps[te_dir] = ['transformers', cls]
         comps[tok_dir] = ['transformers', 'CLIPTokenizer']
-        toklib.write(os.path.join(dst, tok_dir), vocab, merges, pad_token=pad)
+        toklib.write(os.path.join(dst, tok_dir), vocab, merges, pad_token=pad,
+                     config_pad_token=fam.get('tokenizer_config_pad', {}).get(tok_dir))
         dump(os.path.join(dst, te_dir, 'config.json'), cfg)
         sdxl = fam['pipeline'] == 'StableDiffusionXLPipeline'
         n = cfg['num_hidden_layers']
@@ -148,7 +150,9 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
         for o in outs[2:]:
             axes[o] = {0: 'batch_size', 1: 'sequence_length'}
         ids = torch.tensor([toklib.ClipTokenizer(vocab, merges, pad_token=pad)('a photo')], dtype=torch.int64)
-        export(TextEncoderExport(te, sdxl), (ids,), os.path.join(dst, te_dir, 'model.onnx'), ['input_ids'], outs, axes)
+        # text_encoder_2 (OpenCLIP bigG, 2.8 GB in fp32) is written with external data by optimum, as the UNet.
+        export(TextEncoderExport(te, sdxl), (ids,), os.path.join(dst, te_dir, 'model.onnx'), ['input_ids'], outs, axes,
+               external=te_dir == 'text_encoder_2')
     comps['unet'] = ['diffusers', 'UNet2DConditionModel']
     comps['vae'] = ['diffusers', 'AutoencoderKL']
     dump(os.path.join(dst, 'model_index.json'), comps)

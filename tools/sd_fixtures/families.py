@@ -55,6 +55,7 @@ FAMILIES = {
                      num_class_embeds=None, only_cross_attention=False, sample_size=12, upcast_attention=True,
                      use_linear_projection=True),
         'vae': dict(VAE_TINY, sample_size=96),
+        'tokenizer_config_pad': {'tokenizer': '<|endoftext|>'},
         'scheduler': {'_class_name': 'DDIMScheduler', '_diffusers_version': '0.10.0.dev0', 'beta_end': 0.012,
                       'beta_schedule': 'scaled_linear', 'beta_start': 0.00085, 'clip_sample': False,
                       'num_train_timesteps': 1000, 'prediction_type': 'v_prediction', 'set_alpha_to_one': False,

@@ -7,6 +7,8 @@ loop with classifier-free guidance, VAE decode), not copied.
 noise) explicitly, so the TypeScript side can feed the same numbers. `mutate`
 names one deliberate wiring error (for the sensitivity table in oracle.json).
 """
+import copy
+
 import torch
 
 import schedulers
@@ -49,6 +51,10 @@ def encode_sdxl(tes, toks, prompt, negative, cfg, force_zeros, mutate=None):
 def run(fam, models, toks, case, noise, mutate=None):
     """noise: [1 + steps, C, h, w] standard normals (row 0 the initial latent, row i+1 step i's noise)."""
     unet, vae, tes = models['unet'], models['vae'], models['text_encoders']
+    if mutate in ('pad_id_0', 'pad_eos'):
+        toks = [copy.copy(t) for t in toks]
+        for t in toks:
+            t.pad_id = 0 if mutate == 'pad_id_0' else t.eos
     sched_cfg = dict(fam['scheduler'])
     if mutate == 'epsilon_not_v':
         sched_cfg['prediction_type'] = 'epsilon'
