@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 import { createScheduler, samplerForClass } from '../src/scheduler/index.js';
+import { repoPath } from './helpers.js';
 import { SD_FAMILIES, bundleDir, maxAbsDiff, oracleTensor, readOracle, type SdFamily } from './fixtures/sd/oracle.js';
 
 const TOL = 1e-4;
@@ -44,6 +45,23 @@ for (const family of SD_FAMILIES) {
     // The weights live in the data file, not in the graph (optimum's layout for the UNet).
     assert.ok(statSync(join(dir, 'unet/model.onnx_data')).size > 100_000, `${family}: unet/model.onnx_data is nearly empty`);
     if (family === 'sdxl') assert.ok(existsSync(join(dir, 'text_encoder_2/model.onnx_data')), 'sdxl: text_encoder_2 keeps its weights in external data');
+  });
+
+  test(`${family}: every config has the published file's keys (tiny sizes only); tokenizer configs are the published ones`, () => {
+    const o = readOracle(family);
+    const dir = bundleDir(family);
+    const real = repoPath(o.published_configs);
+    const keys = (p: string) => Object.keys(JSON.parse(readFileSync(p, 'utf8')) as object).sort();
+    const pairs: [string, string][] = [['model_index.json', 'model_index.json'], ['scheduler/scheduler_config.json', 'scheduler/scheduler_config.json'],
+      ['unet/config.json', 'unet/config.json'], ['vae_decoder/config.json', 'vae/config.json'], ['vae_encoder/config.json', 'vae/config.json']];
+    for (const te of ['text_encoder', 'text_encoder_2']) if (existsSync(join(dir, te))) pairs.push([`${te}/config.json`, `${te}/config.json`]);
+    for (const [mine, theirs] of pairs) assert.equal(keys(join(dir, mine)), keys(join(real, theirs)), `${family}: ${mine}`);
+    for (const tok of ['tokenizer', 'tokenizer_2']) {
+      if (!existsSync(join(dir, tok))) continue;
+      for (const f of ['tokenizer_config.json', 'special_tokens_map.json']) {
+        assert.is(readFileSync(join(dir, tok, f), 'utf8'), readFileSync(join(real, tok, f), 'utf8'), `${family}: ${tok}/${f}`);
+      }
+    }
   });
 
   test(`${family}: the UNet's ONNX equals the PyTorch module on the probe`, async () => {

@@ -51,6 +51,37 @@ def dump(path, obj):
         f.write('\n')
 
 
+REAL = os.path.join(ROOT, 'test', 'fixtures', 'sd-configs')
+# model_index components a tiny bundle does not ship
+ABSENT = ('safety_checker', 'feature_extractor', 'image_encoder')
+
+
+def realize(fam):
+    """Every tiny config is the published file with tiny sizes: the real keys and values, the family's
+    sizes over them, and no key the published file lacks (test/fixtures/sd-configs/<real>/)."""
+    rd = os.path.join(REAL, fam['real'])
+
+    def merge(tiny, rel):
+        with open(os.path.join(rd, rel)) as f:
+            real = json.load(f)
+        tiny = {k: v for k, v in tiny.items() if k not in ('_diffusers_version', 'transformers_version')}
+        extra = set(tiny) - set(real)
+        if extra:
+            raise SystemExit(f"{fam['real']}/{rel}: the tiny config has keys the published one lacks: {sorted(extra)}")
+        return {k: tiny.get(k, v) for k, v in real.items()}
+    fam['unet'] = merge(fam['unet'], 'unet/config.json')
+    fam['vae'] = merge(fam['vae'], 'vae/config.json')
+    fam['scheduler'] = merge(fam['scheduler'], 'scheduler/scheduler_config.json')
+    fam['text_encoders'] = [(d, t, cls, merge(cfg, f'{d}/config.json'), pad) for d, t, cls, cfg, pad in fam['text_encoders']]
+    with open(os.path.join(rd, 'model_index.json')) as f:
+        fam['model_index'] = {k: ([None, None] if k in ABSENT else v) for k, v in json.load(f).items()}
+    for d, t, cls, cfg, pad in fam['text_encoders']:
+        with open(os.path.join(rd, t, 'special_tokens_map.json')) as f:
+            assert json.load(f)['pad_token'] == pad, (fam['real'], t, pad)
+        assert fam['model_index'][d] == ['transformers', cls], (fam['real'], d)
+    return fam
+
+
 def build_models(name, fam, vocab_size):
     torch.manual_seed(SEEDS[name])
     tes = []
@@ -126,20 +157,11 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
     if os.path.isdir(dst):
         shutil.rmtree(dst)
     os.makedirs(dst)
-    comps = {'_class_name': fam['pipeline'], '_diffusers_version': '0.30.0'}
-    if fam['pipeline'] == 'StableDiffusionXLPipeline':
-        comps['force_zeros_for_empty_prompt'] = fam.get('force_zeros_for_empty_prompt', True)
-        comps['add_watermarker'] = None
-    if fam['pipeline'] in ('StableDiffusionPipeline', 'LatentConsistencyModelPipeline'):
-        comps['feature_extractor'] = [None, None]
-        comps['requires_safety_checker'] = False
-        comps['safety_checker'] = [None, None]
-    comps['scheduler'] = ['diffusers', fam['scheduler']['_class_name']]
+    comps = fam['model_index']
     for (te_dir, tok_dir, cls, cfg, pad), te in zip(fam['text_encoders'], models['text_encoders']):
-        comps[te_dir] = ['transformers', cls]
-        comps[tok_dir] = ['transformers', 'CLIPTokenizer']
-        toklib.write(os.path.join(dst, tok_dir), vocab, merges, pad_token=pad,
-                     config_pad_token=fam.get('tokenizer_config_pad', {}).get(tok_dir))
+        toklib.write(os.path.join(dst, tok_dir), vocab, merges, pad_token=pad)
+        for f in ('tokenizer_config.json', 'special_tokens_map.json'):  # nothing size-specific: the published files
+            shutil.copyfile(os.path.join(REAL, fam['real'], tok_dir, f), os.path.join(dst, tok_dir, f))
         dump(os.path.join(dst, te_dir, 'config.json'), cfg)
         sdxl = fam['pipeline'] == 'StableDiffusionXLPipeline'
         n = cfg['num_hidden_layers']
@@ -153,8 +175,6 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
         # text_encoder_2 (OpenCLIP bigG, 2.8 GB in fp32) is written with external data by optimum, as the UNet.
         export(TextEncoderExport(te, sdxl), (ids,), os.path.join(dst, te_dir, 'model.onnx'), ['input_ids'], outs, axes,
                external=te_dir == 'text_encoder_2')
-    comps['unet'] = ['diffusers', 'UNet2DConditionModel']
-    comps['vae'] = ['diffusers', 'AutoencoderKL']
     dump(os.path.join(dst, 'model_index.json'), comps)
     dump(os.path.join(dst, 'scheduler', 'scheduler_config.json'), fam['scheduler'])
 
@@ -254,10 +274,11 @@ def write_oracle(dst, name, fam, models, toks):
     tensors['image_uint8_hwc'] = {'file': 'oracle/image_uint8_hwc.bin', 'shape': list(u8.shape), 'dtype': 'uint8'}
     doc = {
         'family': name, 'describes': fam['describe'], 'pipeline': fam['pipeline'],
+        'published_configs': f"test/fixtures/sd-configs/{fam['real']}",
         'prompt': case['prompt'], 'negative_prompt': case['negative_prompt'], 'steps': case['steps'],
         'guidance_scale': case['guidance_scale'], 'seed': case['seed'], 'batch': 1,
         'height': s * f, 'width': s * f, 'latent_shape': [1, 4, s, s],
-        'scheduler': fam['scheduler']['_class_name'], 'vae_scaling_factor': fam['vae']['scaling_factor'],
+        'scheduler': fam['scheduler']['_class_name'], 'vae_scaling_factor': fam['vae'].get('scaling_factor', 0.18215),
         'noise': {'source': 'ragdiff NoiseGenerator(seed) stream from offset 0 (tools/sd_fixtures/noise.mjs)',
                   'rows': 'row 0 = initial latent (before init_noise_sigma); row i+1 = the noise step i draws (LCM only)'},
         **meta,
@@ -273,7 +294,7 @@ def main(names):
     vocab, merges = toklib.learn()
     for name in names:
         base = 'sd15' if name == 'sd15-sdpa' else name
-        fam = copy.deepcopy(FAMILIES[base])
+        fam = realize(copy.deepcopy(FAMILIES[base]))
         models = build_models(base, fam, len(vocab))
         toks = [toklib.ClipTokenizer(vocab, merges, pad_token=pad) for *_, pad in fam['text_encoders']]
         style = 'sdpa' if name.endswith('-sdpa') else 'baddbmm'

@@ -14,7 +14,7 @@ VAE_TINY = {
     'block_out_channels': [4, 8, 8, 8],
     'down_block_types': ['DownEncoderBlock2D'] * 4, 'in_channels': 3, 'latent_channels': 4,
     'layers_per_block': 1, 'norm_num_groups': 4, 'out_channels': 3, 'sample_size': 64,
-    'scaling_factor': 0.18215, 'up_block_types': ['UpDecoderBlock2D'] * 4,
+    'up_block_types': ['UpDecoderBlock2D'] * 4,
 }
 UNET_SD15_TINY = {
     '_class_name': 'UNet2DConditionModel', '_diffusers_version': '0.6.0', 'act_fn': 'silu',
@@ -55,7 +55,6 @@ FAMILIES = {
                      num_class_embeds=None, only_cross_attention=False, sample_size=12, upcast_attention=True,
                      use_linear_projection=True),
         'vae': dict(VAE_TINY, sample_size=96),
-        'tokenizer_config_pad': {'tokenizer': '<|endoftext|>'},
         'scheduler': {'_class_name': 'DDIMScheduler', '_diffusers_version': '0.10.0.dev0', 'beta_end': 0.012,
                       'beta_schedule': 'scaled_linear', 'beta_start': 0.00085, 'clip_sample': False,
                       'num_train_timesteps': 1000, 'prediction_type': 'v_prediction', 'set_alpha_to_one': False,

@@ -104,7 +104,7 @@ def run(fam, models, toks, case, noise, mutate=None):
         step_noise = noise[i + 1:i + 2] if lcm else None
         latents = sch.step(out, i, latents, step_noise)
         per_step.append(latents)
-    image = vae.decode(latents / fam['vae']['scaling_factor'])
+    image = vae.decode(latents / fam['vae'].get('scaling_factor', 0.18215))  # diffusers' default when absent
     rec.update({'noise_pred_step0': first_pred, 'latents_steps': torch.cat(per_step), 'final_latents': latents,
                 'image': image})
     meta = {'timesteps': [float(t) if isinstance(sch, schedulers.EulerDiscrete) else int(t) for t in timesteps],

@@ -72,6 +72,7 @@ class ClipTokenizer:
     def __init__(self, vocab, merges, max_length=77, pad_token=EOS):
         self.vocab = vocab
         self.ranks = {tuple(m): i for i, m in enumerate(merges)}
+        self.merge_list = [tuple(m) for m in merges]
         self.byte_enc = bytes_to_unicode()
         self.max_length = max_length
         self.pad_id = vocab[pad_token]
@@ -84,7 +85,7 @@ class ClipTokenizer:
             rank, _ = min(pairs)
             if rank == 1 << 30:
                 break
-            a, b = [k for k, v in self.ranks.items() if v == rank][0]
+            a, b = self.merge_list[rank]
             out, i = [], 0
             while i < len(word):
                 if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
@@ -110,10 +111,8 @@ class ClipTokenizer:
         return ids + [self.pad_id] * (self.max_length - len(ids))
 
 
-def write(dir_, vocab, merges, pad_token=EOS, max_length=77, config_pad_token=None):
-    """The files CLIPTokenizer.save_pretrained writes (what optimum's export copies).
-    config_pad_token: a different pad_token in tokenizer_config.json, as SD 2.x ships it
-    (special_tokens_map.json's "!" is what transformers uses: the map overrides the config)."""
+def write(dir_, vocab, merges, pad_token=EOS, max_length=77):
+    """The files CLIPTokenizer.save_pretrained writes (what optimum's export copies)."""
     os.makedirs(dir_, exist_ok=True)
     with open(os.path.join(dir_, 'vocab.json'), 'w', encoding='utf-8') as f:
         json.dump(vocab, f, ensure_ascii=False)
@@ -127,7 +126,7 @@ def write(dir_, vocab, merges, pad_token=EOS, max_length=77, config_pad_token=No
         json.dump(special, f, indent=2)
     cfg = {'add_prefix_space': False, 'bos_token': special['bos_token'], 'clean_up_tokenization_spaces': True,
            'do_lower_case': True, 'eos_token': special['eos_token'], 'errors': 'replace',
-           'model_max_length': max_length, 'pad_token': config_pad_token or pad_token, 'tokenizer_class': 'CLIPTokenizer',
+           'model_max_length': max_length, 'pad_token': pad_token, 'tokenizer_class': 'CLIPTokenizer',
            'unk_token': special['unk_token']}
     with open(os.path.join(dir_, 'tokenizer_config.json'), 'w') as f:
         json.dump(cfg, f, indent=2)
