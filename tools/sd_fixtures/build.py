@@ -35,12 +35,13 @@ from vae import AutoencoderKL, VaeDecoderExport, VaeEncoderExport  # noqa: E402
 ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'sd')
 OPSET = 17
-SEEDS = {'sd15': 15, 'sd21v': 21, 'sdxl': 1010, 'lcm': 7}
+SEEDS = {'sd15': 15, 'sd21v': 21, 'sdxl': 1010, 'lcm': 7, 'sdturbo': 3}
 MUTATIONS = {
     'sd15': ['pad_id_0'],
     'sd21v': ['epsilon_not_v', 'pad_eos'],
     'sdxl': ['time_ids_zero', 'pooled_zero', 'last_not_penultimate'],
     'lcm': ['lcm_w_not_minus_one'],
+    'sdturbo': ['ancestral_noise_zero'],
 }
 
 
@@ -280,7 +281,8 @@ def write_oracle(dst, name, fam, models, toks):
         'height': s * f, 'width': s * f, 'latent_shape': [1, 4, s, s],
         'scheduler': fam['scheduler']['_class_name'], 'vae_scaling_factor': fam['vae'].get('scaling_factor', 0.18215),
         'noise': {'source': 'ragdiff NoiseGenerator(seed) stream from offset 0 (tools/sd_fixtures/noise.mjs)',
-                  'rows': 'row 0 = initial latent (before init_noise_sigma); row i+1 = the noise step i draws (LCM only)'},
+                  'rows': 'row 0 = initial latent (before init_noise_sigma); row i+1 = the noise step i draws '
+                          '(stochastic schedulers only: LCM, Euler ancestral)'},
         **meta,
         'sensitivity_max_abs_final_latents': sens,
         'tolerance': {'final_latents_max_abs': 1e-4},
@@ -311,4 +313,4 @@ def main(names):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:] or ['sd15', 'sd15-sdpa', 'sd21v', 'sdxl', 'lcm'])
+    main(sys.argv[1:] or ['sd15', 'sd15-sdpa', 'sd21v', 'sdxl', 'lcm', 'sdturbo'])

@@ -100,6 +100,19 @@ FAMILIES = {
         'case': {'prompt': 'a watercolor painting of a red car in the city at night', 'negative_prompt': None,
                  'steps': 4, 'guidance_scale': 5.0, 'seed': 1234},
     },
+    'sdturbo': {
+        'describe': 'SD-Turbo-shaped: SD 2.1-base architecture, EulerAncestralDiscrete with trailing spacing '
+                    '(per-step noise), guidance 0 (no CFG branch), 2 steps',
+        'real': 'stabilityai-sd-turbo',
+        'pipeline': 'StableDiffusionPipeline',
+        'text_encoders': [('text_encoder', 'tokenizer', 'CLIPTextModel', dict(TE_TINY, hidden_act='gelu', projection_dim=16), '!')],
+        'unet': dict(UNET_SD15_TINY, attention_head_dim=[1, 2], dual_cross_attention=False, num_class_embeds=None,
+                     only_cross_attention=False, sample_size=8, upcast_attention=False, use_linear_projection=True),
+        'vae': dict(VAE_TINY, force_upcast=True, sample_size=64),
+        'scheduler': {},
+        'case': {'prompt': 'a cartoon sketch of a small yellow house by the sea', 'negative_prompt': None,
+                 'steps': 2, 'guidance_scale': 0.0, 'seed': 99},
+    },
     'lcm': {
         'describe': 'LCM-shaped (LCM_Dreamshaper_v7): SD 1.5 UNet with time_cond_proj_dim (guidance embedded as timestep_cond), '
                     'LCMScheduler, no CFG branch',

@@ -101,7 +101,10 @@ def run(fam, models, toks, case, noise, mutate=None):
             out = u + g * (c - u)
         if first_pred is None:
             first_pred = out
-        step_noise = noise[i + 1:i + 2] if lcm else None
+        stochastic = lcm or isinstance(sch, schedulers.EulerAncestral)
+        step_noise = noise[i + 1:i + 2] if stochastic else None
+        if mutate == 'ancestral_noise_zero' and step_noise is not None:
+            step_noise = torch.zeros_like(step_noise)
         latents = sch.step(out, i, latents, step_noise)
         per_step.append(latents)
     image = vae.decode(latents / fam['vae'].get('scaling_factor', 0.18215))  # diffusers' default when absent

@@ -170,6 +170,23 @@ class EulerDiscrete(Base):
         return sample + d * (self.sigmas[i + 1] - s)
 
 
+class EulerAncestral(EulerDiscrete):
+    """EulerAncestralDiscreteScheduler: an Euler step to sigma_down, then noise of sigma_up."""
+
+    def step(self, out, i, sample, noise=None):
+        s, s_to = self.sigmas[i], self.sigmas[i + 1]
+        if self.prediction == 'epsilon':
+            x0 = sample - s * out
+        elif self.prediction == 'v_prediction':
+            x0 = out * (-s / (s ** 2 + 1) ** 0.5) + (sample / (s ** 2 + 1))
+        else:
+            raise ValueError(self.prediction)
+        up = (s_to ** 2 * (s ** 2 - s_to ** 2) / s ** 2) ** 0.5
+        down = (s_to ** 2 - up ** 2) ** 0.5
+        prev = sample + (sample - x0) / s * (down - s)
+        return prev + noise * up
+
+
 class LCM(Base):
     def set_timesteps(self, n):
         orig = self.cfg.get('original_inference_steps', 50)
@@ -202,7 +219,8 @@ class LCM(Base):
         return denoised
 
 
-CLASSES = {'PNDMScheduler': PNDM, 'DDIMScheduler': DDIM, 'EulerDiscreteScheduler': EulerDiscrete, 'LCMScheduler': LCM}
+CLASSES = {'PNDMScheduler': PNDM, 'DDIMScheduler': DDIM, 'EulerDiscreteScheduler': EulerDiscrete,
+           'EulerAncestralDiscreteScheduler': EulerAncestral, 'LCMScheduler': LCM}
 
 
 def make(cfg):
