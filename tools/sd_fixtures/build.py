@@ -25,6 +25,7 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import attention  # noqa: E402
+import fp16 as fp16lib  # noqa: E402
 import oracle  # noqa: E402
 import tokenizer as toklib  # noqa: E402
 from clip import CLIPTextModel, CLIPTextModelWithProjection, TextEncoderExport  # noqa: E402
@@ -36,6 +37,12 @@ ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'sd')
 OPSET = 17
 SEEDS = {'sd15': 15, 'sd21v': 21, 'sdxl': 1010, 'lcm': 7, 'sdturbo': 3}
+# fp16 bundles: a boundary value may round one fp16 ulp apart between ONNX Runtime and PyTorch (their fp32
+# arithmetic differs in the last bits; one ulp is 7.8e-3 for |v| in [8, 16)); the sampler carries such a flip
+# into the final latents (PLMS mixes up to four model outputs), so probes are compared within 2 ulp of the
+# expected value and the final latents within 5e-2 (observed: 7.8e-3; the smallest wiring error in the
+# sensitivity table moves them by 1.06).
+FP16_TOLERANCE = {'final_latents_max_abs': 5e-2, 'probe': 'fp16: 2 ulp of the expected value + 1e-4'}
 MUTATIONS = {
     'sd15': ['pad_id_0'],
     'sd21v': ['epsilon_not_v', 'pad_eos'],
@@ -101,6 +108,46 @@ def build_models(name, fam, vocab_size):
     return {'unet': unet, 'vae': vae, 'text_encoders': tes}
 
 
+def _round(x):
+    if isinstance(x, torch.Tensor):
+        return x.half().float() if x.is_floating_point() else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_round(v) for v in x)
+    return x
+
+
+class RoundIO(nn.Module):
+    """A module seen through fp16 boundaries: float inputs and outputs rounded to fp16, as the fp16 export's are."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args, **kw):
+        return _round(self.inner(*_round(args), **{k: _round(v) for k, v in kw.items()}))
+
+
+class RoundVae:
+    def __init__(self, vae):
+        self.vae = vae
+
+    def decode(self, z):
+        return _round(self.vae.decode(_round(z)))
+
+    def encode_mean(self, x):
+        return _round(self.vae.encode_mean(_round(x)))
+
+
+def to_fp16_models(models):
+    """Rounds every parameter to fp16 (so the fp16 export stores them exactly) and returns the oracle's view."""
+    with torch.no_grad():
+        for m in [models['unet'], models['vae'], *models['text_encoders']]:
+            for p in m.parameters():
+                p.copy_(p.half().float())
+    return {'unet': RoundIO(models['unet']), 'vae': RoundVae(models['vae']),
+            'text_encoders': [RoundIO(t) for t in models['text_encoders']]}
+
+
 def set_attention_style(models, style):
     for m in [models['unet'], models['vae']]:
         for mod in m.modules():
@@ -126,7 +173,7 @@ def anonymize(model):
     del model.graph.value_info[:]
 
 
-def export(module, args, path, inputs, outputs, axes, external=False, anonymous=False):
+def export(module, args, path, inputs, outputs, axes, external=False, anonymous=False, fp16=False):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, 'model.onnx')
@@ -135,6 +182,8 @@ def export(module, args, path, inputs, outputs, axes, external=False, anonymous=
         model = onnx.load(raw)
         if anonymous:
             anonymize(model)
+        if fp16:
+            fp16lib.convert(model)
         if external:
             # optimum's layout for the UNet: one model.onnx_data beside model.onnx.
             onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
@@ -154,7 +203,7 @@ class UnetExport(nn.Module):
         return self.unet(sample, timestep, encoder_hidden_states, **kw)
 
 
-def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
+def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False, fp16=False):
     if os.path.isdir(dst):
         shutil.rmtree(dst)
     os.makedirs(dst)
@@ -175,7 +224,7 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
         ids = torch.tensor([toklib.ClipTokenizer(vocab, merges, pad_token=pad)('a photo')], dtype=torch.int64)
         # text_encoder_2 (OpenCLIP bigG, 2.8 GB in fp32) is written with external data by optimum, as the UNet.
         export(TextEncoderExport(te, sdxl), (ids,), os.path.join(dst, te_dir, 'model.onnx'), ['input_ids'], outs, axes,
-               external=te_dir == 'text_encoder_2')
+               external=te_dir == 'text_encoder_2', fp16=fp16)
     dump(os.path.join(dst, 'model_index.json'), comps)
     dump(os.path.join(dst, 'scheduler', 'scheduler_config.json'), fam['scheduler'])
 
@@ -199,7 +248,7 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
         axes[e] = {0: 'batch_size'}
     dump(os.path.join(dst, 'unet', 'config.json'), u)
     export(UnetExport(models['unet'], extra), tuple(args), os.path.join(dst, 'unet', 'model.onnx'),
-           inputs + extra, ['out_sample'], axes, external=True, anonymous=anonymous)
+           inputs + extra, ['out_sample'], axes, external=True, anonymous=anonymous, fp16=fp16)
 
     v = fam['vae']
     for sub in ('vae_decoder', 'vae_encoder'):
@@ -208,11 +257,11 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
     export(VaeDecoderExport(models['vae']), (torch.randn(1, 4, s, s),), os.path.join(dst, 'vae_decoder', 'model.onnx'),
            ['latent_sample'], ['sample'],
            {'latent_sample': {0: 'batch_size', 2: 'height_latent', 3: 'width_latent'},
-            'sample': {0: 'batch_size', 2: 'height', 3: 'width'}})
+            'sample': {0: 'batch_size', 2: 'height', 3: 'width'}}, fp16=fp16)
     export(VaeEncoderExport(models['vae']), (torch.randn(1, 3, s * f, s * f),), os.path.join(dst, 'vae_encoder', 'model.onnx'),
            ['sample'], ['latent_sample'],
            {'sample': {0: 'batch_size', 2: 'height', 3: 'width'},
-            'latent_sample': {0: 'batch_size', 2: 'height_latent', 3: 'width_latent'}})
+            'latent_sample': {0: 'batch_size', 2: 'height_latent', 3: 'width_latent'}}, fp16=fp16)
 
 
 def noise_for(seed, count):
@@ -295,17 +344,27 @@ def write_oracle(dst, name, fam, models, toks):
 def main(names):
     vocab, merges = toklib.learn()
     for name in names:
-        base = 'sd15' if name == 'sd15-sdpa' else name
+        base = 'sd15' if name in ('sd15-sdpa', 'sd15-fp16') else name
         fam = realize(copy.deepcopy(FAMILIES[base]))
         models = build_models(base, fam, len(vocab))
         toks = [toklib.ClipTokenizer(vocab, merges, pad_token=pad) for *_, pad in fam['text_encoders']]
         style = 'sdpa' if name.endswith('-sdpa') else 'baddbmm'
         set_attention_style(models, style)
         dst = os.path.join(OUT, name)
-        export_bundle(dst, name, fam, models, vocab, merges, anonymous=style == 'sdpa')
+        fp16 = name.endswith('-fp16')
+        oracle_models = to_fp16_models(models) if fp16 else models
+        export_bundle(dst, name, fam, models, vocab, merges, anonymous=style == 'sdpa', fp16=fp16)
         set_attention_style(models, 'baddbmm')  # the oracle is one computation for both export styles
-        doc = write_oracle(dst, base, fam, models, toks)
+        doc = write_oracle(dst, base, fam, oracle_models, toks)
+        if fp16:
+            doc['dtype'] = 'float16'
+            doc['describes'] += '; float16 weights and float16 at every model boundary (arithmetic inside in float32)'
+            doc['tolerance'] = FP16_TOLERANCE
+            ref = np.fromfile(os.path.join(OUT, 'sd15', 'oracle', 'final_latents.bin'), '<f4')
+            got = np.fromfile(os.path.join(dst, 'oracle', 'final_latents.bin'), '<f4')
+            doc['max_abs_vs_fp32_oracle'] = float(np.abs(ref - got).max()) if ref.shape == got.shape else None
         doc['attention_export'] = style
+        doc.setdefault('dtype', 'float32')
         dump(os.path.join(dst, 'oracle.json'), doc)
         size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(dst) for f in fs)
         print(f'{name}: {size / 1e6:.2f} MB, final latents |max| {float(np.abs(np.fromfile(os.path.join(dst, "oracle", "final_latents.bin"), "<f4")).max()):.3f}, '
@@ -313,4 +372,4 @@ def main(names):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:] or ['sd15', 'sd15-sdpa', 'sd21v', 'sdxl', 'lcm', 'sdturbo'])
+    main(sys.argv[1:] or ['sd15', 'sd15-sdpa', 'sd15-fp16', 'sd21v', 'sdxl', 'lcm', 'sdturbo'])

@@ -1,0 +1,60 @@
+"""fp16 storage and boundaries for an exported fp32 graph, the shape of an fp16
+optimum export as ONNX Runtime's CPU sees it: float16 weights and float16 graph
+inputs/outputs, with the arithmetic in between kept in float32 (Cast nodes after
+each fp16 weight and input, before each output) so ONNX Runtime's CPU kernels run it.
+
+Only initializers that fp16 represents exactly are stored as fp16 (the build rounds
+the module's parameters to fp16 before exporting); constants the exporter folded
+(e.g. the sinusoidal frequencies) stay float32, so the PyTorch oracle can reproduce
+the graph exactly: fp16-rounded parameters, fp16 rounding at every model boundary.
+"""
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def convert(model):
+    g = model.graph
+    new_inits, casts = [], []
+    for init in g.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            new_inits.append(init)
+            continue
+        a = numpy_helper.to_array(init)
+        h = a.astype(np.float16)
+        if a.size < 2 or not np.array_equal(h.astype(np.float32), a):
+            new_inits.append(init)
+            continue
+        half = numpy_helper.from_array(h, init.name + '_fp16')
+        new_inits.append(half)
+        casts.append(helper.make_node('Cast', [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + '_cast'))
+    del g.initializer[:]
+    g.initializer.extend(new_inits)
+
+    head, tail = [], []
+    for inp in g.input:
+        if inp.type.tensor_type.elem_type == TensorProto.FLOAT:
+            inp.type.tensor_type.elem_type = TensorProto.FLOAT16
+            inner = inp.name + '_fp32'
+            for node in g.node:
+                for j, x in enumerate(node.input):
+                    if x == inp.name:
+                        node.input[j] = inner
+            head.append(helper.make_node('Cast', [inp.name], [inner], to=TensorProto.FLOAT, name=inp.name + '_to_fp32'))
+    for out in g.output:
+        if out.type.tensor_type.elem_type == TensorProto.FLOAT:
+            out.type.tensor_type.elem_type = TensorProto.FLOAT16
+            inner = out.name + '_fp32'
+            for node in g.node:
+                for j, x in enumerate(node.output):
+                    if x == out.name:
+                        node.output[j] = inner
+                for j, x in enumerate(node.input):
+                    if x == out.name:  # an output read by another node (e.g. SDXL's hidden states)
+                        node.input[j] = inner
+            tail.append(helper.make_node('Cast', [inner], [out.name], to=TensorProto.FLOAT16, name=out.name + '_to_fp16'))
+    nodes = casts + head + list(g.node) + tail
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.value_info[:]
+    return model
