@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 import { createScheduler, samplerForClass } from '../src/scheduler/index.js';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { repoPath } from './helpers.js';
+import { clipTokenizerJson } from './fixtures/sd/clip-tokenizer-json.js';
 import { SD_FAMILIES, bundleDir, maxAbsDiff, oracleTensor, readOracle, type Oracle, type SdFamily } from './fixtures/sd/oracle.js';
 import { floatsToHalf, halfToFloats } from '../src/pipeline/tensor-io.js';
 
@@ -232,6 +234,47 @@ for (const family of SD_FAMILIES) {
     if (process.env.SD_FIXTURES_VERBOSE) console.log(`${family}: final latents max abs error ${d}`);
   });
 }
+
+// The oracles' token ids, from a second CLIP BPE implementation (@huggingface/tokenizers on the bundle's
+// vocab.json/merges.txt), padded to 77 with the pad token special_tokens_map.json names.
+function ids77(dir: string, tokDir: string, text: string): number[] {
+  const tok = new Tokenizer(clipTokenizerJson(join(dir, tokDir)), {});
+  const vocab = JSON.parse(readFileSync(join(dir, tokDir, 'vocab.json'), 'utf8')) as Record<string, number>;
+  const pad = (JSON.parse(readFileSync(join(dir, tokDir, 'special_tokens_map.json'), 'utf8')) as { pad_token: string }).pad_token;
+  let ids = tok.encode(text).ids;
+  if (ids.length > 77) ids = [...ids.slice(0, 76), ids[ids.length - 1]!];
+  return [...ids, ...new Array(77 - ids.length).fill(vocab[pad])];
+}
+
+for (const family of SD_FAMILIES) {
+  test(`${family}: the oracle's token ids are CLIP's (a second implementation agrees)`, () => {
+    const o = readOracle(family);
+    const dir = bundleDir(family);
+    const sdxl = o.pipeline === 'StableDiffusionXLPipeline';
+    const toks = sdxl ? ['tokenizer', 'tokenizer_2'] : ['tokenizer'];
+    for (const [k, t] of toks.entries()) {
+      const cond = (sdxl ? (o.token_ids.cond as number[][])[k] : o.token_ids.cond) as number[];
+      assert.equal(ids77(dir, t, o.prompt), cond, `${family}/${t}: prompt`);
+      if (o.token_ids.uncond) {
+        const uncond = (sdxl ? (o.token_ids.uncond as number[][])[k] : o.token_ids.uncond) as number[];
+        assert.equal(ids77(dir, t, o.negative_prompt ?? ''), uncond, `${family}/${t}: negative prompt`);
+      }
+    }
+  });
+}
+
+test('the real CLIP vocabulary: tokenizer_golden.json agrees with the second implementation', () => {
+  const dir = repoPath('test/fixtures/sd-configs/runwayml-stable-diffusion-v1-5');
+  const golden = JSON.parse(readFileSync(join(dir, 'tokenizer_golden.json'), 'utf8')) as {
+    bos: number; eos: number; cases: { prompt: string; tokens: number[]; ids_pad_eos: number[]; ids_pad_bang: number[] }[];
+  };
+  const tok = new Tokenizer(clipTokenizerJson(join(dir, 'tokenizer')), {});
+  assert.ok(golden.cases.some((c) => c.tokens.length > 75), 'one case is longer than a 77-token window');
+  for (const c of golden.cases) {
+    assert.equal(tok.encode(c.prompt).ids, [golden.bos, ...c.tokens, golden.eos], c.prompt);
+    assert.equal(ids77(dir, 'tokenizer', c.prompt), c.ids_pad_eos, c.prompt);
+  }
+});
 
 test('sd15 and sd15-sdpa share weights and oracle; only the attention export differs', () => {
   const a = readOracle('sd15');
