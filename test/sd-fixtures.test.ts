@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 import { createScheduler, samplerForClass } from '../src/scheduler/index.js';
 import { Tokenizer } from '@huggingface/tokenizers';
+import sharp from 'sharp';
 import { repoPath } from './helpers.js';
 import { clipTokenizerJson } from './fixtures/sd/clip-tokenizer-json.js';
 import { SD_FAMILIES, bundleDir, maxAbsDiff, oracleTensor, readOracle, type Oracle, type SdFamily } from './fixtures/sd/oracle.js';
@@ -275,6 +276,70 @@ test('the real CLIP vocabulary: tokenizer_golden.json agrees with the second imp
     assert.equal(ids77(dir, 'tokenizer', c.prompt), c.ids_pad_eos, c.prompt);
   }
 });
+
+// Image-to-image (reference-init with one image): the PNG through the ONNX VAE encoder gives the oracle's clean
+// latent, and ragdiff's scheduler entered at the oracle's start index (addNoise there, then the remaining steps)
+// lands on its final latents. Two schedulers are left out of the second half, because ragdiff's scheduler does
+// something else than diffusers there (open questions for the runner, not fixture faults):
+// - LCM: diffusers' LatentConsistencyModelImg2ImgPipeline shortens the distillation schedule itself
+//   (set_timesteps(steps, strength)) and runs all `steps` of it; ragdiff enters the text-to-image schedule late.
+// - PNDM: diffusers runs timesteps[start:] (PNDM's list with its repeated entry) with PLMS's counter fresh, so its
+//   second call redoes the first step with averaged outputs; ragdiff restarts the multistep at low order instead
+//   (setStepIndex). On sd15 the two end 1.44 apart.
+for (const family of SD_FAMILIES) {
+  test(`${family}: image-to-image — VAE encoder on init_image.png and ragdiff's scheduler reproduce the oracle`, async () => {
+    const o = readOracle(family);
+    const dir = bundleDir(family);
+    const { data: px, info } = await sharp(join(dir, o.img2img.init_image)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    assert.equal([info.height, info.width], [o.height, o.width]);
+    const chw = new Float32Array(3 * o.height * o.width);
+    for (let i = 0; i < o.height * o.width; i++) for (let c = 0; c < 3; c++) chw[c * o.height * o.width + i] = (px[i * 3 + c]! / 255) * 2 - 1;
+    const sf = o.vae_scaling_factor;
+    const x0 = oracleTensor(family, o, 'img2img_init_latents');
+    const enc = await open(family, 'vae_encoder');
+    try {
+      const mean = read((await enc.run({ sample: floats(o, chw, [1, 3, o.height, o.width]) })).latent_sample!);
+      const over = overTolerance(o, mean, x0.data.map((v) => v / sf));
+      assert.ok(over <= 0, `${family}: VAE encoder mean differs by ${over} over the tolerance`);
+    } finally {
+      await enc.release();
+    }
+    const config = JSON.parse(readFileSync(join(dir, 'scheduler/scheduler_config.json'), 'utf8')) as Record<string, unknown>;
+    if (config._class_name === 'LCMScheduler' || config._class_name === 'PNDMScheduler') return;
+    const sch = createScheduler(config, { sampler: samplerForClass(config._class_name)! });
+    sch.setTimesteps(o.steps);
+    assert.equal([...sch.timesteps], o.img2img.timesteps);
+    const start = o.img2img.start_index;
+    const noise = oracleTensor(family, o, 'noise').data;
+    const n = o.latent_shape.reduce((a, b) => a * b, 1);
+    sch.setStepIndex(start);
+    const latent = sch.addNoise(x0.data, noise.slice(0, n), sch.timesteps[start]!);
+    const d0 = maxAbsDiff(latent, oracleTensor(family, o, 'img2img_initial_latents').data);
+    assert.ok(d0 <= 1e-5, `${family}: noised start latent differs by ${d0}`);
+    const rows = o.cfg ? 2 : 1;
+    const [, C, h, w] = o.latent_shape as [number, number, number, number];
+    const feeds: Record<string, ort.Tensor> = { encoder_hidden_states: f32(family, 'encoder_hidden_states', o) };
+    for (const extra of ['text_embeds', 'time_ids', 'timestep_cond']) if (o.tensors[extra]) feeds[extra] = f32(family, extra, o);
+    const unet = await open(family, 'unet');
+    try {
+      for (let i = start; i < sch.timesteps.length; i++) {
+        const t = sch.timesteps[i]!;
+        const x = new Float32Array(rows * n);
+        for (let r = 0; r < rows; r++) x.set(sch.scaleModelInput(latent, t), r * n);
+        feeds.sample = floats(o, x, [rows, C, h, w]);
+        feeds.timestep = new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.round(t))), [1]);
+        const out = read((await unet.run(feeds)).out_sample!);
+        const k = i - start + 1;
+        if (o.cfg) sch.stepGuided(out, [1 - o.guidance_scale, o.guidance_scale], t, latent, { out: latent });
+        else sch.step(out, t, latent, { out: latent, noise: noise.slice(k * n, (k + 1) * n) });
+      }
+    } finally {
+      await unet.release();
+    }
+    const d = maxAbsDiff(latent, oracleTensor(family, o, 'img2img_final_latents').data);
+    assert.ok(d <= o.tolerance.final_latents_max_abs, `${family}: image-to-image final latents differ from the oracle by ${d}`);
+  });
+}
 
 test('sd15 and sd15-sdpa share weights and oracle; only the attention export differs', () => {
   const a = readOracle('sd15');

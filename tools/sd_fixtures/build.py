@@ -264,6 +264,34 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False, fp16=F
             'latent_sample': {0: 'batch_size', 2: 'height_latent', 3: 'width_latent'}}, fp16=fp16)
 
 
+def init_image(h, w):
+    """A deterministic RGB test picture (gradients and a disc), uint8 H×W×3."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 255 * x / max(w - 1, 1)
+    g = 255 * y / max(h - 1, 1)
+    disc = ((x - w * 0.6) ** 2 + (y - h * 0.4) ** 2) < (min(h, w) * 0.25) ** 2
+    b = np.where(disc, 230.0, 40.0 + 100 * np.sin(x / 5.0) ** 2)
+    return np.stack([r, g, b], axis=-1).round().clip(0, 255).astype(np.uint8)
+
+
+def write_png(path, rgb):
+    """Minimal PNG (8-bit RGB, no filter): PIL is not installed."""
+    import struct
+    import zlib
+    h, w, _ = rgb.shape
+    raw = b''.join(b'\x00' + rgb[i].tobytes() for i in range(h))
+
+    def chunk(kind, data):
+        c = struct.pack('>I', len(data)) + kind + data
+        return c + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+                + chunk(b'IDAT', zlib.compress(raw, 9)) + chunk(b'IEND', b''))
+
+
+IMG2IMG_STRENGTH = 0.5
+
+
 def noise_for(seed, count):
     with tempfile.TemporaryDirectory() as tmp:
         p = os.path.join(tmp, 'n.bin')
@@ -314,6 +342,28 @@ def write_oracle(dst, name, fam, models, toks):
         arr = v.detach().float().contiguous().numpy().astype('<f4')
         arr.tofile(os.path.join(odir, f'{k}.bin'))
         tensors[k] = {'file': f'oracle/{k}.bin', 'shape': list(arr.shape), 'dtype': 'float32'}
+    # Image-to-image (the retrieval layer's reference-init with one image): the same prompt, seed and steps.
+    f = 2 ** (len(fam['vae']['block_out_channels']) - 1)
+    pic = init_image(s * f, s * f)
+    write_png(os.path.join(odir, 'init_image.png'), pic)
+    x = torch.from_numpy(pic).permute(2, 0, 1)[None].float() / 255 * 2 - 1
+    rec2, meta2 = oracle.run(fam, models, toks, case, noise, init={'image': x, 'strength': IMG2IMG_STRENGTH})
+    for k in ('init_latents', 'initial_latents', 'latents_steps', 'final_latents', 'image'):
+        arr = rec2[k].detach().float().contiguous().numpy().astype('<f4')
+        arr.tofile(os.path.join(odir, f'img2img_{k}.bin'))
+        tensors[f'img2img_{k}'] = {'file': f'oracle/img2img_{k}.bin', 'shape': list(arr.shape), 'dtype': 'float32'}
+    img2img = {'strength': IMG2IMG_STRENGTH, 'init_image': 'oracle/init_image.png', 'start_index': meta2['start_index'],
+               'timesteps': meta2['timesteps'], 'unet_calls': meta2['unet_calls'],
+               'noise_rows': 'row 0 noises the clean latent (add_noise at timesteps[start_index]); row k+1 is the k-th '
+                             'step run\'s noise (stochastic schedulers)',
+               'clean_latent': 'the VAE encoder\'s mean × scaling_factor (diffusers samples latent_dist; the export '
+                               'gives the mean); pixels = uint8 / 255 × 2 − 1',
+               'tensors': 'img2img_init_latents (clean, scaled), img2img_initial_latents (noised), img2img_latents_steps, '
+                          'img2img_final_latents, img2img_image'}
+    if fam['pipeline'] == 'LatentConsistencyModelPipeline':
+        img2img['schedule'] = ('LatentConsistencyModelImg2ImgPipeline: set_timesteps(steps, strength) shortens the '
+                               'distillation schedule to int(original_inference_steps × strength) points and runs all '
+                               '`steps` of it (not the last steps of the text-to-image schedule)')
     sens = {}
     for m in MUTATIONS.get(name, []):
         alt, _ = oracle.run(fam, models, toks, case, noise, mutate=m)
@@ -334,6 +384,7 @@ def write_oracle(dst, name, fam, models, toks):
                           '(stochastic schedulers only: LCM, Euler ancestral)'},
         **meta,
         'sensitivity_max_abs_final_latents': sens,
+        'img2img': img2img,
         'tolerance': {'final_latents_max_abs': 1e-4},
         'tensors': tensors,
     }
