@@ -25,6 +25,7 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import attention  # noqa: E402
+from pictures import init_image, write_png  # noqa: E402
 import fp16 as fp16lib  # noqa: E402
 import oracle  # noqa: E402
 import tokenizer as toklib  # noqa: E402
@@ -106,46 +107,6 @@ def build_models(name, fam, vocab_size):
                     mod.weight.uniform_(0.8, 1.2)
                     mod.bias.uniform_(-0.1, 0.1)
     return {'unet': unet, 'vae': vae, 'text_encoders': tes}
-
-
-def _round(x):
-    if isinstance(x, torch.Tensor):
-        return x.half().float() if x.is_floating_point() else x
-    if isinstance(x, (list, tuple)):
-        return type(x)(_round(v) for v in x)
-    return x
-
-
-class RoundIO(nn.Module):
-    """A module seen through fp16 boundaries: float inputs and outputs rounded to fp16, as the fp16 export's are."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, *args, **kw):
-        return _round(self.inner(*_round(args), **{k: _round(v) for k, v in kw.items()}))
-
-
-class RoundVae:
-    def __init__(self, vae):
-        self.vae = vae
-
-    def decode(self, z):
-        return _round(self.vae.decode(_round(z)))
-
-    def encode_mean(self, x):
-        return _round(self.vae.encode_mean(_round(x)))
-
-
-def to_fp16_models(models):
-    """Rounds every parameter to fp16 (so the fp16 export stores them exactly) and returns the oracle's view."""
-    with torch.no_grad():
-        for m in [models['unet'], models['vae'], *models['text_encoders']]:
-            for p in m.parameters():
-                p.copy_(p.half().float())
-    return {'unet': RoundIO(models['unet']), 'vae': RoundVae(models['vae']),
-            'text_encoders': [RoundIO(t) for t in models['text_encoders']]}
 
 
 def set_attention_style(models, style):
@@ -264,31 +225,6 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False, fp16=F
             'latent_sample': {0: 'batch_size', 2: 'height_latent', 3: 'width_latent'}}, fp16=fp16)
 
 
-def init_image(h, w):
-    """A deterministic RGB test picture (gradients and a disc), uint8 H×W×3."""
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    r = 255 * x / max(w - 1, 1)
-    g = 255 * y / max(h - 1, 1)
-    disc = ((x - w * 0.6) ** 2 + (y - h * 0.4) ** 2) < (min(h, w) * 0.25) ** 2
-    b = np.where(disc, 230.0, 40.0 + 100 * np.sin(x / 5.0) ** 2)
-    return np.stack([r, g, b], axis=-1).round().clip(0, 255).astype(np.uint8)
-
-
-def write_png(path, rgb):
-    """Minimal PNG (8-bit RGB, no filter): PIL is not installed."""
-    import struct
-    import zlib
-    h, w, _ = rgb.shape
-    raw = b''.join(b'\x00' + rgb[i].tobytes() for i in range(h))
-
-    def chunk(kind, data):
-        c = struct.pack('>I', len(data)) + kind + data
-        return c + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
-    with open(path, 'wb') as f:
-        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
-                + chunk(b'IDAT', zlib.compress(raw, 9)) + chunk(b'IEND', b''))
-
-
 IMG2IMG_STRENGTH = 0.5
 
 
@@ -403,7 +339,7 @@ def main(names):
         set_attention_style(models, style)
         dst = os.path.join(OUT, name)
         fp16 = name.endswith('-fp16')
-        oracle_models = to_fp16_models(models) if fp16 else models
+        oracle_models = fp16lib.oracle_view(models) if fp16 else models
         export_bundle(dst, name, fam, models, vocab, merges, anonymous=style == 'sdpa', fp16=fp16)
         set_attention_style(models, 'baddbmm')  # the oracle is one computation for both export styles
         doc = write_oracle(dst, base, fam, oracle_models, toks)

@@ -9,7 +9,8 @@ the module's parameters to fp16 before exporting); constants the exporter folded
 the graph exactly: fp16-rounded parameters, fp16 rounding at every model boundary.
 """
 import numpy as np
-import onnx
+import torch
+import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
 
 
@@ -58,3 +59,43 @@ def convert(model):
     g.node.extend(nodes)
     del g.value_info[:]
     return model
+
+
+def _round(x):
+    if isinstance(x, torch.Tensor):
+        return x.half().float() if x.is_floating_point() else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_round(v) for v in x)
+    return x
+
+
+class RoundIO(nn.Module):
+    """A module seen through fp16 boundaries: float inputs and outputs rounded to fp16, as the fp16 export's are."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args, **kw):
+        return _round(self.inner(*_round(args), **{k: _round(v) for k, v in kw.items()}))
+
+
+class RoundVae:
+    def __init__(self, vae):
+        self.vae = vae
+
+    def decode(self, z):
+        return _round(self.vae.decode(_round(z)))
+
+    def encode_mean(self, x):
+        return _round(self.vae.encode_mean(_round(x)))
+
+
+def oracle_view(models):
+    """Rounds every parameter to fp16 (so the fp16 export stores them exactly) and returns the oracle's view."""
+    with torch.no_grad():
+        for m in [models['unet'], models['vae'], *models['text_encoders']]:
+            for p in m.parameters():
+                p.copy_(p.half().float())
+    return {'unet': RoundIO(models['unet']), 'vae': RoundVae(models['vae']),
+            'text_encoders': [RoundIO(t) for t in models['text_encoders']]}
