@@ -123,6 +123,36 @@ for (const family of SD_FAMILIES) {
     }
   });
 
+  test(`${family}: dynamic axes as optimum's — batch 3, non-square latents, 30 tokens, one timestep per row`, async () => {
+    const o = readOracle(family);
+    const dir = bundleDir(family);
+    const cad = (JSON.parse(readFileSync(join(dir, 'unet/config.json'), 'utf8')) as { cross_attention_dim: number }).cross_attention_dim;
+    const B = 3, H = 8, W = 12, L = 30;
+    const unet = await open(family, 'unet');
+    const te = await open(family, 'text_encoder');
+    const dec = await open(family, 'vae_decoder');
+    try {
+      const feeds: Record<string, ort.Tensor> = {
+        sample: floats(o, new Float32Array(B * 4 * H * W).fill(0.1), [B, 4, H, W]),
+        timestep: new ort.Tensor('int64', BigInt64Array.of(5n, 500n, 999n), [B]),
+        encoder_hidden_states: floats(o, new Float32Array(B * L * cad).fill(0.2), [B, L, cad]),
+      };
+      for (const extra of ['text_embeds', 'time_ids', 'timestep_cond']) {
+        const e = o.tensors[`probe_unet_${extra}`];
+        if (e) feeds[extra] = floats(o, new Float32Array(B * e.shape[1]!).fill(extra === 'time_ids' ? 64 : 0.1), [B, e.shape[1]!]);
+      }
+      const out = (await unet.run(feeds)).out_sample!;
+      assert.equal(out.dims, [B, 4, H, W]);
+      assert.ok(read(out).every(Number.isFinite));
+      const ids = new ort.Tensor('int64', BigInt64Array.from({ length: B * L }, (_, i) => BigInt(i % 600)), [B, L]);
+      assert.equal((await te.run({ input_ids: ids })).last_hidden_state!.dims.slice(0, 2), [B, L]);
+      const img = (await dec.run({ latent_sample: floats(o, new Float32Array(2 * 4 * H * W).fill(0.1), [2, 4, H, W]) })).sample!;
+      assert.equal(img.dims, [2, 3, 8 * H, 8 * W]);
+    } finally {
+      await Promise.all([unet.release(), te.release(), dec.release()]);
+    }
+  });
+
   test(`${family}: text encoder(s) give the oracle's encoder_hidden_states (and pooled text_embeds)`, async () => {
     const o = readOracle(family);
     const ehs = oracleTensor(family, o, 'encoder_hidden_states');
