@@ -4,7 +4,7 @@
  * duplicate and opted-out checks), and opt one out (store.remove: its bytes
  * and embedding are deleted and it never comes back).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { MultipartFile } from '@fastify/multipart';
 import sharp, { type Metadata } from 'sharp';
 import type { ImageStore } from '../store/index.js';
@@ -15,6 +15,19 @@ import { idParams, removeQuery, searchQuery, thumbQuery } from './schemas.js';
 
 const MIME: Record<string, string> = { png: 'image/png', jpeg: 'image/jpeg', jpg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', avif: 'image/avif', tiff: 'image/tiff', heif: 'image/heif' };
 const UPLOAD_FIELDS = ['name', 'source', 'licence', 'attribution'] as const;
+
+/**
+ * The multipart parser (busboy) throws plain Errors without a code for a body
+ * that does not parse: no boundary, garbage, a part cut short. Those are the
+ * client's fault (400 INVALID_MULTIPART, logged at info without a stack);
+ * coded errors (limits, our own HttpErrors) pass through unchanged.
+ */
+export function malformedMultipart(e: unknown, log: FastifyBaseLogger): unknown {
+  // Only the parser's plain Errors: a TypeError from a bug here stays a 500.
+  if (!(e instanceof Error) || Object.getPrototypeOf(e) !== Error.prototype || typeof (e as { code?: unknown }).code === 'string') return e;
+  log.info({ code: 'INVALID_MULTIPART', reason: e.message }, 'malformed multipart body');
+  return new HttpError('INVALID_MULTIPART', `the multipart/form-data body does not parse: ${e.message}`);
+}
 
 function storeOf(ctx: ServerContext): ImageStore {
   if (!ctx.store) throw new HttpError('NO_STORE', 'this server has no reference store; start it with --store <dir> or --demo-store');
@@ -85,15 +98,19 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
     const fields: Record<string, string> = {};
     let bytes: Buffer | undefined;
     let filename = '';
-    for await (const part of request.parts({ limits: { fileSize: ctx.limits.uploadBytes, files: 1, fields: 10, fieldSize: 2000 } })) {
-      if (part.type === 'file') {
-        if (part.fieldname !== 'file') throw new HttpError('INVALID_REQUEST', `the file part must be named "file", got "${part.fieldname}"`);
-        bytes = await (part as MultipartFile).toBuffer(); // throws 413 past fileSize
-        filename = part.filename ?? '';
-      } else {
-        if (!(UPLOAD_FIELDS as readonly string[]).includes(part.fieldname)) throw new HttpError('INVALID_REQUEST', `unknown field "${part.fieldname}"; allowed: file, ${UPLOAD_FIELDS.join(', ')}`);
-        fields[part.fieldname] = String(part.value);
+    try {
+      for await (const part of request.parts({ limits: { fileSize: ctx.limits.uploadBytes, files: 1, fields: 10, fieldSize: 2000 } })) {
+        if (part.type === 'file') {
+          if (part.fieldname !== 'file') throw new HttpError('INVALID_REQUEST', `the file part must be named "file", got "${part.fieldname}"`);
+          bytes = await (part as MultipartFile).toBuffer(); // throws 413 past fileSize
+          filename = part.filename ?? '';
+        } else {
+          if (!(UPLOAD_FIELDS as readonly string[]).includes(part.fieldname)) throw new HttpError('INVALID_REQUEST', `unknown field "${part.fieldname}"; allowed: file, ${UPLOAD_FIELDS.join(', ')}`);
+          fields[part.fieldname] = String(part.value);
+        }
       }
+    } catch (e) {
+      throw malformedMultipart(e, request.log);
     }
     if (!bytes || bytes.length === 0) throw new HttpError('INVALID_REQUEST', 'no file: send the image in a part named "file"');
     // Header only: a cheap refusal of non-images and pixel floods before the store decodes anything.
