@@ -4,5 +4,7 @@ export type { ServerOptions, RagServer } from './server.js';
 export type { ApiKeys } from './auth.js';
 export type { Limits } from './schemas.js';
 export { DEFAULT_LIMITS } from './schemas.js';
+export type { ConnectionLimits } from './connections.js';
+export { DEFAULT_CONNECTION_LIMITS } from './connections.js';
 export type { SafetyHooks, PromptScreen, PromptVerdict } from './safety.js';
 export { httpStatusOf } from './errors.js';

@@ -12,6 +12,7 @@ import fastifyStatic from '@fastify/static';
 import { RagPipeline } from '../rag/index.js';
 import type { ImageStore } from '../store/index.js';
 import { Admission } from './admission.js';
+import { capConnections, connectionLimits, fastifyTimeoutOptions, type ConnectionLimits } from './connections.js';
 import { KeyCheck, type Access, type ApiKeys } from './auth.js';
 import type { ServerContext } from './context.js';
 import { handleError, HttpError } from './errors.js';
@@ -33,6 +34,8 @@ export interface ServerOptions extends SafetyHooks {
   store?: ImageStore;
   apiKeys?: ApiKeys;
   limits?: Partial<Limits>;
+  /** Request, header and keep-alive timeouts and connection caps (defaults: DEFAULT_CONNECTION_LIMITS). */
+  connections?: Partial<ConnectionLimits>;
   /** Serve the page at `/` (default true). */
   page?: boolean;
   /** Fastify's logger option (default off). */
@@ -67,8 +70,10 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   if (!(options?.rag instanceof RagPipeline)) throw new TypeError('createServer needs options.rag, a loaded RagPipeline');
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
   const keys = new KeyCheck(options.apiKeys);
+  const connections = connectionLimits(options.connections);
   const app = Fastify({
     logger: options.logger ?? false,
+    ...fastifyTimeoutOptions(connections),
     bodyLimit: limits.bodyBytes,
     // Show every schema error at once, and never coerce a wrong JSON type into a right one.
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
@@ -78,6 +83,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   let admission!: Admission;
   const metrics = createMetrics(() => ({ ...options.rag.pipeline.queueState, inflight: admission.inflight }));
   admission = new Admission(() => options.rag.pipeline.queueState.capacity);
+  capConnections(app.server, connections, (reason) => metrics.rejected.inc({ reason }));
   const safety: SafetyHooks = { screen: options.screen, promptScreen: options.promptScreen, policyHash: options.policyHash };
   // The screen goes into a RagPipeline of its own over the same workers, counted.
   const rag = options.screen ? new RagPipeline(options.rag.pipeline, { screen: countedScreen(options.screen, metrics) }) : options.rag;
