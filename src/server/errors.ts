@@ -11,7 +11,8 @@ import { httpStatusOf as libraryStatusOf, isErrorCode } from '../error-codes.js'
 /** Codes the server itself raises (all in the closed table of src/error-codes.ts, which maps every code to its status). */
 export type ServerCode =
   | 'INVALID_REQUEST' | 'INVALID_JSON' | 'UNSUPPORTED_MEDIA_TYPE' | 'PAYLOAD_TOO_LARGE' | 'NOT_FOUND' | 'JOB_NOT_FOUND'
-  | 'UNAUTHORIZED' | 'FORBIDDEN' | 'PROMPT_BLOCKED' | 'NOT_AN_IMAGE' | 'SHUTTING_DOWN' | 'NO_STORE' | 'INTERNAL';
+  | 'UNAUTHORIZED' | 'FORBIDDEN' | 'PROMPT_BLOCKED' | 'NOT_AN_IMAGE' | 'SHUTTING_DOWN' | 'NO_STORE' | 'INTERNAL'
+  | 'INVALID_MULTIPART' | 'MODEL_NOT_FOUND';
 
 /** HTTP status for a ragdiff error code: the one mapping, src/error-codes.ts; unknown codes are server faults (500). */
 export function httpStatusOf(code: string | undefined): number {
@@ -20,7 +21,8 @@ export function httpStatusOf(code: string | undefined): number {
 
 /** An error the routes throw: a code from the mapping and a message safe to show. */
 export class HttpError extends Error {
-  constructor(readonly code: ServerCode | string, message: string, readonly headers: Record<string, string> = {}) {
+  /** `fields`: OpenAI's `type` and `param`, where an OpenAI client looks for them (e.g. MODEL_NOT_FOUND). */
+  constructor(readonly code: ServerCode | string, message: string, readonly headers: Record<string, string> = {}, readonly fields: OpenAiErrorFields = {}) {
     super(message);
     this.name = 'HttpError';
   }
@@ -47,8 +49,13 @@ function fromFastify(e: FastifyError): { code: string; message: string } | undef
   return undefined;
 }
 
+export interface OpenAiErrorFields {
+  type?: string;
+  param?: string | null;
+}
+
 export interface ErrorBody {
-  error: { code: string; message: string };
+  error: { code: string; message: string } & OpenAiErrorFields;
 }
 
 /** Status, headers and body for any thrown value. Server faults are logged and answered without detail. */
@@ -62,7 +69,7 @@ export function errorReply(e: unknown, log?: (e: unknown) => void): { status: nu
     return { status, headers: {}, body: { error: { code: code === 'INTERNAL' || !isErrorCode(code) ? 'INTERNAL' : code, message: 'internal error; see the server log' } } };
   }
   const message = fast?.message ?? (typeof err?.message === 'string' ? err.message : String(e));
-  return { status, headers: err instanceof HttpError ? err.headers : {}, body: { error: { code, message } } };
+  return { status, headers: err instanceof HttpError ? err.headers : {}, body: { error: { code, message, ...(err instanceof HttpError ? err.fields : {}) } } };
 }
 
 /** Fastify error handler using the mapping. */

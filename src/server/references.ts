@@ -11,7 +11,8 @@ import type { ImageStore } from '../store/index.js';
 import type { ServerContext } from './context.js';
 import { HttpError } from './errors.js';
 import { storedView } from './references-view.js';
-import { idParams, removeQuery, searchQuery, thumbQuery } from './schemas.js';
+import type { FromSchema } from './from-schema.js';
+import { idParams, removeQuery, searchQuery, thumbQuery, type IdParams } from './schemas.js';
 
 const MIME: Record<string, string> = { png: 'image/png', jpeg: 'image/jpeg', jpg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', avif: 'image/avif', tiff: 'image/tiff', heif: 'image/heif' };
 const UPLOAD_FIELDS = ['name', 'source', 'licence', 'attribution'] as const;
@@ -37,7 +38,7 @@ function storeOf(ctx: ServerContext): ImageStore {
 export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/v1/references', { schema: { querystring: searchQuery(ctx.limits) }, config: { access: 'read' } }, async (request) => {
     const store = storeOf(ctx);
-    const raw = request.query as { q?: string; k?: string; offset?: string; exclude?: string };
+    const raw = request.query as FromSchema<ReturnType<typeof searchQuery>>;
     const q = { ...raw, k: raw.k === undefined ? 12 : Number(raw.k), offset: Number(raw.offset ?? 0) };
     if (q.k < 1 || q.k > ctx.limits.searchK) throw new HttpError('INVALID_REQUEST', `k must be 1..${ctx.limits.searchK}, got ${q.k}`);
     const excludeIds = q.exclude ? q.exclude.split(',').filter(Boolean) : undefined;
@@ -67,20 +68,20 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
   });
 
   app.get('/v1/references/:id', { schema: { params: idParams }, config: { access: 'read' } }, async (request) => {
-    const im = storeOf(ctx).get((request.params as { id: string }).id);
+    const im = storeOf(ctx).get((request.params as IdParams).id);
     if (!im) throw new HttpError('IMAGE_NOT_FOUND', 'no reference with this id');
     return storedView(im);
   });
 
   app.get('/v1/references/:id/image', { schema: { params: idParams, querystring: thumbQuery }, config: { access: 'read' } }, async (request, reply) => {
     const store = storeOf(ctx);
-    const { id } = request.params as { id: string };
+    const { id } = request.params as IdParams;
     const im = store.get(id);
     if (!im) throw new HttpError('IMAGE_NOT_FOUND', 'no reference with this id');
     if (im.status === 'removed') throw new HttpError('IMAGE_REMOVED', 'this reference was removed at its owner\'s request');
     if (im.status === 'blocked') throw new HttpError('IMAGE_BLOCKED', `this reference is blocked: ${im.reason ?? 'by policy'}`);
     const bytes = store.readImage(id);
-    const sizeText = (request.query as { size?: string }).size;
+    const sizeText = (request.query as FromSchema<typeof thumbQuery>).size;
     const size = sizeText === undefined ? undefined : Number(sizeText);
     if (size !== undefined && (size < 16 || size > 512)) throw new HttpError('INVALID_REQUEST', `size must be 16..512, got ${size}`);
     reply.header('cache-control', 'private, max-age=3600');
@@ -146,8 +147,8 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
 
   app.delete('/v1/references/:id', { schema: { params: idParams, querystring: removeQuery }, config: { access: 'write' } }, async (request) => {
     const store = storeOf(ctx);
-    const { id } = request.params as { id: string };
-    const reason = (request.query as { reason?: string }).reason ?? 'opted out through the HTTP API';
+    const { id } = request.params as IdParams;
+    const reason = (request.query as FromSchema<typeof removeQuery>).reason ?? 'opted out through the HTTP API';
     const removed = await store.remove(id, reason); // IMAGE_NOT_FOUND → 404
     return { id, removed, status: 'removed' };
   });

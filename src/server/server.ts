@@ -19,6 +19,8 @@ import { handleError, HttpError } from './errors.js';
 import { registerGenerationRoutes } from './generations.js';
 import { JobRegistry } from './jobs.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
+import { registerModelRoutes } from './models.js';
+import { registerOpenApi } from './openapi.js';
 import { registerReferenceRoutes } from './references.js';
 import { countedScreen, type SafetyHooks } from './safety.js';
 import { DEFAULT_LIMITS, type Limits } from './schemas.js';
@@ -103,9 +105,17 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   });
   // Schema errors name the field: "body/n must be <= 4".
   app.setSchemaErrorFormatter((errors, dataVar) => {
-    // Inside anyOf, every branch reports; the deepest path names the field the client got wrong.
-    const e = errors.reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a));
+    // Inside anyOf, every branch reports; the deepest path names the field the client got wrong,
+    // and at that path a branch of the right shape (a misspelt key, a bound) says more than "must be boolean".
+    const depth = Math.max(...errors.map((x) => x.instancePath.length));
+    const deepest = errors.filter((x) => x.instancePath.length === depth);
+    const SHAPE = ['type', 'const', 'anyOf'];
+    const e = deepest.find((x) => !SHAPE.includes(x.keyword)) ?? deepest[0]!;
     const where = `${dataVar}${e.instancePath}`;
+    if (SHAPE.includes(e.keyword)) {
+      const kinds = deepest.flatMap((x) => (x.keyword === 'type' ? [String((x.params as { type: unknown }).type)] : x.keyword === 'const' ? [JSON.stringify((x.params as { allowedValue: unknown }).allowedValue)] : []));
+      return new Error(`${where} must be ${[...new Set(kinds)].join(' or ') || 'of another shape'}`);
+    }
     const extra = e.keyword === 'additionalProperties' ? ` ("${(e.params as { additionalProperty: string }).additionalProperty}")` : e.keyword === 'enum' ? `: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` : '';
     return new Error(`${where} ${e.message}${extra}`);
   });
@@ -119,6 +129,8 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   });
 
   await app.register(multipart, { limits: { fileSize: limits.uploadBytes, files: 1, fields: 10 } });
+  // Before the routes: it collects their schemas as they are added.
+  await registerOpenApi(app, { packageRoot, keys: keys.enabled, model: rag.info.name });
 
   app.get('/healthz', async (_request, reply) => {
     const q = rag.pipeline.queueState;
@@ -152,6 +164,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   }));
 
   registerGenerationRoutes(app, ctx);
+  registerModelRoutes(app, ctx);
   registerReferenceRoutes(app, ctx);
 
   if (options.page !== false) {
