@@ -152,6 +152,7 @@ Examples:
   RAGDIFF_API_KEYS=k1-xxxxxxxx RAGDIFF_WRITE_KEYS=admin-xxxxxxxx ragdiff serve --store refs/ --host 0.0.0.0
 
 API: POST /v1/images/generations (OpenAI images shape + "retrieval"), GET /v1/generations/:id/events (SSE),
-     GET|POST /v1/references, GET /v1/references/:id/image, DELETE /v1/references/:id, GET /healthz, GET /metrics`)
+     GET|POST /v1/references, GET /v1/references/:id/image, DELETE /v1/references/:id, GET /v1/models,
+     GET /healthz, GET /metrics, GET /openapi.json (the whole API, OpenAPI 3.1)`)
     .action(serveCommand);
 }
