@@ -148,6 +148,10 @@ test('over HTTP: reference_attention turns the bundle\'s default attention off o
   const bad = await post(`${base}/v1/images/generations`, { prompt: 'red apple', retrieval: { reflective: { candidates: 1 } } });
   assert.is(bad.status, 400);
   assert.match(await bad.text(), /retrieval\.reflective\.candidates/);
+  // … in the names the client sent.
+  const blend = await post(`${base}/v1/images/generations`, { prompt: 'red apple', retrieval: { reference_init: { blend: 16 } } });
+  assert.is(blend.status, 400);
+  assert.match(await blend.text(), /retrieval\.reference_init\.blend must be/);
   const misspelt = await post(`${base}/v1/images/generations`, { prompt: 'red apple', retrieval: { refernce_attention: false } });
   assert.is(misspelt.status, 400);
   assert.match(await misspelt.text(), /refernce_attention/);

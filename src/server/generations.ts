@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RagRequest, RagResult, RetrievalOptions, ReferenceChoice } from '../rag/index.js';
 import type { ProgressEvent } from '../pipeline/params.js';
 import type { ServerContext } from './context.js';
-import { errorReply, HttpError } from './errors.js';
+import { errorReply, HttpError, httpStatusOf } from './errors.js';
 import type { Job, JobEvent } from './jobs.js';
 import type { FromSchema } from './from-schema.js';
 import { checkModel } from './models.js';
@@ -83,6 +83,20 @@ function retrievalOf(ctx: ServerContext, store: NonNullable<ServerContext['store
     ...(rf !== undefined ? { reflective: typeof rf === 'boolean' ? rf : { lambda: rf.lambda, draftSteps: rf.draft_steps, candidates: rf.candidates } } : {}),
     ...(o.retrieve_only ? { retrieveOnly: { above: o.retrieve_only.above, alsoGenerate: o.retrieve_only.also_generate } } : {}),
   };
+}
+
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * A library error about a retrieval option, in the names the client sent:
+ * "retrieval.referenceInit.blend" → "retrieval.reference_init.blend".
+ */
+export function inWireNames(e: unknown): unknown {
+  const err = e as { code?: unknown; message?: unknown };
+  if (typeof err?.code !== 'string' || typeof err.message !== 'string' || !err.message.includes('retrieval.') || httpStatusOf(err.code) >= 500) return e;
+  const names = RETRIEVAL_WIRE_NAMES as Record<string, string>;
+  const message = err.message.replace(/\bretrieval\.([A-Za-z]+)((?:\.[A-Za-z]+)*)/g, (_m, first: string, rest: string) => `retrieval.${names[first] ?? snake(first)}${snake(rest)}`);
+  return new HttpError(err.code, message);
 }
 
 /** The API body as a RagRequest (checks the server's own rules; the rag layer checks the rest). */
@@ -167,7 +181,7 @@ async function generate(ctx: ServerContext, body: GenerationBody, req: Omit<RagR
       ctx.metrics.rejected.inc({ reason: 'busy' });
       throw ctx.admission.busy((e as Error).message);
     }
-    throw e;
+    throw inWireNames(e);
   } finally {
     release();
     ctx.metrics.generation.observe({ retrieval: withRetrieval, outcome }, (performance.now() - started) / 1000);
