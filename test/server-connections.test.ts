@@ -56,6 +56,8 @@ async function open(server: RagServer): Promise<Conn> {
   };
 }
 
+/** The JSON error of a raw HTTP answer. */
+const errorOf = (raw: string) => (JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } }).error;
 const head = (contentLength: number) => `POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${contentLength}\r\n\r\n`;
 
 test.before(async () => {
@@ -113,6 +115,8 @@ test('headers and a Content-Length, then one byte now and then: answered 408 and
     clearInterval(drip);
   }
   assert.match(c.received(), /^HTTP\/1\.1 408/);
+  assert.equal(errorOf(c.received()).code, 'REQUEST_TIMEOUT', 'the service\'s one error shape');
+  assert.match(await timed.metrics.registry.getSingleMetricAsString('ragdiff_rejected_total'), /reason="request-timeout"} [1-9]/);
 });
 
 test('headers and a Content-Length, then nothing: closed', async () => {
@@ -120,6 +124,7 @@ test('headers and a Content-Length, then nothing: closed', async () => {
   c.socket.write(head(100));
   assert.ok(await c.closedWithin(BOUND_MS), 'the server closed the silent connection');
   assert.match(c.received(), /^HTTP\/1\.1 408/);
+  assert.is(errorOf(c.received()).code, 'REQUEST_TIMEOUT');
 });
 
 test('headers sent a line at a time (slowloris), or nothing at all: closed', async () => {
@@ -133,6 +138,19 @@ test('headers sent a line at a time (slowloris), or nothing at all: closed', asy
   }
   const silent = await open(timed);
   assert.ok(await silent.closedWithin(BOUND_MS), 'the server closed the connection that sent nothing');
+});
+
+test('errors before routing answer in the service\'s error shape: headers too large (431), not HTTP (400)', async () => {
+  const big = await open(timed);
+  big.socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  assert.ok(await big.closedWithin(BOUND_MS));
+  assert.match(big.received(), /^HTTP\/1\.1 431/);
+  assert.is(errorOf(big.received()).code, 'HEADERS_TOO_LARGE');
+  const junk = await open(timed);
+  junk.socket.write('\x16\x03\x01 this is not HTTP\r\n\r\n');
+  assert.ok(await junk.closedWithin(BOUND_MS));
+  assert.match(junk.received(), /^HTTP\/1\.1 400/);
+  assert.is(errorOf(junk.received()).code, 'INVALID_REQUEST');
 });
 
 test('an idle keep-alive connection is closed after its answer', async () => {

@@ -9,9 +9,11 @@
  * longer apply: a long generation or an event stream is bounded by admission
  * control and ends when its client goes.
  */
-import type { Server, ServerOptions as HttpServerOptions } from 'node:http';
+import { STATUS_CODES, type Server, type ServerOptions as HttpServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
 import { rangeError } from '../errors.js';
+import { httpStatusOf } from './errors.js';
 
 export interface ConnectionLimits {
   /** The whole request (headers and body) must arrive within this, ms; else 408 and close. Default 60 s. */
@@ -95,4 +97,29 @@ export function capConnections(server: Server, c: ConnectionLimits, onRefused: (
       else open.set(address, left);
     });
   });
+}
+
+/**
+ * Errors Node raises before a request reaches fastify (a late request, headers
+ * too large, bytes that are not HTTP), answered in the service's one error
+ * shape instead of fastify's, then the socket is closed. Logged at info: they
+ * are the client's doing.
+ */
+export function clientErrorHandler(onTimeout: () => void) {
+  // Fastify calls it bound to the instance.
+  return function (this: { log: FastifyBaseLogger }, err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [code, message] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['REQUEST_TIMEOUT', 'the request did not arrive within the request timeout'] as const
+      : err.code === 'HPE_HEADER_OVERFLOW' ? ['HEADERS_TOO_LARGE', 'the request headers are too large'] as const
+      : ['INVALID_REQUEST', 'the request is not valid HTTP/1.1'] as const;
+    if (code === 'REQUEST_TIMEOUT') onTimeout();
+    this.log.info({ code, reason: err.code, remote: socket.remoteAddress }, 'client error before routing');
+    const status = httpStatusOf(code);
+    const body = JSON.stringify({ error: { code, message } });
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
 }

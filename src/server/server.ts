@@ -12,7 +12,7 @@ import fastifyStatic from '@fastify/static';
 import { RagPipeline } from '../rag/index.js';
 import type { ImageStore } from '../store/index.js';
 import { Admission } from './admission.js';
-import { capConnections, connectionLimits, fastifyTimeoutOptions, type ConnectionLimits } from './connections.js';
+import { capConnections, clientErrorHandler, connectionLimits, fastifyTimeoutOptions, type ConnectionLimits } from './connections.js';
 import { KeyCheck, type Access, type ApiKeys } from './auth.js';
 import type { ServerContext } from './context.js';
 import { handleError, HttpError } from './errors.js';
@@ -76,6 +76,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   const app = Fastify({
     logger: options.logger ?? false,
     ...fastifyTimeoutOptions(connections),
+    clientErrorHandler: clientErrorHandler(() => metrics.rejected.inc({ reason: 'request-timeout' })),
     bodyLimit: limits.bodyBytes,
     // Show every schema error at once, and never coerce a wrong JSON type into a right one.
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
