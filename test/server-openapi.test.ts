@@ -12,7 +12,7 @@ import { loadClipEncoders, type ClipEncoders, type ImageStore } from '../src/sto
 import { RagPipeline, type RetrievalOptions } from '../src/rag/index.js';
 import { createServer, DEFAULT_LIMITS, type RagServer } from '../src/server/index.js';
 import type { ServerContext } from '../src/server/context.js';
-import { RETRIEVAL_WIRE_NAMES, toRagRequest } from '../src/server/generations.js';
+import { RETRIEVAL_WIRE_NAMES, toRagRequest, type GenerationBody } from '../src/server/generations.js';
 import { generationBody } from '../src/server/schemas.js';
 import { buildSmallStore } from './fixtures/server/small-store.js';
 import { repoPath, tempDir } from './helpers.js';
@@ -97,6 +97,19 @@ test('every retrieval option of the library is documented under its HTTP name', 
   const documented = Object.keys(retrievalSchema(doc).properties!);
   for (const [option, wire] of Object.entries(RETRIEVAL_WIRE_NAMES)) assert.ok(documented.includes(wire), `retrieval.${option} is reachable as retrieval.${wire}`);
   assert.ok(documented.includes('reference_attention'));
+});
+
+test('the body type is derived from the schema: what the schema refuses does not compile', () => {
+  const ok: GenerationBody = { prompt: 'x', n: 1, sampler: 'ddim', retrieval: { reference_attention: false, reflective: { draft_steps: 2 }, query: { embedding: [1] } } };
+  // @ts-expect-error a misspelt retrieval option
+  const misspelt: GenerationBody = { prompt: 'x', n: 1, retrieval: { refernce_attention: false } };
+  // @ts-expect-error reference_attention is false or an object, never true
+  const wrongShape: GenerationBody = { prompt: 'x', n: 1, retrieval: { reference_attention: true } };
+  // @ts-expect-error a sampler the schema's enum does not list
+  const sampler: GenerationBody = { prompt: 'x', n: 1, sampler: 'nope' };
+  // @ts-expect-error n has a default, so after validation it is always there
+  const noN: GenerationBody = { prompt: 'x' };
+  assert.ok([ok, misspelt, wrongShape, sampler, noN].every((b) => b.prompt === 'x'));
 });
 
 test('every retrieval option reaches the library, renamed and reshaped', () => {
