@@ -134,7 +134,7 @@ test('what fastify and the HTTP parser refuse answers in the one shape, with a c
   for (const [bytes, status, code, where] of [
     ['GARBAGE\r\n\r\n', 400, 'INVALID_REQUEST', 'not HTTP'],
     ['GET /v1/info HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n', 400, 'INVALID_REQUEST', 'a malformed header'],
-    [`GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(20_000)}\r\n\r\n`, 413, 'PAYLOAD_TOO_LARGE', 'headers over the limit'],
+    [`GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE', 'headers over the limit'],
   ] as const) {
     const r = await raw(bytes);
     assert.is(r.status, status, `${where}: ${r.status} ${r.body}`);
