@@ -128,8 +128,10 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
   return { ...req, retrieval: retrievalOf(ctx, ctx.store, wanted === true ? {} : wanted) };
 }
 
-/** Pinned base64 references get the upload's pixel limit, checked from the header before a slot is taken. */
+/** Pinned base64 references and an image query get the upload's pixel limit, checked from the header before a slot is taken. */
 async function checkInlineImages(ctx: ServerContext, req: Omit<RagRequest, 'signal' | 'onProgress'>): Promise<void> {
+  const q = req.retrieval?.query;
+  if (Buffer.isBuffer(q) || q instanceof Uint8Array && !(q instanceof Float32Array)) await checkImageHeader(q, ctx.limits.uploadPixels, 'retrieval.query');
   for (const [i, r] of (req.retrieval?.references ?? []).entries()) {
     if ('image' in r && r.image) await checkImageHeader(r.image, ctx.limits.uploadPixels, `retrieval.references[${i}]`);
   }
