@@ -17,9 +17,8 @@
  * POLICY_INVALID and the previous one stays in force.
  */
 import { RagdiffError, typeError } from '../errors.js';
-import { decodeImage } from '../image/decode.js';
 import type { ImageTextEncoder } from '../models/encoders.js';
-import type { ImageScreen, ScreenCandidate, ScreenVerdict } from '../store/gate.js';
+import { decodeCandidate, type ImageScreen, type ScreenCandidate, type ScreenVerdict } from '../store/gate.js';
 import type { OutputScreen, PolicyStamp, PromptScreen, ReferenceScreen, SafetyVerdict } from '../rag/screen.js';
 import { AuditLog, type AuditLogOptions } from './audit.js';
 import { loadPolicy, type SafetyPolicy } from './load.js';
@@ -128,12 +127,18 @@ export class SafetyGuard {
     return this.finish(decide(hits, nearest), 'prompt', fields.item, p, fields.prompt);
   }
 
-  /** An encoded image (e.g. a generated PNG) embedded with the image encoder and checked at `door`. */
+  /**
+   * An encoded image (e.g. a generated PNG) embedded with the image encoder and
+   * checked at `door`: the concepts (whose image anchors cover every orientation)
+   * and the hash blocklist in all eight orientations.
+   */
   async checkImage(bytes: Uint8Array, door: SafetyDoor, item: string): Promise<SafetyDecision> {
-    const size = this.encoder.imageSize ?? { width: 224, height: 224 };
-    const d = await decodeImage(bytes, { width: size.width, height: size.height, fit: 'cover' });
-    const [e] = await this.encoder.embedImages([{ rgb: d.rgb, width: d.width, height: d.height }]);
-    return this.checkEmbedding(unit(e!), door, item);
+    const p = this.current;
+    const c = await decodeCandidate(bytes, this.encoder);
+    const [e] = await this.encoder.embedImages([c.pixels]);
+    const { hits, closest } = conceptHits(p, unit(e!), door);
+    hits.unshift(...hashHits(p, c.orientedHashes));
+    return this.finish(decide(hits, closest), door, item, p);
   }
 
   /** Sources seen at ingest with images close to a concept, most clustered first (poisoning report). */
@@ -149,7 +154,7 @@ export class SafetyGuard {
       beforeEmbed: (c: ScreenCandidate): ScreenVerdict => {
         const p = this.current;
         const door = doorOf(c.purpose);
-        const hits: RuleHit[] = [...hashHits(p, c.phash.hash), ...(door === 'ingest' ? metaHits(p, c.meta) : [])];
+        const hits: RuleHit[] = [...hashHits(p, c.orientedHashes ?? c.phash.hash), ...(door === 'ingest' ? metaHits(p, c.meta) : [])];
         const d = this.finish(decide(hits), door, `sha256:${c.sha256}`, p, undefined, hits.length === 0);
         return d.action === 'block' ? { allow: false, reason: reasonOf(d, p) } : { allow: true };
       },
@@ -181,7 +186,7 @@ export class SafetyGuard {
       const door: SafetyDoor = ref.kind === 'upload' ? 'upload' : 'retrieval';
       const item = ref.id ?? `sha256:${ref.sha256}`;
       const { hits, closest } = conceptHits(p, ref.embedding, door);
-      hits.unshift(...hashHits(p, ref.phash), ...(ref.kind === 'stored' ? metaHits(p, ref) : []));
+      hits.unshift(...hashHits(p, ref.orientedHashes ?? ref.phash), ...(ref.kind === 'stored' ? metaHits(p, ref) : []));
       const d = this.finish(decide(hits, closest), door, item, p);
       return d.action === 'block' ? { allow: false, reason: reasonOf(d, p) } : { allow: true };
     };

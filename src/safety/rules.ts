@@ -1,7 +1,9 @@
 /**
  * Rule evaluation against a compiled policy. Every rule yields a hit with an
  * SD-checker-style score (> 0 fires):
- *   concept  max cos(embedding, anchor) − threshold (promptThreshold for prompts)
+ *   concept  max cos(embedding, anchor) − threshold (promptThreshold for prompts); at the
+ *            image doors the anchors include the example images' flips, rotations and
+ *            on-black composites (load.ts)
  *   hash     (maxDistance + 1 − Hamming distance) / 64
  *   source / licence   1
  * A decision blocks when any blocking rule fires (the first of hash, source,
@@ -48,6 +50,12 @@ export function conceptHits(policy: SafetyPolicy, embedding: Float32Array, door:
       const s = dot(a, embedding);
       if (s > best) best = s;
     }
+    if (door !== 'prompt') {
+      for (const a of c.variants) {
+        const s = dot(a, embedding);
+        if (s > best) best = s;
+      }
+    }
     const score = best - (door !== 'prompt' ? c.threshold : window ? c.windowThreshold : c.promptThreshold);
     const rule = `concept:${c.id}`;
     if (!closest || score > closest.score) closest = { rule, score };
@@ -76,12 +84,17 @@ export function metaHits(policy: SafetyPolicy, meta: { source?: string; licence?
   return hits;
 }
 
-/** Perceptual-hash blocklist hits (the closest entry). */
-export function hashHits(policy: SafetyPolicy, phash: string | undefined): RuleHit[] {
-  if (!phash || policy.doc.hashes.length === 0) return [];
+/**
+ * Perceptual-hash blocklist hits (the closest entry). `phash` is one hash or
+ * the hashes of the image's eight orientations (then the closest of them counts).
+ */
+export function hashHits(policy: SafetyPolicy, phash: string | readonly string[] | undefined): RuleHit[] {
+  const list = typeof phash === 'string' ? [phash] : (phash ?? []);
+  if (list.length === 0 || policy.doc.hashes.length === 0) return [];
   let best: RuleHit | undefined;
   for (const h of policy.doc.hashes) {
-    const d = hashDistance(h.phash, phash);
+    let d = Infinity;
+    for (const x of list) d = Math.min(d, hashDistance(h.phash, x));
     if (d > h.maxDistance) continue;
     const score = (h.maxDistance + 1 - d) / 64;
     if (!best || score > best.score) best = { rule: `hash:${h.id}`, score, action: h.action };
