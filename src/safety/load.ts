@@ -36,6 +36,8 @@ export interface SafetyPolicy {
   readonly concepts: readonly CompiledConcept[];
   /** The embedding width the concepts were embedded at. */
   readonly dim: number;
+  /** Benign anchors, packed row by row (dim values each): text for the prompt door, images for the image doors. */
+  readonly benign: { readonly text: Float32Array; readonly images: Float32Array; readonly margin: number };
   /** Where the policy came from (a path, or "object"). */
   readonly origin: string;
 }
@@ -150,8 +152,46 @@ export async function loadPolicy(source: string | object, options: LoadPolicyOpt
     }
     concepts.push({ ...c, anchors, variants });
   }
+  const benign: { text: Float32Array; images: Float32Array; margin: number } = { text: new Float32Array(0), images: new Float32Array(0), margin: doc.benign?.margin ?? 0 };
+  if (doc.benign && doc.benign.text.length > 0) {
+    let out: Float32Array[];
+    try {
+      out = [];
+      for (let j = 0; j < doc.benign.text.length; j += 256) out.push(...(await encoder.embedText(doc.benign.text.slice(j, j + 256))));
+    } catch (e) {
+      throw new PolicyError('benign.text', `the text encoder failed: ${(e as Error).message}`, { cause: e });
+    }
+    benign.text = pack(out.map((v, j) => normalise(v, dim, `benign.text[${j}]`)), dim);
+  }
+  if (doc.benign && doc.benign.images.length > 0) {
+    const pixels: RgbImage[] = [];
+    for (const [j, p] of doc.benign.images.entries()) {
+      const field = `benign.images[${j}]`;
+      try {
+        const bytes = readFileSync(resolveAnchorPath(p, baseDir));
+        imageHashes[`benign:${p}`] = createHash('sha256').update(bytes).digest('hex');
+        const d = await decodeImage(bytes, { width: size.width, height: size.height, fit: 'cover' });
+        pixels.push({ rgb: d.rgb, width: d.width, height: d.height });
+      } catch (e) {
+        throw new PolicyError(field, `cannot read or decode the benign image ${p}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    let out: Float32Array[];
+    try {
+      out = await encoder.embedImages(pixels);
+    } catch (e) {
+      throw new PolicyError('benign.images', `the image encoder failed: ${(e as Error).message}`, { cause: e });
+    }
+    benign.images = pack(out.map((v, j) => normalise(v, dim, `benign.images[${j}]`)), dim);
+  }
   const hash = createHash('sha256').update(canonicalJson({ doc, imageHashes })).digest('hex');
-  return Object.freeze({ doc, version: doc.version, hash, concepts: Object.freeze(concepts), dim, origin });
+  return Object.freeze({ doc, version: doc.version, hash, concepts: Object.freeze(concepts), dim, benign: Object.freeze(benign), origin });
+}
+
+function pack(rows: Float32Array[], dim: number): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => out.set(r, i * dim));
+  return out;
 }
 
 /**

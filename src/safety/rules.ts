@@ -2,8 +2,11 @@
  * Rule evaluation against a compiled policy. Every rule yields a hit with an
  * SD-checker-style score (> 0 fires):
  *   concept  max cos(embedding, anchor) − threshold (promptThreshold for prompts); at the
- *            image doors the anchors include the example images' flips, rotations and
- *            on-black composites (load.ts)
+ *            image doors the example images' flips, rotations and on-black composites
+ *            (load.ts) count too, against their own variantThreshold; prompts meet the text anchors only when the
+ *            policy says `prompt.anchors: "text"`. With benign anchors, a concept that
+ *            clears its threshold also has to beat the best benign anchor by the
+ *            policy's margin: the score is then min(cos − threshold, cos − benign − margin)
  *   hash     (maxDistance + 1 − Hamming distance) / 64
  *   source / licence   1
  * A decision blocks when any blocking rule fires (the first of hash, source,
@@ -36,6 +39,18 @@ function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
+/** The largest dot product of `x` with the rows of `packed` (rows of x.length values). */
+function maxDot(packed: Float32Array, x: Float32Array): number {
+  const dim = x.length;
+  let best = -Infinity;
+  for (let o = 0; o < packed.length; o += dim) {
+    let s = 0;
+    for (let i = 0; i < dim; i++) s += packed[o + i]! * x[i]!;
+    if (s > best) best = s;
+  }
+  return best;
+}
+
 /** Concept scores of an L2-normalised embedding at a door: the hits, and the closest concept even when none fired. */
 export function conceptHits(policy: SafetyPolicy, embedding: Float32Array, door: SafetyDoor, window = false): { hits: RuleHit[]; closest?: { rule: string; score: number } } {
   if (policy.concepts.length > 0 && embedding.length !== policy.dim) {
@@ -43,20 +58,35 @@ export function conceptHits(policy: SafetyPolicy, embedding: Float32Array, door:
   }
   const hits: RuleHit[] = [];
   let closest: { rule: string; score: number } | undefined;
+  const prompt = door === 'prompt';
+  const textOnly = prompt && policy.doc.prompt.anchors === 'text';
+  const benign = prompt ? policy.benign?.text : policy.benign?.images;
+  let benignBest: number | undefined; // computed only when a concept clears its threshold
   for (const c of policy.concepts) {
     if (!c.doors.includes(door)) continue;
+    const n = textOnly ? c.text.length : c.anchors.length;
+    if (n === 0) continue;
     let best = -Infinity;
-    for (const a of c.anchors) {
-      const s = dot(a, embedding);
+    for (let j = 0; j < n; j++) {
+      const s = dot(c.anchors[j]!, embedding);
       if (s > best) best = s;
     }
-    if (door !== 'prompt') {
+    let score = best - (!prompt ? c.threshold : window ? c.windowThreshold : c.promptThreshold);
+    if (!prompt && c.variants.length > 0) {
+      let v = -Infinity;
       for (const a of c.variants) {
         const s = dot(a, embedding);
-        if (s > best) best = s;
+        if (s > v) v = s;
+      }
+      if (v - c.variantThreshold > score) {
+        score = v - c.variantThreshold;
+        best = v;
       }
     }
-    const score = best - (door !== 'prompt' ? c.threshold : window ? c.windowThreshold : c.promptThreshold);
+    if (score > 0 && benign && benign.length > 0) {
+      benignBest ??= maxDot(benign, embedding) + policy.benign.margin;
+      score = Math.min(score, best - benignBest);
+    }
     const rule = `concept:${c.id}`;
     if (!closest || score > closest.score) closest = { rule, score };
     if (score > 0) hits.push({ rule, score, action: c.action });
