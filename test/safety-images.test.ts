@@ -15,6 +15,7 @@ import type { GenerateRequest, GenerateResult } from '../src/pipeline/index.js';
 import { SafetyGuard, type SafetyPolicy } from '../src/safety/index.js';
 import { loadPolicy } from '../src/safety/load.js';
 import { dihedral, dihedralAll } from '../src/image/dihedral.js';
+import { hashDistance, orientationHashes, perceptualHash } from '../src/store/phash.js';
 import { hasErrorCode, rejects, repoPath, tempDir } from './helpers.js';
 
 const META = { source: 'twemoji', licence: 'CC-BY-4.0' };
@@ -66,6 +67,18 @@ test('dihedral: the eight transforms are distinct and each is a permutation of t
   // rot90 is clockwise: the top-left pixel moves to the top-right.
   assert.is(dihedral(rgb, n, 'rot90')[(0 * n + 3) * 3], rgb[0]);
   assert.equal(dihedral(dihedral(rgb, n, 'rot90'), n, 'rot270'), rgb);
+});
+
+test('orientationHashes (one DCT, signed permutations) equals the hash of each turned picture', async () => {
+  for (const png of [...Object.values(BLOCKED), banana]) {
+    const { data } = await sharp(png).flatten({ background: '#ffffff' }).resize(32, 32).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const small = new Uint8Array(data);
+    const direct = dihedralAll(small, 32).map((px) => perceptualHash(px).hash);
+    const derived = orientationHashes(small);
+    assert.is(derived[0], perceptualHash(small).hash);
+    direct.forEach((h, i) => assert.ok(hashDistance(h, derived[i]!) <= 1, `orientation ${i}: ${h} vs ${derived[i]}`));
+    assert.ok(new Set(derived).size > 1, 'the orientations hash differently');
+  }
 });
 
 test('every bypass is blocked by the concepts at ingest, and stored as blocked, never searchable', async () => {

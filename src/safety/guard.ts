@@ -17,7 +17,8 @@
  * POLICY_INVALID and the previous one stays in force.
  */
 import { RagdiffError, typeError } from '../errors.js';
-import type { ImageTextEncoder } from '../models/encoders.js';
+import { decodeImage } from '../image/decode.js';
+import type { ImageTextEncoder, RgbImage } from '../models/encoders.js';
 import { decodeCandidate, type ImageScreen, type ScreenCandidate, type ScreenVerdict } from '../store/gate.js';
 import type { OutputScreen, PolicyStamp, PromptScreen, ReferenceScreen, SafetyVerdict } from '../rag/screen.js';
 import { AuditLog, type AuditLogOptions } from './audit.js';
@@ -134,10 +135,20 @@ export class SafetyGuard {
    */
   async checkImage(bytes: Uint8Array, door: SafetyDoor, item: string): Promise<SafetyDecision> {
     const p = this.current;
-    const c = await decodeCandidate(bytes, this.encoder);
-    const [e] = await this.encoder.embedImages([c.pixels]);
+    let pixels: RgbImage;
+    let hashes: string[] = [];
+    if (p.doc.hashes.length > 0) {
+      const c = await decodeCandidate(bytes, this.encoder); // the gate's decode: pixels and the orientation hashes
+      pixels = c.pixels;
+      hashes = c.orientedHashes;
+    } else {
+      const size = this.encoder.imageSize ?? { width: 224, height: 224 };
+      const d = await decodeImage(bytes, { width: size.width, height: size.height, fit: 'cover' });
+      pixels = { rgb: d.rgb, width: d.width, height: d.height };
+    }
+    const [e] = await this.encoder.embedImages([pixels]);
     const { hits, closest } = conceptHits(p, unit(e!), door);
-    hits.unshift(...hashHits(p, c.orientedHashes));
+    hits.unshift(...hashHits(p, hashes));
     return this.finish(decide(hits, closest), door, item, p);
   }
 

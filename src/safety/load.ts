@@ -24,8 +24,11 @@ import { canonicalJson, PolicyError, validatePolicy, type ConceptRule, type Poli
 export interface CompiledConcept extends ConceptRule {
   /** L2-normalised anchors: the text phrases first, then the images (upright, on white). */
   anchors: Float32Array[];
-  /** The images' other orientations and backgrounds (L2-normalised): scored at the image doors only. */
-  variants: Float32Array[];
+  /**
+   * The images' other orientations and backgrounds, L2-normalised and packed row by row (dim
+   * values each; views within cos 0.999 of one already kept are left out): image doors only.
+   */
+  variants: Float32Array;
 }
 
 export interface SafetyPolicy {
@@ -120,7 +123,7 @@ export async function loadPolicy(source: string | object, options: LoadPolicyOpt
       }
       c.text.forEach((_, j) => anchors.push(normalise(out[j]!, dim, `concepts[${i}].text[${j}]`)));
     }
-    const variants: Float32Array[] = [];
+    let variants: Float32Array = new Float32Array(0);
     if (c.images.length > 0) {
       const upright: RgbImage[] = [];
       const others: RgbImage[] = [];
@@ -148,7 +151,8 @@ export async function loadPolicy(source: string | object, options: LoadPolicyOpt
         throw new PolicyError(`concepts[${i}].images`, `the image encoder failed: ${(e as Error).message}`, { cause: e });
       }
       upright.forEach((_, j) => anchors.push(normalise(out[j]!, dim, `concepts[${i}].images[${j}]`)));
-      others.forEach((_, j) => variants.push(normalise(out[upright.length + j]!, dim, `concepts[${i}].images`)));
+      const views = others.map((_, j) => normalise(out[upright.length + j]!, dim, `concepts[${i}].images`));
+      variants = pack(distinctViews(anchors, views), dim);
     }
     concepts.push({ ...c, anchors, variants });
   }
@@ -191,6 +195,19 @@ export async function loadPolicy(source: string | object, options: LoadPolicyOpt
 function pack(rows: Float32Array[], dim: number): Float32Array {
   const out = new Float32Array(rows.length * dim);
   rows.forEach((r, i) => out.set(r, i * dim));
+  return out;
+}
+
+/**
+ * Views close to one already kept add cost, not reach: a view within cos
+ * VIEW_MERGE_COS of a kept anchor is dropped (an exact copy of it still meets
+ * the kept one at ≥ 0.95, above any variantThreshold the calibration sets).
+ */
+export const VIEW_MERGE_COS = 0.95;
+export function distinctViews(kept: readonly Float32Array[], views: readonly Float32Array[]): Float32Array[] {
+  const out: Float32Array[] = [];
+  const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, x, k) => s + x * b[k]!, 0);
+  for (const v of views) if (![...kept, ...out].some((a) => dot(a, v) >= VIEW_MERGE_COS)) out.push(v);
   return out;
 }
 

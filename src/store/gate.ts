@@ -15,10 +15,9 @@ import { createHash } from 'node:crypto';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import sharp from 'sharp';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
-import { dihedralAll } from '../image/dihedral.js';
 import type { ImageTextEncoder, RgbImage } from '../models/encoders.js';
 import type { NormalisedMeta } from './meta.js';
-import { perceptualHash, PHASH_SIZE, type PerceptualHash } from './phash.js';
+import { orientationHashes, perceptualHash, PHASH_SIZE, type PerceptualHash } from './phash.js';
 
 /** What a screen decides. `reason` is recorded with blocked images. */
 export type ScreenVerdict = { allow: true } | { allow: false; reason: string };
@@ -160,7 +159,7 @@ export async function decodeCandidate(bytes: Uint8Array, encoder: ImageTextEncod
     bytes: kept,
     sha256: createHash('sha256').update(kept).digest('hex'),
     phash: perceptualHash(small),
-    orientedHashes: orientedHashes(small),
+    orientedHashes: orientationHashes(small),
     pixels: { rgb: pixels, width: work.width / work.factor, height: work.height / work.factor },
     width: decoded.source.width,
     height: decoded.source.height,
@@ -168,10 +167,6 @@ export async function decodeCandidate(bytes: Uint8Array, encoder: ImageTextEncod
   };
 }
 
-/** The perceptual hashes of a 32×32 image in the eight orientations of the square (identity first). */
-export function orientedHashes(small: Uint8Array): string[] {
-  return dihedralAll(small, PHASH_SIZE).map((rgb) => perceptualHash(rgb).hash);
-}
 
 /** A lossless PNG of the first frame (page) of an animated or multi-page image. */
 async function firstFrame(bytes: Uint8Array, maxPixels: number): Promise<Uint8Array> {

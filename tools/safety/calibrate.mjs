@@ -17,7 +17,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { loadClipEncoders } = await import(join(root, 'dist/src/models/encoders.js'));
 const cal = await import(join(root, 'dist/src/safety/calibrate.js'));
 const { promptWindows } = await import(join(root, 'dist/src/safety/rules.js'));
-const { anchorViews } = await import(join(root, 'dist/src/safety/load.js'));
+const { anchorViews, distinctViews } = await import(join(root, 'dist/src/safety/load.js'));
 const { SafetyGuard } = await import(join(root, 'dist/src/safety/guard.js'));
 const ev = await import(join(root, 'dist/src/safety/evaluate.js'));
 const WINDOWS = Number(process.env.PROMPT_WINDOWS ?? 3);
@@ -122,9 +122,10 @@ async function evaluate(targetFp, promptTargetFp, ship) {
     const vTw = await Promise.all(baseTw.map(viewsOf));
     const vNo = await Promise.all(baseNo.map(viewsOf));
     const full = [...textEmb, ...vTw.map((v) => v[0]), ...vNo.map((v) => v[0])];
-    const fullV = [...vTw, ...vNo].flatMap((v) => v.slice(1));
+    // Merged as the guard merges them (load.ts distinctViews): text, the upright images, then each image's views.
+    const fullV = distinctViews([...textEmb, ...vTw.map((v) => v[0]), ...vNo.map((v) => v[0])], [...vTw, ...vNo].flatMap((v) => v.slice(1)));
     const held = [...textEmb, ...vTw.map((v) => v[0])];
-    const heldV = vTw.flatMap((v) => v.slice(1));
+    const heldV = distinctViews(held, vTw.flatMap((v) => v.slice(1)));
     const score = (anchors, list) => list.map((im) => cal.maxCos(im.embedding, anchors));
     const both = (e, a, av, t1, t2) => Math.max(cal.maxCos(e, a) - t1, cal.maxCos(e, av) - t2);
     // in-sample: every image of the concept, all anchors
@@ -243,7 +244,7 @@ writeFileSync(join(root, 'bench/safety-calibration.json'), JSON.stringify(summar
 
 const pct = (x) => (Number.isNaN(x) ? '—' : `${(100 * x).toFixed(1)}%`);
 const md = [
-  `Default policy \`policies/default.json\` for the tiny-emoji encoders. Scores are max cos(x, anchor) − threshold over the concept's anchors; a rule fires when the score is > 0. **Image doors** compare with the text phrases and every example image (Twemoji + Noto, skin tones included) and, against a threshold of their own (\`variantThreshold\`, ${pct(VARIANT_SHARE)} of the concept's FP budget), those images in the other seven orientations of the square and, for images with alpha, on black (\`anchorViews\` in src/safety/load.ts: a flipped, turned or on-black copy meets an anchor drawn the same way). Turned pictures sit in a crowded part of this encoder's space: scored against the upright threshold they would have raised it from 0.668 to 0.803 (pistol) and cost the held-out drawings their catches. **The prompt door** compares with the text phrases only (\`prompt.anchors: "text"\`): text-to-image similarity in this small CLIP is mostly colour ("red apple" matched the red drop of blood, "lime" the green water pistol). Images: ${images.length} (Twemoji + Noto, base emoji and skin tones). Negatives are the emoji that are no concept of the policy, split by position: thresholds are set at ≤ ${pct(TARGET_FP)} false positives per concept (${pct(POLICY_FP)} for the whole policy, split over ${CONCEPTS.length} concepts) on one half (${negCal.length} images), the FP column is measured on the other half (${negEval.length} images). Prompt thresholds: ≤ ${pct(PROMPT_TARGET_FP)} per concept on the names of half of the other emoji (${promptNegCal.length} prompts), FP measured on the other half (${promptNegEval.length}).`,
+  `Default policy \`policies/default.json\` for the tiny-emoji encoders. Scores are max cos(x, anchor) − threshold over the concept's anchors; a rule fires when the score is > 0. **Image doors** compare with the text phrases and every example image (Twemoji + Noto, skin tones included) and, against a threshold of their own (\`variantThreshold\`, ${pct(VARIANT_SHARE)} of the concept's FP budget), those images in the other seven orientations of the square and, for images with alpha, on black (\`anchorViews\` in src/safety/load.ts: a flipped, turned or on-black copy meets an anchor drawn the same way; views within cos 0.95 of one kept are merged, which an exact copy still clears). Turned pictures sit in a crowded part of this encoder's space: scored against the upright threshold they would have raised it from 0.668 to 0.803 (pistol) and cost the held-out drawings their catches. **The prompt door** compares with the text phrases only (\`prompt.anchors: "text"\`): text-to-image similarity in this small CLIP is mostly colour ("red apple" matched the red drop of blood, "lime" the green water pistol). Images: ${images.length} (Twemoji + Noto, base emoji and skin tones). Negatives are the emoji that are no concept of the policy, split by position: thresholds are set at ≤ ${pct(TARGET_FP)} false positives per concept (${pct(POLICY_FP)} for the whole policy, split over ${CONCEPTS.length} concepts) on one half (${negCal.length} images), the FP column is measured on the other half (${negEval.length} images). Prompt thresholds: ≤ ${pct(PROMPT_TARGET_FP)} per concept on the names of half of the other emoji (${promptNegCal.length} prompts), FP measured on the other half (${promptNegEval.length}).`,
   '',
   '**What TP means.** Each concept is one or two emoji, so its positives are few: its Twemoji and Noto images, skin tones included (middle finger: 6 per set). *TP in-sample* is 100% by construction (every such image is an anchor of the shipped policy, cos 1). *TP held out* is the honest figure: anchors from Twemoji only (text + Twemoji images and their views, threshold re-calibrated the same way), tested on the Noto drawings, which no anchor is (one image per concept, six for the middle finger and two for skull: read it as a count, not a rate); *all views* tests those Noto drawings in all eight orientations and on black. The encoders were trained on Twemoji, which flatters Twemoji figures; Noto is a different drawing style they never saw.',
   '',
