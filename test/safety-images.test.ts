@@ -16,6 +16,8 @@ import { SafetyGuard, type SafetyPolicy } from '../src/safety/index.js';
 import { loadPolicy } from '../src/safety/load.js';
 import { dihedral, dihedralAll } from '../src/image/dihedral.js';
 import { hashDistance, orientationHashes, perceptualHash } from '../src/store/phash.js';
+import { decodeRgbPng } from '../src/image/png-rgb.js';
+import { encodeRgbPng } from '../src/pipeline/png.js';
 import { hasErrorCode, rejects, repoPath, tempDir } from './helpers.js';
 
 const META = { source: 'twemoji', licence: 'CC-BY-4.0' };
@@ -81,6 +83,21 @@ test('orientationHashes (one DCT, signed permutations) equals the hash of each t
   }
 });
 
+test("decodeRgbPng reads the pipeline's PNGs exactly as sharp does, and declines everything else", async () => {
+  const w = 64, h = 48;
+  const rgb = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7919 + (i >> 5) * 31) & 0xff);
+  const png = encodeRgbPng(rgb, w, h, 6, { parameters: 'x' });
+  const d = decodeRgbPng(png, 1e6)!;
+  assert.equal([d.width, d.height], [w, h]);
+  assert.ok(Buffer.compare(Buffer.from(d.rgb), Buffer.from(rgb)) === 0);
+  assert.ok(Buffer.compare(Buffer.from(d.rgb), await sharp(png).raw().toBuffer()) === 0);
+  assert.is(decodeRgbPng(png, w * h - 1), null, 'over the pixel cap');
+  assert.is(decodeRgbPng(png.subarray(0, png.length - 30), 1e6), null, 'truncated');
+  assert.is(decodeRgbPng(await sharp(BLOCKED.pistol).png().toBuffer(), 1e6), null, 'RGBA');
+  assert.is(decodeRgbPng(await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).png({ progressive: true }).toBuffer(), 1e6), null, 'interlaced');
+  assert.is(decodeRgbPng(await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).withIccProfile('p3').png().toBuffer(), 1e6), null, 'colour profile');
+});
+
 test('every bypass is blocked by the concepts at ingest, and stored as blocked, never searchable', async () => {
   const guard = await SafetyGuard.create(policy, { encoder: enc });
   const store = await ImageStore.open(`${t.dir}/ingest`, { encoder: enc, screen: guard.imageScreen(), nearDuplicates: false });
@@ -124,9 +141,13 @@ test('the output door blocks every bypass (what the generator would draw from it
   const guard = await SafetyGuard.create(policy, { encoder: enc });
   const screen = guard.ragOptions().outputScreen;
   for (const [name, bytes] of Object.entries(bypasses)) {
-    const png = await sharp(bytes).png().toBuffer(); // the pipeline's outputs are PNGs
-    const v = await screen(png, { seed: 1, index: 0 });
-    assert.is(v.allow, false, name);
+    const png = await sharp(bytes).png().toBuffer();
+    assert.is((await screen(png, { seed: 1, index: 0 })).allow, false, name);
+    // As the pipeline writes them (8-bit RGB at the encoder's size: the synchronous decode).
+    const { data } = await sharp(bytes).flatten({ background: '#ffffff' }).resize(64, 64).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const own = encodeRgbPng(new Uint8Array(data), 64, 64);
+    assert.ok(decodeRgbPng(own, 1e6), 'the fast path applies');
+    assert.is((await screen(Buffer.from(own), { seed: 1, index: 0 })).allow, false, `${name} (pipeline PNG)`);
   }
   assert.is((await screen(banana, { seed: 1, index: 0 })).allow, true, 'control: a benign output passes');
 });
@@ -178,6 +199,8 @@ test('a perceptual-hash blocklist matches every orientation at ingest, uploads a
     for (const b of turned) {
       await rejects(store.embedReference(b), hasErrorCode('IMAGE_BLOCKED'));
       assert.is((await guard.checkImage(b, 'output', 'turned')).rule, 'hash:known-pistol');
+      const { data } = await sharp(b).flatten({ background: '#ffffff' }).resize(64, 64).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      assert.is((await guard.checkImage(encodeRgbPng(new Uint8Array(data), 64, 64), 'output', 'turned, pipeline PNG')).rule, 'hash:known-pistol');
     }
     assert.is((await guard.checkImage(banana, 'output', 'banana')).action, 'allow');
   } finally {

@@ -17,10 +17,12 @@
  * POLICY_INVALID and the previous one stays in force.
  */
 import { RagdiffError, typeError } from '../errors.js';
-import { decodeImage } from '../image/decode.js';
+import { DEFAULT_MAX_PIXELS } from '../image/decode.js';
+import { decodeRgbPng } from '../image/png-rgb.js';
 import type { ImageTextEncoder, RgbImage } from '../models/encoders.js';
-import { decodeCandidate, type ImageScreen, type ScreenCandidate, type ScreenVerdict } from '../store/gate.js';
+import { areaResize, decodeCandidate, type ImageScreen, type ScreenCandidate, type ScreenVerdict } from '../store/gate.js';
 import type { OutputScreen, PolicyStamp, PromptScreen, ReferenceScreen, SafetyVerdict } from '../rag/screen.js';
+import { orientationHashes, PHASH_SIZE } from '../store/phash.js';
 import { AuditLog, type AuditLogOptions } from './audit.js';
 import { loadPolicy, type SafetyPolicy } from './load.js';
 import { ClusterWatch, type SourceReport } from './poisoning.js';
@@ -135,16 +137,18 @@ export class SafetyGuard {
    */
   async checkImage(bytes: Uint8Array, door: SafetyDoor, item: string): Promise<SafetyDecision> {
     const p = this.current;
+    const size = this.encoder.imageSize ?? { width: 224, height: 224 };
     let pixels: RgbImage;
     let hashes: string[] = [];
-    if (p.doc.hashes.length > 0) {
-      const c = await decodeCandidate(bytes, this.encoder); // the gate's decode: pixels and the orientation hashes
+    // The pipeline's own PNGs (8-bit RGB at the encoder's size) decode synchronously; anything else takes the gate's path.
+    const own = decodeRgbPng(bytes, DEFAULT_MAX_PIXELS);
+    if (own && own.width === size.width && own.height === size.height && Math.min(size.width, size.height) >= PHASH_SIZE) {
+      pixels = own;
+      if (p.doc.hashes.length > 0) hashes = orientationHashes(areaResize(own.rgb, own.width, own.height, PHASH_SIZE, PHASH_SIZE));
+    } else {
+      const c = await decodeCandidate(bytes, this.encoder); // pixels and the orientation hashes
       pixels = c.pixels;
       hashes = c.orientedHashes;
-    } else {
-      const size = this.encoder.imageSize ?? { width: 224, height: 224 };
-      const d = await decodeImage(bytes, { width: size.width, height: size.height, fit: 'cover' });
-      pixels = { rgb: d.rgb, width: d.width, height: d.height };
     }
     const [e] = await this.encoder.embedImages([pixels]);
     const { hits, closest } = conceptHits(p, unit(e!), door);
