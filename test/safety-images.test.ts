@@ -18,7 +18,20 @@ import { dihedral, dihedralAll } from '../src/image/dihedral.js';
 import { hashDistance, orientationHashes, perceptualHash } from '../src/store/phash.js';
 import { decodeRgbPng } from '../src/image/png-rgb.js';
 import { encodeRgbPng } from '../src/pipeline/png.js';
+import { pngChunk, pngChunks } from '../src/image/png-text.js';
 import { hasErrorCode, rejects, repoPath, tempDir } from './helpers.js';
+
+/** An APNG: default image `first` (IDAT, also frame 0), then `second` as frame 1 (fdAT). Both 64×64, flattened to RGB. */
+async function animatedPng(first: Buffer, second: Buffer): Promise<Buffer> {
+  const rgbPng = async (b: Buffer) => Buffer.from(encodeRgbPng(new Uint8Array(await sharp(b).flatten({ background: '#ffffff' }).resize(64, 64).removeAlpha().raw().toBuffer()), 64, 64));
+  const a = pngChunks(await rgbPng(first));
+  const b = pngChunks(await rgbPng(second));
+  const u32 = (...v: number[]) => { const x = Buffer.alloc(4 * v.length); v.forEach((n, i) => x.writeUInt32BE(n, 4 * i)); return x; };
+  const fctl = (seq: number) => Buffer.concat([u32(seq, 64, 64, 0, 0), Buffer.from([0, 1, 0, 10, 0, 0])]);
+  const idat = a.filter((c) => c.type === 'IDAT').map((c) => pngChunk('IDAT', c.data));
+  const fdat = b.filter((c) => c.type === 'IDAT').map((c, i) => pngChunk('fdAT', Buffer.concat([u32(3 + i), c.data])));
+  return Buffer.concat([Buffer.from(first.subarray(0, 0)), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', a[0]!.data), pngChunk('acTL', u32(2, 0)), pngChunk('fcTL', fctl(0)), ...idat, pngChunk('fcTL', fctl(2)), ...fdat, pngChunk('IEND', new Uint8Array(0))]);
+}
 
 const META = { source: 'twemoji', licence: 'CC-BY-4.0' };
 const t = tempDir('ragdiff-safety-images-');
@@ -154,7 +167,7 @@ test('the output door blocks every bypass (what the generator would draw from it
 
 test('an animation keeps only the frame that was screened: stored, served and sent to the model', async () => {
   const guard = await SafetyGuard.create(policy, { encoder: enc });
-  const store = await ImageStore.open(`${t.dir}/gif`, { encoder: enc, screen: guard.imageScreen() });
+  const store = await ImageStore.open(`${t.dir}/gif`, { encoder: enc, screen: guard.imageScreen(), nearDuplicates: false });
   try {
     const r = await store.add([{ bytes: gif, meta: { name: 'banana gif' } }], META);
     assert.is(r.items[0]!.status, 'added');
@@ -165,6 +178,13 @@ test('an animation keeps only the frame that was screened: stored, served and se
     assert.is(store.get(id)!.format, 'png');
     const px = async (b: Uint8Array) => (await sharp(b, { pages: 1 }).flatten({ background: '#ffffff' }).removeAlpha().raw().toBuffer());
     assert.ok(Buffer.compare(await px(kept), await px(await sharp(gif, { pages: 1 }).png().toBuffer())) === 0, 'it is the first frame');
+    // An APNG whose animation shows the pistol (libvips decodes only the default image, the banana).
+    const apng = await animatedPng(banana, BLOCKED.pistol);
+    assert.is((await sharp(apng).metadata()).pages ?? 1, 1, 'sharp sees one page');
+    const a = await store.add([{ bytes: apng, meta: { name: 'banana apng' } }], META);
+    assert.is(a.items[0]!.status, 'added');
+    const aid = store.list({ limit: 10 }).find((x) => x.name === 'banana apng')!.id;
+    assert.not.ok(pngChunks(store.readImage(aid)).some((c) => c.type === 'acTL' || c.type === 'fdAT'), 'the animation is not kept');
     // The blocked frame first: refused.
     const bad = await sharp([BLOCKED.pistol, banana], { join: { animated: true } }).gif().toBuffer();
     assert.is((await store.add([{ bytes: bad, meta: { name: 'pistol gif' } }], META)).items[0]!.status, 'blocked');

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import sharp from 'sharp';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
+import { pngChunks } from '../image/png-text.js';
 import type { ImageTextEncoder, RgbImage } from '../models/encoders.js';
 import type { NormalisedMeta } from './meta.js';
 import { orientationHashes, perceptualHash, PHASH_SIZE, type PerceptualHash } from './phash.js';
@@ -153,8 +154,8 @@ export async function decodeCandidate(bytes: Uint8Array, encoder: ImageTextEncod
   const pixels = boxDownscale(decoded.rgb, work.width, work.height, work.factor);
   const small = work.width === PHASH_SIZE && work.height === PHASH_SIZE ? decoded.rgb : areaResize(decoded.rgb, work.width, work.height, PHASH_SIZE, PHASH_SIZE);
   // Only the first frame is decoded, screened and embedded: an animation keeps only that frame,
-  // so no unscreened frame is ever stored or served.
-  const kept = decoded.source.pages > 1 ? await firstFrame(bytes, maxPixels) : bytes;
+  // so no unscreened frame is ever stored or served. (An APNG reads as one page: its frames are chunks.)
+  const kept = decoded.source.pages > 1 || (decoded.source.format === 'png' && isApng(bytes)) ? await firstFrame(bytes, maxPixels) : bytes;
   return {
     bytes: kept,
     sha256: createHash('sha256').update(kept).digest('hex'),
@@ -167,6 +168,15 @@ export async function decodeCandidate(bytes: Uint8Array, encoder: ImageTextEncod
   };
 }
 
+
+/** An animated PNG: frames in fdAT chunks that decoders without APNG support (libvips) never show. */
+function isApng(bytes: Uint8Array): boolean {
+  try {
+    return pngChunks(bytes).some((c) => c.type === 'acTL' || c.type === 'fdAT');
+  } catch {
+    return true; // sharp read it, this parser did not: keep only what sharp decoded
+  }
+}
 
 /** A lossless PNG of the first frame (page) of an animated or multi-page image. */
 async function firstFrame(bytes: Uint8Array, maxPixels: number): Promise<Uint8Array> {

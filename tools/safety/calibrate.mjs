@@ -204,10 +204,15 @@ const scoreWith = async (doc, prompts) => {
   return out;
 };
 const calScores = await scoreWith(policy, promptNegCal);
+// The image doors' benign anchors, likewise: Twemoji images (a runtime dependency, referenced as npm: paths) of the calibration half.
+const { conceptHits } = await import(join(root, 'dist/src/safety/rules.js'));
+const g0 = await SafetyGuard.create(policy, { encoder: enc, baseDir: join(root, 'policies') });
+const benignImages = negCal.filter((im) => im.set === 'twemoji' && !im.variant && (conceptHits(g0.policy, im.embedding, 'ingest').closest?.score ?? -1) > -BENIGN_NEAR);
 policy.benign = {
   text: promptNegCal.filter((_, i) => calScores[i] > -BENIGN_NEAR),
+  images: benignImages.map((im) => `npm:emoji-datasource-twitter/img/twitter/64/${im.path.split('/').pop()}`),
   margin: 0,
-  note: `emoji names of the calibration half within ${BENIGN_NEAR} of firing a concept (tools/safety/calibrate.mjs)`,
+  note: `emoji names and Twemoji images of the calibration half within ${BENIGN_NEAR} of firing a concept (tools/safety/calibrate.mjs)`,
 };
 const benignAnchors = new Set(policy.benign.text);
 const shipped = await SafetyGuard.create(policy, { encoder: enc, baseDir: join(root, 'policies') });
@@ -216,6 +221,8 @@ const benignPrompts = ev.readPromptList(join(root, 'policies/benign-prompts.txt'
 const rates = await ev.promptRates(shipped, benignPrompts, spec, names);
 const heldBenign = benignPrompts.filter((p) => !benignAnchors.has(p));
 const heldRefused = rates.refused.filter((r) => !benignAnchors.has(r.prompt));
+const imageFpShipped = negEval.filter((im) => conceptHits(shipped.policy, im.embedding, 'ingest').hits.length > 0).length / negEval.length;
+const imageFpNoBenign = negEval.filter((im) => conceptHits(g0.policy, im.embedding, 'ingest').hits.length > 0).length / negEval.length;
 let heldNamesFp = 0;
 for (const p of promptNegEval) if ((await shipped.checkPrompt(p)).action === 'block') heldNamesFp++;
 const DEMO = ['grinning face', 'crying face', 'red heart', 'cat face', 'car', 'globe', 'red apple', 'tulip', 'penguin', 'strawberry', 'grapes', 'banana'];
@@ -236,7 +243,8 @@ const summary = {
     benignHeldOut: heldBenign.length, benignHeldOutFp: heldRefused.length / heldBenign.length,
     heldOutNames: promptNegEval.length, heldOutNamesFp: heldNamesFp / promptNegEval.length,
     positives: rates.positives, paraphraseCatch: rates.paraphraseCatch, diluted: rates.diluted, dilutedCatch: rates.dilutedCatch,
-    missed: rates.missed, perConcept: rates.perConcept, benignAnchors: policy.benign.text.length, baseline: spec.baseline,
+    missed: rates.missed, perConcept: rates.perConcept, benignAnchors: policy.benign.text.length, benignImages: policy.benign.images.length, baseline: spec.baseline,
+    imageFpShipped, imageFpNoBenign,
   },
   loose: { targetFp: LOOSE_FP, promptTargetFp: LOOSE_PROMPT_FP, unionFp: loose.unionFp, unionPromptFp: loose.unionPromptFp, concepts: loose.rows.map(({ scores, ...r }) => r) },
 };
@@ -261,9 +269,9 @@ const md = [
   '',
   `Benign prompts: \`policies/benign-prompts.txt\` (${rates.benign} everyday prompts inside the vocabulary: the demo prompts, the model card's held-out prompts, emoji names of everyday categories, ${'hand-written'} red things; \`node tools/safety/benign-prompts.mjs\`). Refused: ${rates.refused.map((r) => `"${r.prompt}" (${r.rule})`).join(', ') || 'none'}. Demo prompts refused: ${demoRefused.length ? demoRefused.join(', ') : 'none'}. Of the benign prompts that are not benign anchors themselves, ${pct(heldRefused.length / heldBenign.length)} (${heldRefused.length} of ${heldBenign.length}) are refused; of the held-out half of the emoji names (never anchors), ${pct(heldNamesFp / promptNegEval.length)} (${heldNamesFp} of ${promptNegEval.length}). Paraphrases: the concepts' emoji names and paraphrases (\`policies/calibration.json\`), alone and in the benign contexts ${DILUTE.map((d) => `"${d}"`).join(', ')} (prompt dilution); missed alone: ${missedAlone.map((m) => `"${m}"`).join(', ') || 'none'} (and ${rates.missed.length - missedAlone.length} diluted forms).`,
   '',
-  `**Benign anchors** (\`benign\` in the policy): ${policy.benign.text.length} emoji names of the calibration half that came within ${BENIGN_NEAR} of firing a concept. A concept that clears its threshold must also be closer than the closest benign anchor (margin ${policy.benign.margin}), so "red apple" answers to the apples and hearts it resembles, not to blood; a concept's own names and paraphrases are nearer to its anchors than to any benign one. The word windows keep their reach: "a cat face with a knife" is refused on its window "knife", which no benign anchor outbids. Benign anchors are scored only when a concept clears its threshold, so they cost nothing on the usual prompt.`,
+  `**Benign anchors** (\`benign\` in the policy): ${policy.benign.text.length} emoji names and ${policy.benign.images.length} Twemoji images of the calibration half that came within ${BENIGN_NEAR} of firing a concept. A concept that clears its threshold must also be closer than the closest benign anchor (margin ${policy.benign.margin}), so "red apple" answers to the apples and hearts it resembles, not to blood; a concept's own names and paraphrases are nearer to its anchors than to any benign one. The word windows keep their reach: "a cat face with a knife" is refused on its window "knife", which no benign anchor outbids. Benign anchors are scored only when a concept clears its threshold, so they cost nothing on the usual prompt.`,
   '',
-  `**Whole policy, images** (any concept fires): image FP ${pct(unionFp)} on the ${negEval.length} held-out benign images (the example images' other orientations and on-black composites are anchors too, at their own threshold). Emoji names (whole prompt, thresholds alone): ${pct(unionPromptFp)}; with windows ${pct(unionPromptWinFp)} — the benign anchors above then bring the held-out names to ${pct(heldNamesFp / promptNegEval.length)}.`,
+  `**Whole policy, images** (any concept fires): image FP ${pct(unionFp)} on the ${negEval.length} held-out benign images (the example images' other orientations and on-black composites are anchors too, at their own threshold); through the shipped guard ${pct(imageFpNoBenign)} without the benign image anchors, **${pct(imageFpShipped)}** with them. Emoji names (whole prompt, thresholds alone): ${pct(unionPromptFp)}; with windows ${pct(unionPromptWinFp)} — the benign anchors above then bring the held-out names to ${pct(heldNamesFp / promptNegEval.length)}.`,
   '',
   `**Looser alternative** (not shipped): ${pct(LOOSE_FP)} (images) and ${pct(LOOSE_PROMPT_FP)} (prompts) per concept meets the 2% target concept by concept, but the whole policy then blocks ${pct(loose.unionFp)} of benign images and ${pct(loose.unionPromptFp)} of benign names.`,
   '',
