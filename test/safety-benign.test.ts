@@ -15,6 +15,7 @@ import { RagPipeline } from '../src/rag/index.js';
 import { SafetyGuard } from '../src/safety/index.js';
 import { emojiPrompts, emojiTable } from '../src/safety/calibrate.js';
 import { promptRates, readPromptList, type CalibrationSpec, type PromptRates } from '../src/safety/evaluate.js';
+import { PolicyError, validatePolicy } from '../src/safety/policy.js';
 import { DEMO_PROMPTS, HELDOUT_DEMO_PROMPTS } from '../src/cli/generate.js';
 import { repoPath, tempDir } from './helpers.js';
 
@@ -77,6 +78,27 @@ test('the demo prompts pass every door of a generation: prompt and output (retri
   } finally {
     await rag.close();
   }
+});
+
+test('the new policy fields are validated, naming the field', () => {
+  const fieldOf = (doc: unknown): string | undefined => {
+    try {
+      validatePolicy(doc);
+      return undefined;
+    } catch (e) {
+      assert.ok(e instanceof PolicyError);
+      assert.is((e as PolicyError).code, 'POLICY_INVALID');
+      return (e as PolicyError).field;
+    }
+  };
+  const concept = { id: 'a', text: ['a'], threshold: 0.5 };
+  assert.is(fieldOf({ version: 'x', benign: { margin: 5 } }), 'benign.margin');
+  assert.is(fieldOf({ version: 'x', benign: { text: [1] } }), 'benign.text[0]');
+  assert.is(fieldOf({ version: 'x', benign: { image: [] } }), 'benign.image');
+  assert.is(fieldOf({ version: 'x', prompt: { anchors: 'images' } }), 'prompt.anchors');
+  assert.is(fieldOf({ version: 'x', concepts: [{ ...concept, variantThreshold: 2 }] }), 'concepts[0].variantThreshold');
+  const ok = validatePolicy({ version: 'x', concepts: [concept], prompt: { anchors: 'text' }, benign: { text: ['b'] } });
+  assert.equal([ok.concepts[0]!.variantThreshold, ok.prompt.anchors, ok.benign], [0.5, 'text', { text: ['b'], images: [], margin: 0 }]);
 });
 
 test('`ragdiff generate "red apple" --policy policies/default.json` writes its image', async () => {

@@ -1,12 +1,12 @@
 /**
  * Rule evaluation against a compiled policy. Every rule yields a hit with an
  * SD-checker-style score (> 0 fires):
- *   concept  max cos(embedding, anchor) − threshold (promptThreshold for prompts); at the
- *            image doors the example images' flips, rotations and on-black composites
- *            (load.ts) count too, against their own variantThreshold; prompts meet the text anchors only when the
- *            policy says `prompt.anchors: "text"`. With benign anchors, a concept that
- *            clears its threshold also has to beat the best benign anchor by the
- *            policy's margin: the score is then min(cos − threshold, cos − benign − margin)
+ *   concept  max cos(embedding, anchor) − threshold (promptThreshold for prompts). At the
+ *            image doors the example images' flips, turns and on-black composites (load.ts)
+ *            count too, against their own variantThreshold; with `prompt.anchors: "text"`
+ *            prompts meet the text phrases only. With benign anchors, a concept that clears
+ *            its threshold must also beat the closest benign anchor by the policy's margin:
+ *            the score is then min(cos − threshold, cos − benign − margin)
  *   hash     (maxDistance + 1 − Hamming distance) / 64
  *   source / licence   1
  * A decision blocks when any blocking rule fires (the first of hash, source,
