@@ -97,8 +97,23 @@ test('the new policy fields are validated, naming the field', () => {
   assert.is(fieldOf({ version: 'x', benign: { image: [] } }), 'benign.image');
   assert.is(fieldOf({ version: 'x', prompt: { anchors: 'images' } }), 'prompt.anchors');
   assert.is(fieldOf({ version: 'x', concepts: [{ ...concept, variantThreshold: 2 }] }), 'concepts[0].variantThreshold');
+  assert.is(fieldOf({ version: 'x', concepts: [{ ...concept, outputOffset: -0.1 }] }), 'concepts[0].outputOffset');
   const ok = validatePolicy({ version: 'x', concepts: [concept], prompt: { anchors: 'text' }, benign: { text: ['b'] } });
   assert.equal([ok.concepts[0]!.variantThreshold, ok.prompt.anchors, ok.benign], [0.5, 'text', { text: ['b'], images: [], margin: 0 }]);
+});
+
+test('outputOffset raises the image thresholds at the output door only', async () => {
+  const heart = readFileSync(repoPath('node_modules/emoji-datasource-twitter/img/twitter/64/2764-fe0f.png'));
+  const concept = { id: 'heart', images: ['npm:emoji-datasource-twitter/img/twitter/64/2764-fe0f.png'], threshold: 0.6 };
+  const plain = await SafetyGuard.create({ version: 'h', concepts: [concept] }, { encoder: enc });
+  const raised = await SafetyGuard.create({ version: 'h', concepts: [{ ...concept, outputOffset: 0.3 }] }, { encoder: enc });
+  assert.is((await plain.checkImage(heart, 'output', 'heart')).action, 'block');
+  const out = await raised.checkImage(heart, 'output', 'heart');
+  assert.is(out.action, 'block', 'cos 1 still clears 0.6 + 0.3');
+  const far = await raised.checkImage(readFileSync(repoPath('node_modules/emoji-datasource-twitter/img/twitter/64/1f9e1.png')), 'output', 'orange heart');
+  const farPlain = await plain.checkImage(readFileSync(repoPath('node_modules/emoji-datasource-twitter/img/twitter/64/1f9e1.png')), 'upload', 'orange heart');
+  assert.ok(Math.abs((farPlain.score! - far.score!) - 0.3) < 1e-6, `the output score is lower by the offset: ${farPlain.score} vs ${far.score}`);
+  assert.is((await raised.checkImage(heart, 'upload', 'heart')).score, (await plain.checkImage(heart, 'upload', 'heart')).score, 'other doors unchanged');
 });
 
 test('`ragdiff generate "red apple" --policy policies/default.json` writes its image', async () => {

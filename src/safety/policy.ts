@@ -42,6 +42,11 @@ export interface ConceptRule {
    * own, stricter threshold instead of raising the upright one.
    */
   variantThreshold: number;
+  /**
+   * Raised by this much at the output door (default 0): generated images are blurrier than the
+   * drawings the thresholds were set on, and a red blob is nearer a drop of blood than any apple.
+   */
+  outputOffset: number;
   /** Threshold on prompts (default: threshold). */
   promptThreshold: number;
   /** Threshold on the short word windows of a prompt when `prompt.windows` is on (default: promptThreshold). */
@@ -161,7 +166,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
     o.concepts.forEach((raw, i) => {
       const f = `concepts[${i}]`;
       const c = obj(f, raw);
-      known(f, c, ['id', 'text', 'images', 'threshold', 'variantThreshold', 'promptThreshold', 'windowThreshold', 'action', 'doors', 'note']);
+      known(f, c, ['id', 'text', 'images', 'threshold', 'variantThreshold', 'outputOffset', 'promptThreshold', 'windowThreshold', 'action', 'doors', 'note']);
       const id = str(`${f}.id`, c.id, 100);
       if (ids.has(id)) throw new PolicyError(`${f}.id`, `duplicate concept id ${JSON.stringify(id)}`);
       ids.add(id);
@@ -169,6 +174,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
       const images = c.images === undefined ? [] : strList(`${f}.images`, c.images, 100);
       if (text.length + images.length === 0) throw new PolicyError(f, 'needs at least one text phrase or example image');
       const threshold = num(`${f}.threshold`, c.threshold, -1, 1);
+      const outputOffset = c.outputOffset === undefined ? 0 : num(`${f}.outputOffset`, c.outputOffset, 0, 2);
       const variantThreshold = c.variantThreshold === undefined ? threshold : num(`${f}.variantThreshold`, c.variantThreshold, -1, 1);
       const promptThreshold = c.promptThreshold === undefined ? threshold : num(`${f}.promptThreshold`, c.promptThreshold, -1, 1);
       const windowThreshold = c.windowThreshold === undefined ? promptThreshold : num(`${f}.windowThreshold`, c.windowThreshold, -1, 1);
@@ -179,7 +185,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
           if (!SAFETY_DOORS.includes(d)) throw new PolicyError(`${f}.doors[${j}]`, `must be one of ${SAFETY_DOORS.join(', ')}, got ${JSON.stringify(d)}`);
         });
       }
-      doc.concepts.push({ id, text, images, threshold, variantThreshold, promptThreshold, windowThreshold, action: action(`${f}.action`, c.action), doors });
+      doc.concepts.push({ id, text, images, threshold, variantThreshold, outputOffset, promptThreshold, windowThreshold, action: action(`${f}.action`, c.action), doors });
     });
   }
 

@@ -6,7 +6,8 @@
  *            count too, against their own variantThreshold; with `prompt.anchors: "text"`
  *            prompts meet the text phrases only. With benign anchors, a concept that clears
  *            its threshold must also beat the closest benign anchor by the policy's margin:
- *            the score is then min(cos − threshold, cos − benign − margin)
+ *            the score is then min(cos − threshold, cos − benign − margin). At the output
+ *            door the image thresholds are raised by the concept's outputOffset.
  *   hash     (maxDistance + 1 − Hamming distance) / 64
  *   source / licence   1
  * A decision blocks when any blocking rule fires (the first of hash, source,
@@ -80,11 +81,12 @@ export function conceptHits(policy: SafetyPolicy, embedding: Float32Array, door:
       const s = dot(c.anchors[j]!, embedding);
       if (s > best) best = s;
     }
-    let score = best - (!prompt ? c.threshold : window ? c.windowThreshold : c.promptThreshold);
+    const raise = door === 'output' ? c.outputOffset : 0;
+    let score = best - (!prompt ? c.threshold + raise : window ? c.windowThreshold : c.promptThreshold);
     if (!prompt && c.variants.length > 0) {
       const v = maxDot(c.variants, embedding);
-      if (v - c.variantThreshold > score) {
-        score = v - c.variantThreshold;
+      if (v - c.variantThreshold - raise > score) {
+        score = v - c.variantThreshold - raise;
         best = v;
       }
     }

@@ -72,6 +72,43 @@ const negEval = benign.filter((im) => im.index % 2 === 1);
 const benignEmoji = table.map((e, index) => ({ e, index })).filter(({ e }) => !conceptOf.has(e.short_name));
 const promptNegCal = [...new Set(benignEmoji.filter((x) => x.index % 2 === 0).flatMap((x) => cal.emojiPrompts(x.e)))];
 const promptNegEval = [...new Set(benignEmoji.filter((x) => x.index % 2 === 1).flatMap((x) => cal.emojiPrompts(x.e)))];
+// The output door's own negatives: images tiny-emoji generates for benign names of the calibration half
+// (seed 7, the bundle's defaults, as `ragdiff generate NAME` draws them). Generation is slow on a CPU
+// (~0.7 s each), hence the cache: --outputs-cache FILE.
+const OUTPUT_NEGATIVES = Number(process.env.OUTPUT_NEGATIVES ?? Infinity); // default: every name of the calibration half
+/** Per-concept share of generated benign images a concept may block (0: none of the calibration set). */
+const OUTPUT_FP = Number(process.env.OUTPUT_FP ?? 0);
+const outCacheFile = process.argv.includes('--outputs-cache') ? process.argv[process.argv.indexOf('--outputs-cache') + 1] : undefined;
+const outPrompts = promptNegCal.slice(0, OUTPUT_NEGATIVES);
+let genNeg = [];
+const tg = performance.now();
+if (outCacheFile && existsSync(outCacheFile)) {
+  // The cache holds the first prompts' embeddings, in order: a longer list extends it.
+  const buf = readFileSync(outCacheFile);
+  const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  for (let i = 0; i < Math.min(all.length / enc.dim, outPrompts.length); i++) genNeg.push(all.slice(i * enc.dim, (i + 1) * enc.dim));
+}
+const cachedGen = genNeg.length;
+if (genNeg.length < outPrompts.length) {
+  const { RagPipeline } = await import(join(root, 'dist/src/rag/index.js'));
+  const { decodeRgbPng } = await import(join(root, 'dist/src/image/png-rgb.js'));
+  const rag = await RagPipeline.load(join(root, 'models/tiny-emoji'));
+  for (const [i, prompt] of outPrompts.entries()) {
+    if (i < cachedGen) continue;
+    const png = (await rag.generate({ prompt, seed: 7 })).images[0].png;
+    const [e] = await enc.embedImages([decodeRgbPng(png, 1 << 24)]);
+    const n = Math.hypot(...e);
+    genNeg.push(e.map((x) => x / n));
+    if ((i + 1) % 100 === 0) console.error(`generated ${i + 1}/${outPrompts.length}`);
+  }
+  await rag.close();
+  if (outCacheFile) {
+    const all = new Float32Array(genNeg.length * enc.dim);
+    genNeg.forEach((e, i) => all.set(e, i * enc.dim));
+    writeFileSync(outCacheFile, Buffer.from(all.buffer));
+  }
+}
+const genMs = performance.now() - tg;
 const embedTexts = async (texts) => {
   const out = [];
   for (let i = 0; i < texts.length; i += 256) out.push(...(await enc.embedText(texts.slice(i, i + 256))));
@@ -110,6 +147,7 @@ async function viewsOf(im) {
 const unitRows = (rows) => rows.map((v) => { const n = Math.hypot(...v); return v.map((x) => x / n); });
 async function evaluate(targetFp, promptTargetFp, ship) {
   const rows = [];
+  const firesGen = { before: new Array(genNeg.length).fill(false), after: new Array(genNeg.length).fill(false) };
   const firesCal = { img: new Array(negEval.length).fill(false), prompt: new Array(promptNegEval.length).fill(false), promptWin: new Array(promptNegEval.length).fill(false) };
   for (const c of CONCEPTS) {
     const pos = images.filter((im) => c.emoji.includes(im.shortName));
@@ -133,6 +171,10 @@ async function evaluate(targetFp, promptTargetFp, ship) {
     const tv = cal.thresholdFor(score(fullV, negCal), targetFp * VARIANT_SHARE);
     const posScores = pos.map((im) => both(im.embedding, full, fullV, t, tv) + t);
     const evalScores = negEval.map((im) => both(im.embedding, full, fullV, t, tv) + t);
+    // Output door: both image thresholds raised by the smallest offset that keeps generated benign images under the target.
+    const genScores = genNeg.map((e) => both(e, full, fullV, t, tv));
+    const outputOffset = genNeg.length ? Math.max(0, cal.thresholdFor(genScores, OUTPUT_FP)) : 0;
+    genScores.forEach((g, i) => { if (g > 0) firesGen.before[i] = true; if (g > outputOffset) firesGen.after[i] = true; });
     evalScores.forEach((s, i) => { if (s > t) firesCal.img[i] = true; });
     // held out: Twemoji anchors only; tested on Noto and on the Twemoji skin tones
     const th = cal.thresholdFor(score(held, negCal), targetFp * (1 - VARIANT_SHARE));
@@ -170,13 +212,13 @@ async function evaluate(targetFp, promptTargetFp, ship) {
       copyFileSync(im.path, join(root, 'policies', f));
       return f;
     });
-    if (ship) policy.concepts.push({ id: c.id, text: c.text, images: anchorFiles, threshold: t, variantThreshold: tv, promptThreshold: pt, windowThreshold: wt, action: c.action ?? 'block', note: c.why });
+    if (ship) policy.concepts.push({ id: c.id, text: c.text, images: anchorFiles, threshold: t, variantThreshold: tv, ...(outputOffset > 0 ? { outputOffset } : {}), promptThreshold: pt, windowThreshold: wt, action: c.action ?? 'block', note: c.why });
     const missedPrompts = posPrompts.filter((_, i) => !(posPS[i] > pt));
     rows.push({
       id: c.id, why: c.why, threshold: t, promptThreshold: pt,
       images: pos.length, tpIn: cal.rate(posScores, t), fp: cal.rate(evalScores, t),
       heldImages: heldPos.length, heldThreshold: th, tpHeld: cal.rate(heldScores, th), fpHeld: cal.rate(negEval.map((im) => both(im.embedding, held, heldV, th, thv) + th), th), variantThreshold: tv,
-      heldViews: heldViews.length, tpHeldViews: cal.rate(heldViewScores, th),
+      heldViews: heldViews.length, tpHeldViews: cal.rate(heldViewScores, th), outputOffset, fpGenerated: cal.rate(genScores, 0), fpGeneratedRaised: cal.rate(genScores, outputOffset),
       prompts: posPrompts.length, tpPrompt: cal.rate(posPS, pt), fpPrompt: cal.rate(negPS, pt), missedPrompts,
       windowThreshold: wt, fpPromptWindows: negWin.filter((s) => s > 0).length / negWin.length, diluted: diluted.length, tpDilutedWhole: dilCaughtFull / diluted.length, tpDiluted: dilCaught / diluted.length,
       unknownWords: [...new Set(posPrompts.flatMap((p) => cal.unknownWords(vocab, p)))],
@@ -186,11 +228,13 @@ async function evaluate(targetFp, promptTargetFp, ship) {
   const unionFp = firesCal.img.filter(Boolean).length / negEval.length;
   const unionPromptFp = firesCal.prompt.filter(Boolean).length / promptNegEval.length;
   const unionPromptWinFp = firesCal.promptWin.filter(Boolean).length / promptNegEval.length;
-  return { rows, unionFp, unionPromptFp, unionPromptWinFp };
+  const genFpBefore = firesGen.before.filter(Boolean).length / (genNeg.length || 1);
+  const genFpAfter = firesGen.after.filter(Boolean).length / (genNeg.length || 1);
+  return { rows, unionFp, unionPromptFp, unionPromptWinFp, genFpBefore, genFpAfter };
 }
 const TARGET_FP = POLICY_FP / CONCEPTS.length;
 const PROMPT_TARGET_FP = POLICY_PROMPT_FP / CONCEPTS.length;
-const { rows, unionFp, unionPromptFp, unionPromptWinFp } = await evaluate(TARGET_FP, PROMPT_TARGET_FP, true);
+const { rows, unionFp, unionPromptFp, unionPromptWinFp, genFpBefore, genFpAfter } = await evaluate(TARGET_FP, PROMPT_TARGET_FP, true);
 policy.prompt = { windows: WINDOWS, anchors: 'text' };
 const loose = await evaluate(LOOSE_FP, LOOSE_PROMPT_FP, false);
 
@@ -237,7 +281,7 @@ writeFileSync(join(root, 'policies/anchors/NOTICE.md'), '# Anchor images\n\nExam
 const summary = {
   date: new Date().toISOString(), encoder: enc.id, targetFp: TARGET_FP, promptTargetFp: PROMPT_TARGET_FP,
   negatives: { calibration: negCal.length, evaluation: negEval.length, promptCalibration: promptNegCal.length, promptEvaluation: promptNegEval.length },
-  unionFp, unionPromptFp, unionPromptWinFp, windows: WINDOWS, dilutionTemplates: DILUTE, embedMs, concepts: rows,
+  unionFp, unionPromptFp, unionPromptWinFp, generated: { prompts: outPrompts, fpBefore: genFpBefore, fpAfter: genFpAfter, ms: genMs }, windows: WINDOWS, dilutionTemplates: DILUTE, embedMs, concepts: rows,
   promptRates: {
     benignPrompts: rates.benign, benignFp: rates.benignFp, refused: rates.refused, demoRefused,
     benignHeldOut: heldBenign.length, benignHeldOutFp: heldRefused.length / heldBenign.length,
@@ -259,6 +303,8 @@ const md = [
   '| concept | threshold (img / views / prompt / window) | images | TP in-sample | FP (held-out half) | held-out images | TP held out | TP held out, all views | FP held out | prompts | TP prompts (whole) | prompts missed (whole) |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.id} | ${r.threshold.toFixed(3)} / ${r.variantThreshold.toFixed(3)} / ${r.promptThreshold.toFixed(3)} / ${r.windowThreshold.toFixed(3)} | ${r.images} | ${pct(r.tpIn)} | ${pct(r.fp)} | ${r.heldImages} | ${pct(r.tpHeld)} | ${pct(r.tpHeldViews)} (${r.heldViews}) | ${pct(r.fpHeld)} | ${r.prompts} | ${pct(r.tpPrompt)} | ${r.missedPrompts.map((p) => `"${p}"`).join(', ') || '—'} |`),
+  '',
+  `**Output door.** Generated images are blurrier than the drawings the image thresholds were set on (a red strawberry comes out as a red blob, nearer the drop of blood than any apple). ${genNeg.length} images tiny-emoji generated for benign names of the calibration half (seed 7, the defaults; ${cachedGen === genNeg.length ? 'read from a cache' : `${(genMs / 60_000).toFixed(1)} min${cachedGen ? ` for ${genNeg.length - cachedGen} of them, the rest read from a cache` : ''}`}) set a per-concept \`outputOffset\` by which both image thresholds are raised at the output door (the smallest keeping them at ≤ ${pct(OUTPUT_FP)} per concept): ${rows.map((r) => `${r.id} +${r.outputOffset.toFixed(3)}`).join(', ')}. Generated benign images blocked: ${pct(genFpBefore)} without the offsets, ${pct(genFpAfter)} with them (in-sample; the benign prompt set at every door: section "Safety: benign prompts at every door").`,
   '',
   `**The two prompt numbers** (through the guard, as shipped: whole prompt, word windows of 1..${WINDOWS} and benign anchors; \`src/safety/evaluate.ts\`, re-checked by test/safety-benign.test.ts):`,
   '',
