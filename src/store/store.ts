@@ -530,13 +530,13 @@ export class ImageStore {
       const k = hit && this.catalogue.byLabel(hit.label);
       if (k && k.status === 'blocked') throw new RagdiffError('IMAGE_BLOCKED', `the image is a near-duplicate of blocked image ${k.id}: ${k.reason ?? 'blocked'}`);
     }
-    const info: ScreenCandidate = { purpose: options.purpose ?? 'reference', sha256: c.sha256, phash: c.phash, width: c.width, height: c.height, format: c.format, meta, origin: 'upload' };
+    const info: ScreenCandidate = { purpose: options.purpose ?? 'reference', sha256: c.sha256, phash: c.phash, orientedHashes: c.orientedHashes, width: c.width, height: c.height, format: c.format, meta, origin: 'upload' };
     const before = await runScreen(this.options.screen?.beforeEmbed?.bind(this.options.screen), info);
     if (!before.allow) throw new RagdiffError('IMAGE_BLOCKED', `the image was refused: ${before.reason}`);
     const [embedding] = await embedCandidates(this.encoder, [c.pixels]);
     const after = await runScreen(this.options.screen?.afterEmbed?.bind(this.options.screen), { ...info, embedding: embedding! });
     if (!after.allow) throw new RagdiffError('IMAGE_BLOCKED', `the image was refused: ${after.reason}`);
-    return { embedding: embedding!, sha256: c.sha256, phash: c.phash.hash, width: c.width, height: c.height, format: c.format };
+    return { embedding: embedding!, sha256: c.sha256, phash: c.phash.hash, orientedHashes: c.orientedHashes, bytes: c.bytes, width: c.width, height: c.height, format: c.format };
   }
 
   /** Embeds a text query with the store's encoder. */
