@@ -52,7 +52,7 @@ export function checkUnetInputs(manifest: BundleManifest, unet: OpenedSession): 
   if (missing.length || extra.length) {
     throw new RagdiffError('MODEL_IO_MISMATCH',
       `${unet.path}: the UNet's inputs (${has.join(', ')}) are not those of a ${manifest.family} model (${want.join(', ')})` +
-      (missing.length ? `: missing ${missing.join(', ')}` : '') + (extra.length ? `${missing.length ? ';' : ':'} unexpected ${extra.join(', ')}` : '') +
+      (missing.length ? `: missing inputs ${missing.join(', ')}` : '') + (extra.length ? `${missing.length ? ';' : ':'} unexpected inputs ${extra.join(', ')}` : '') +
       ` — the family was read from ${join(manifest.dir, 'model_index.json')} (_class_name, ragdiff.family) and unet/config.json`);
   }
 }
