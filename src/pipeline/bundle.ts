@@ -104,6 +104,16 @@ function requireFile(path: string, what: string): string {
   return path;
 }
 
+/** tokenizer.json (a fast tokenizer), or vocab.json + merges.txt (a slow CLIP tokenizer, as the SD repositories publish). */
+function requireTokenizer(dir: string, what: string): void {
+  if (existsSync(join(dir, 'tokenizer.json')) || !existsSync(join(dir, 'vocab.json'))) {
+    requireFile(join(dir, 'tokenizer.json'), what);
+    return;
+  }
+  requireFile(join(dir, 'vocab.json'), `${what} vocabulary`);
+  requireFile(join(dir, 'merges.txt'), `${what} merges`);
+}
+
 function positiveInt(v: unknown, path: string, key: string): number | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
@@ -155,7 +165,7 @@ export function readBundle(dir: string): BundleManifest {
     }
     files.unetReferenceAttention = requireFile(resolve(root, refAttn.path), 'reference-attention UNet');
   }
-  requireFile(join(files.tokenizerDir, 'tokenizer.json'), 'tokenizer');
+  requireTokenizer(files.tokenizerDir, 'tokenizer');
 
   const schedulerPath = join(root, 'scheduler', 'scheduler_config.json');
   const schedulerConfig = readJsonFile(schedulerPath, 'scheduler config');
@@ -207,7 +217,7 @@ export function readBundle(dir: string): BundleManifest {
     }
     files.textEncoder2 = requireFile(component('text_encoder_2'), 'second text encoder model (text_encoder_2)');
     files.tokenizer2Dir = join(root, 'tokenizer_2');
-    requireFile(join(files.tokenizer2Dir, 'tokenizer.json'), 'second tokenizer (tokenizer_2)');
+    requireTokenizer(files.tokenizer2Dir, 'second tokenizer (tokenizer_2)');
   }
 
   const name = typeof ragdiff?.name === 'string' ? ragdiff.name : root.split(/[\\/]/).filter(Boolean).pop() ?? 'model';
