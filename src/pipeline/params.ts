@@ -236,7 +236,8 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
 
   const captureLatents = r.captureLatents ?? [];
   if (!Array.isArray(captureLatents)) throw typeError('INVALID_TYPE', 'captureLatents must be an array of step indices');
-  captureLatents.forEach((s, i) => assertInteger(`captureLatents[${i}]`, s, 0, steps - 1));
+  // Indices into the schedule's model calls (PNDM makes more calls than steps): the upper bound is checked once the schedule is known.
+  captureLatents.forEach((s, i) => assertInteger(`captureLatents[${i}]`, s, 0, 4 * MAX_STEPS));
 
   if (r.startFrom !== undefined) {
     assertPlainObject('startFrom', r.startFrom);

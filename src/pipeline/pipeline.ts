@@ -429,6 +429,9 @@ export class Pipeline {
     if (info.maxSteps > 0 && req.steps > info.maxSteps) {
       throw rangeError('OUT_OF_RANGE', `steps ${req.steps} is more than a ${info.family} model is distilled for (1..${info.maxSteps}); its scheduler takes 1 to ${info.maxSteps} steps`);
     }
+    req.captureLatents.forEach((s, i) => {
+      if (s >= calls) throw rangeError('OUT_OF_RANGE', `captureLatents[${i}] must be a schedule index in 0..${calls - 1} (${req.sampler}, ${req.steps} steps), got ${s}`);
+    });
     const style = req.trajectory?.prompt;
     const texts = req.guidance?.texts ?? (style !== undefined ? [req.prompt, req.negativePrompt, style] : [req.prompt, req.negativePrompt]);
     const texts2 = req.guidance?.texts ? [] : [req.prompt2, req.negativePrompt2];
