@@ -84,10 +84,16 @@ export function resolveInfo(manifest: BundleManifest, encoders: readonly TextEnc
   }
   // One encoder: its width (else the UNet's or the ragdiff block's, see describeTextEncoder); several add up (SDXL 768 + 1280).
   const tokenWidth = encoders.reduce((a, e) => a + e.width, 0);
-  const ehsWidth = dim(ehsMeta.shape[2]) ?? num(unetConfig.cross_attention_dim);
-  if (ehsWidth !== undefined && ehsWidth !== tokenWidth) {
-    const parts = encoders.map((e) => `${e.spec.component} ${e.width}`).join(' + ');
-    throw new RagdiffError('MODEL_IO_MISMATCH', `${unet.path}: encoder_hidden_states width (cross_attention_dim) ${ehsWidth} differs from the text encoders' ${tokenWidth} (${parts})`);
+  // The UNet's cross-attention width, as its graph declares it and as unet/config.json says: both must be the encoders'.
+  const parts = encoders.map((e) => `${e.spec.component} ${e.width}`).join(' + ');
+  const widths: [number | undefined, string][] = [
+    [dim(ehsMeta.shape[2]), `${unet.path}: encoder_hidden_states width`],
+    [num(unetConfig.cross_attention_dim), `${join(manifest.dir, 'unet', 'config.json')}: cross_attention_dim`],
+  ];
+  for (const [width, where] of widths) {
+    if (width !== undefined && width !== tokenWidth) {
+      throw new RagdiffError('MODEL_IO_MISMATCH', `${where} ${width} differs from the text encoders' width ${tokenWidth} (${parts}): the UNet and text encoder(s) are from different models`);
+    }
   }
   const fixedSeq = dim(ehsMeta.shape[1]);
   const seq = fixedSeq ?? textLength + manifest.neighbourSlots;
