@@ -81,7 +81,10 @@ export function loadTokenizer(dir: string, options: { maxLength?: number } = {})
   // The special tokens the post-processor adds around any text, e.g. [BOS, EOS].
   const around = tok.encode('').ids;
   const eosId = around.length >= 1 ? around[around.length - 1] : undefined;
-  const padName = tokenName(config.pad_token);
+  // transformers lets special_tokens_map.json's pad token win over tokenizer_config.json's (SD 2.x and SDXL's tokenizer_2 pad with "!").
+  const mapPath = join(dir, 'special_tokens_map.json');
+  const map = existsSync(mapPath) ? readJson(mapPath) : {};
+  const padName = tokenName(map.pad_token) ?? tokenName(config.pad_token);
   const padId = (padName !== undefined ? tok.token_to_id(padName) : undefined) ?? eosId ?? 0;
   // Prompts are cut long before tokenizing so a megabyte prompt costs no more than a long one.
   const maxChars = maxLength * 64;

@@ -4,8 +4,9 @@
  * `_class_name` (diffusers, ORT and optimum spellings) and the UNet config
  * (addition_embed_type "text_time" is SDXL's, time_cond_proj_dim LCM's embedded
  * guidance, cross_attention_dim 1024 or v_prediction SD 2.x). Turbo exports publish
- * no marker of their own besides the name they were saved under (`_name_or_path`
- * holding "turbo"); say `"ragdiff": { "family": "sd-turbo" }` where it is missing.
+ * no marker of their own: they are told by their scheduler (Euler ancestral with
+ * "trailing" spacing, as stabilityai/sd-turbo and sdxl-turbo publish it) or a
+ * `_name_or_path` holding "turbo"; `"ragdiff": { "family": … }` overrides either way.
  */
 import { RagdiffError } from '../../errors.js';
 import { FAMILY_NAMES, type FamilyName } from './family.js';
@@ -44,7 +45,10 @@ export function detectFamily(e: FamilyEvidence): FamilyName {
     throw new RagdiffError('UNSUPPORTED', `${e.indexPath}: _class_name ${JSON.stringify(raw)} is not a pipeline ragdiff runs (it runs ${known.join(', ')} and their Onnx/ORT exports)`);
   }
   const u = e.unetConfig;
-  const turbo = e.names.some((n) => /turbo/i.test(n));
+  // SD-Turbo and SDXL-Turbo publish Euler ancestral with trailing spacing (no zero-SNR rescale), which no base model does.
+  const sc = e.schedulerConfig;
+  const turbo = e.names.some((n) => /turbo/i.test(n)) ||
+    (sc._class_name === 'EulerAncestralDiscreteScheduler' && sc.timestep_spacing === 'trailing' && sc.rescale_betas_zero_snr !== true);
   const xl = SDXL_CLASSES.includes(cls) || u.addition_embed_type === 'text_time';
   if (xl) return turbo ? 'sdxl-turbo' : 'sdxl';
   if (LCM_CLASSES.includes(cls) || (typeof u.time_cond_proj_dim === 'number' && u.time_cond_proj_dim > 0)) return 'lcm';
