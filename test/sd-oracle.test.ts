@@ -153,6 +153,15 @@ test('reference-init (RagPipeline) runs on every family with a VAE encoder; mode
   }
 });
 
+test('LCM: more steps than its scheduler was distilled over (original_inference_steps) is OUT_OF_RANGE, named', async () => {
+  const p = await Pipeline.load(bundleDir('lcm'), quiet);
+  try {
+    await rejects(p.generate({ prompt: 'a red car', steps: 51 }), (e) => hasErrorCode('OUT_OF_RANGE')(e) && /original_inference_steps \(50\)/.test((e as Error).message));
+  } finally {
+    await p.close();
+  }
+});
+
 test('external data: a missing model.onnx_data is MODEL_FILE_MISSING naming it; a truncated one MODEL_FILE_INVALID', async () => {
   const dir = join(t.dir, 'ext');
   cpSync(bundleDir('sdxl'), dir, { recursive: true });
