@@ -101,6 +101,11 @@ test("mismatched widths between the text encoder and the UNet's cross-attention 
   await rejects(Pipeline.load(dir, quiet), says('MODEL_IO_MISMATCH', 'cross_attention_dim 768', "text encoders' width 32"));
 });
 
+test("text_encoder/config.json's hidden_size must be the graph's width (a config from another model is named)", async () => {
+  const dir = variant((d) => writeFileSync(join(d, 'text_encoder', 'config.json'), JSON.stringify({ architectures: ['CLIPTextModel'], hidden_size: 768 })));
+  await rejects(Pipeline.load(dir, quiet), says('MODEL_IO_MISMATCH', join('text_encoder', 'config.json'), 'hidden_size 768', 'width 32'));
+});
+
 test('Turbo: more steps than it is distilled for is OUT_OF_RANGE; 1 step runs without CFG by default', async () => {
   const dir = variant((_, json) => json('model_index.json', (j) => (j.ragdiff = { family: 'sd-turbo' })));
   const p = await Pipeline.load(dir, quiet);

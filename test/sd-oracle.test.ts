@@ -176,7 +176,7 @@ test("a text encoder of another width than the UNet's cross-attention is MODEL_I
   const dir = join(t.dir, 'width');
   cpSync(bundleDir('sd15'), dir, { recursive: true });
   // SDXL's text_encoder_2 (width 48, external data beside it) in place of SD 1.5's (32).
-  for (const f of ['model.onnx', 'model.onnx_data']) cpSync(join(bundleDir('sdxl'), 'text_encoder_2', f), join(dir, 'text_encoder', f));
+  for (const f of ['model.onnx', 'model.onnx_data', 'config.json']) cpSync(join(bundleDir('sdxl'), 'text_encoder_2', f), join(dir, 'text_encoder', f));
   await rejects(Pipeline.load(dir, quiet), (e) => hasErrorCode('MODEL_IO_MISMATCH')(e) && /32 differs from the text encoders' width 48/.test((e as Error).message));
 });
 

@@ -8,6 +8,7 @@
  * (worker.ts) because onnxruntime-node's `run` blocks its thread; it is plain
  * async code, so benchmarks and tests can also drive it directly.
  */
+import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { AbortError, RagdiffError, rangeError } from '../errors.js';
 import { openSession, expectIO, type OpenedSession } from '../models/session.js';
@@ -65,7 +66,13 @@ export class ModelRunner {
       for (const spec of family.textEncoders) {
         const path = spec.component === 'text_encoder' ? manifest.files.textEncoder : manifest.files.textEncoder2!;
         const single = family.textEncoders.length === 1;
-        textEncoders.push(describeTextEncoder(await open(path), spec, { length: rd.text_max_length, width: single ? ehsWidth : undefined }));
+        const te = describeTextEncoder(await open(path), spec, { length: rd.text_max_length, width: single ? ehsWidth : undefined });
+        // The published config says the width too: a config from another model than the graph is a mismatch.
+        const cfg = spec.component === 'text_encoder' ? manifest.configs.textEncoder : manifest.configs.textEncoder2;
+        if (typeof cfg.hidden_size === 'number' && cfg.hidden_size !== te.width) {
+          throw new RagdiffError('MODEL_IO_MISMATCH', `${join(manifest.dir, spec.component, 'config.json')}: hidden_size ${cfg.hidden_size} differs from ${path}'s width ${te.width}`);
+        }
+        textEncoders.push(te);
       }
       const dec = await open(manifest.files.vaeDecoder);
       const enc = manifest.files.vaeEncoder ? await open(manifest.files.vaeEncoder) : null;
