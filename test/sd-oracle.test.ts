@@ -99,6 +99,9 @@ test('prompts longer than 77 tokens: 77-token windows concatenated (A1111/compel
     const short = await p.generate({ ...req, prompt: 'a photo of an astronaut' });
     const shortCut = await p.generate({ ...req, prompt: 'a photo of an astronaut', truncatePrompt: true });
     assert.ok(short.images[0]!.png.equals(shortCut.images[0]!.png));
+    // SDXL's own options are refused on an SD 1.x model, not ignored.
+    await rejects(p.generate({ ...req, prompt2: 'x' }), (e) => hasErrorCode('INVALID_VALUE')(e) && /prompt2 applies to SDXL/.test((e as Error).message));
+    await rejects(p.generate({ ...req, sizeConditioning: { originalSize: [64, 64] } }), hasErrorCode('INVALID_VALUE'));
     // The negative prompt is padded to the same number of windows.
     const neg = await p.generate({ ...req, negativePrompt: long });
     assert.is(neg.stats.negativePrompt.chunks, windows.stats.prompt.chunks);

@@ -429,6 +429,12 @@ export class Pipeline {
     if (info.maxSteps > 0 && req.steps > info.maxSteps) {
       throw rangeError('OUT_OF_RANGE', `steps ${req.steps} is more than a ${info.family} model is distilled for (1..${info.maxSteps}); its scheduler takes 1 to ${info.maxSteps} steps`);
     }
+    // SDXL's options on a model with one text encoder and no time ids would be silently meaningless.
+    for (const k of ['prompt2', 'negativePrompt2', 'sizeConditioning'] as const) {
+      if (req[k] !== undefined && (k === 'sizeConditioning' ? info.pooledWidth === 0 : this.tokenizers.length < 2)) {
+        throw rangeError('INVALID_VALUE', `${k} applies to SDXL-family models (two text encoders, time ids); this model is ${info.family}`);
+      }
+    }
     req.captureLatents.forEach((s, i) => {
       if (s >= calls) throw rangeError('OUT_OF_RANGE', `captureLatents[${i}] must be a schedule index in 0..${calls - 1} (${req.sampler}, ${req.steps} steps), got ${s}`);
     });
