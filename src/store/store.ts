@@ -41,6 +41,7 @@ import { errorInfo, ingest } from './ingest.js';
 import { normaliseMeta, type ImageMeta } from './meta.js';
 import { checkQuery, searchVectors, toImage, type SearchContext } from './query.js';
 import { blobToEmbedding, embeddingToBlob, type ImageStatus } from './schema.js';
+import type { ReferenceStore } from './reference-store.js';
 import type {
   AddInput, AddOptions, AddReport, AddUrlOptions, ImageStoreOptions, QueryHit, QueryRequest, RebuildOptions, RebuildReport,
   ReferenceEmbedding, StoreStats, StoredImage,
@@ -91,7 +92,7 @@ function checkOptions(options: ImageStoreOptions): ImageTextEncoder {
   return enc;
 }
 
-export class ImageStore {
+export class ImageStore implements ReferenceStore {
   readonly dir: string;
   readonly encoder: ImageTextEncoder;
   /** True when opened with `readOnly`: no lock held, nothing written. */
