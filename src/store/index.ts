@@ -5,6 +5,9 @@ export type {
   AddOptions, AddUrlOptions, RebuildOptions, RebuildReport, ReferenceEmbedding, StoreStats, ImageMeta, ImageStatus,
 } from './store.js';
 export type { ReferenceStore, Awaitable, ListOptions as StoreListOptions } from './reference-store.js';
+export { openReferenceStore, type OpenReferenceStoreOptions } from './open.js';
+export { PgReferenceStore, type PgStoreOptions } from './pg/store.js';
+export { isPostgresUrl } from './pg/connect.js';
 export type { ImageScreen, ScreenVerdict, ScreenCandidate, ImagePurpose } from './gate.js';
 export { normaliseEmbedding } from './gate.js';
 export type { HnswParams } from './vectors.js';
