@@ -19,7 +19,7 @@ import { listInputs } from '../walk.js';
 import { deleteBlobIfUnused, readBlob } from './blobs.js';
 import { connectionError, inTransaction, openPool, redactUrl, type PgConnectOptions } from './connect.js';
 import { bySha, ingestPg, nearestStored } from './ingest.js';
-import { currentVersion, migrate, tooNew } from './migrations.js';
+import { currentVersion, migrate, tooNew, type MigrateReport } from './migrations.js';
 import { searchPg, versionAtLeast } from './query.js';
 import { IMAGE_COLUMNS, rowToImage, vectorFromText, type PgImageRow } from './rows.js';
 import { SCHEMA_VERSION } from './schema.js';
@@ -56,10 +56,12 @@ export class PgReferenceStore implements ReferenceStore {
   private readonly pool: pg.Pool;
   private readonly options: PgStoreOptions;
   private readonly hnsw: HnswParams;
+  /** What open() migrated (writers only). */
+  readonly migrated: MigrateReport | undefined;
   private sizeCache = { n: -1, at: 0 };
   private closed = false;
 
-  private constructor(url: string, pool: pg.Pool, options: PgStoreOptions, init: { dim: number; encoderId: string; hnsw: HnswParams; vectorVersion: string }) {
+  private constructor(url: string, pool: pg.Pool, options: PgStoreOptions, init: { dim: number; encoderId: string; hnsw: HnswParams; vectorVersion: string; migrated?: MigrateReport }) {
     this.url = url;
     this.location = redactUrl(url);
     this.pool = pool;
@@ -70,6 +72,7 @@ export class PgReferenceStore implements ReferenceStore {
     this.encoderId = init.encoderId;
     this.hnsw = init.hnsw;
     this.vectorVersion = init.vectorVersion;
+    this.migrated = init.migrated;
   }
 
   /**
@@ -97,11 +100,15 @@ export class PgReferenceStore implements ReferenceStore {
         if (before > SCHEMA_VERSION) throw tooNew(before, redactUrl(url));
         if (before === 0 && (options.create === false || options.readOnly)) throw new RagdiffError('STORE_NOT_FOUND', `no ragdiff store in ${redactUrl(url)}`);
         let vectorVersion: string;
+        let migrated: MigrateReport | undefined;
         if (before < SCHEMA_VERSION && (options.migrate === false || options.readOnly)) {
           throw new RagdiffError('INVALID_STATE', `the store at ${redactUrl(url)} has schema version ${before}; run \`ragdiff index migrate-schema --store <url>\` (this ragdiff needs ${SCHEMA_VERSION})`);
         }
         if (options.readOnly) vectorVersion = (await c.query(`SELECT extversion FROM pg_extension WHERE extname = 'vector'`)).rows[0]?.extversion ?? '0';
-        else vectorVersion = (await migrate(c, { dim: enc.dim, m: hnsw.M, efConstruction: hnsw.efConstruction }, redactUrl(url))).vectorVersion;
+        else {
+          migrated = await migrate(c, { dim: enc.dim, m: hnsw.M, efConstruction: hnsw.efConstruction }, redactUrl(url));
+          vectorVersion = migrated.vectorVersion;
+        }
         if (!options.readOnly) {
           await c.query(
             `INSERT INTO ragdiff_meta (key, value) VALUES ('dim', $1), ('encoder_id', $2), ('space', 'cosine'), ('hnsw', $3), ('created_at', $4) ON CONFLICT (key) DO NOTHING`,
@@ -110,7 +117,7 @@ export class PgReferenceStore implements ReferenceStore {
         }
         const meta = new Map((await c.query<{ key: string; value: string }>('SELECT key, value FROM ragdiff_meta')).rows.map((r) => [r.key, r.value]));
         const stored = JSON.parse(meta.get('hnsw') ?? '{}') as Partial<HnswParams>;
-        return { dim: Number(meta.get('dim')), encoderId: meta.get('encoder_id') ?? encoderId, hnsw: { ...hnsw, ...stored, efSearch: hnsw.efSearch }, vectorVersion };
+        return { dim: Number(meta.get('dim')), encoderId: meta.get('encoder_id') ?? encoderId, hnsw: { ...hnsw, ...stored, efSearch: hnsw.efSearch }, vectorVersion, migrated };
       });
       if (init.encoderId !== encoderId || init.dim !== enc.dim) {
         throw new RagdiffError('ENCODER_MISMATCH', `the store at ${redactUrl(url)} was embedded by ${init.encoderId} (width ${init.dim}); this encoder is ${encoderId} (width ${enc.dim}). Open it with that encoder, or copy the images into a new store`);
@@ -119,6 +126,20 @@ export class PgReferenceStore implements ReferenceStore {
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw e;
+    }
+  }
+
+  /**
+   * Applies pending schema migrations and nothing else (for a deploy step run
+   * before the services start: `ragdiff index migrate-schema`). On an empty
+   * database it creates the store for `options.encoder`'s width.
+   */
+  static async migrateSchema(url: string, options: PgStoreOptions): Promise<MigrateReport & { location: string }> {
+    const store = await PgReferenceStore.open(url, { ...options, migrate: true, readOnly: false });
+    try {
+      return { ...store.migrated!, location: store.location };
+    } finally {
+      await store.close();
     }
   }
 
