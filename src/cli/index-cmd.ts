@@ -8,6 +8,7 @@
  *   ragdiff index rebuild --store DIR [--reembed]
  *   ragdiff index info --store DIR
  *   ragdiff index migrate-schema --store postgres://…
+ *   ragdiff index migrate --from DIR --to postgres://…   (resumable: run it again after an interruption)
  *
  * --store takes a directory or a postgres:// URL (add, query, remove, info, migrate-schema; add-url and rebuild are local only).
  *
@@ -21,6 +22,7 @@ import { RagdiffError } from '../errors.js';
 import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
 import { openDemoStore } from '../store/demo.js';
 import { isPostgresUrl } from '../store/pg/connect.js';
+import { copyLocalStore } from '../store/pg/copy-local.js';
 import { PgReferenceStore } from '../store/pg/store.js';
 import type { ReferenceStore } from '../store/reference-store.js';
 import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
@@ -312,6 +314,34 @@ export function registerIndexCommands(program: Command): void {
         const r = await PgReferenceStore.migrateSchema(o.store, { encoder: await loadEncoder(o), hnsw, ownsEncoder: true });
         out(o, r, `${r.location}: schema ${r.from} → ${r.to}${r.applied.length ? ` (applied ${r.applied.join(', ')})` : ' (up to date)'}; pgvector ${r.vectorVersion}`);
         return true;
+      });
+    });
+  index.command('migrate').description('copy a local store (provenance and opt-outs included) into a postgres:// store; run again to resume')
+    .requiredOption('--from <dir>', 'the local store directory')
+    .requiredOption('--to <url>', 'the postgres:// store (created if empty)')
+    .option('--model <dir>', 'encoder bundle (must be the local store\'s encoder)', DEFAULT_MODEL_DIR)
+    .option('--encoder <module>', 'a JS module exporting createEncoder() (instead of --model)')
+    .option('--json', 'print the result as JSON')
+    .action(async (o: CommonOptions & { from: string; to: string }) => {
+      await run(o, async () => {
+        if (!isPostgresUrl(o.to)) throw new RagdiffError('INVALID_ARGUMENT', `--to must be a postgres:// URL, got ${JSON.stringify(o.to)}`);
+        const encoder = await loadEncoder(o);
+        const from = await ImageStore.open(o.from, { encoder, readOnly: true });
+        try {
+          const to = await PgReferenceStore.open(o.to, { encoder });
+          try {
+            const bar = progress(o);
+            const r = await copyLocalStore(from, to, { onProgress: (p) => bar.update({ ...p, added: 0, skipped: 0, failed: 0, item: { input: '', status: 'added' } }) });
+            bar.done();
+            out(o, r, `copied ${r.copied}, already present ${r.present}${r.missingBytes.length ? `, without bytes (gone locally): ${r.missingBytes.join(' ')}` : ''}`);
+            return true;
+          } finally {
+            await to.close();
+          }
+        } finally {
+          await from.close();
+          await (encoder as { close?(): Promise<void> }).close?.();
+        }
       });
     });
 }

@@ -362,6 +362,19 @@ export class ImageStore implements ReferenceStore {
     return label === undefined ? undefined : this.vectors.vector(label);
   }
 
+  /**
+   * An image's full record for copying it to another backend (`ragdiff index
+   * migrate`): the record, its mean colour (the near-duplicate check uses it)
+   * and its stored embedding (null when it has none, e.g. removed).
+   */
+  exportRecord(id: string): { image: StoredImage; colour: number; embedding: Float32Array | null } | undefined {
+    this.assertOpen();
+    const row = this.catalogue.rowById(id);
+    if (!row) return undefined;
+    const embedding = row.embedding && row.embedding.byteLength === this.dim * 4 ? blobToEmbedding(row.embedding, this.dim) : null;
+    return { image: toImage(row), colour: row.colour, embedding };
+  }
+
   /** The stored bytes of an active or blocked image (throws IMAGE_NOT_FOUND otherwise, IMAGE_MISSING when the bytes are gone). */
   readImage(id: string): Buffer {
     this.assertOpen();

@@ -180,6 +180,13 @@ export class PgReferenceStore implements ReferenceStore {
     return this.sizeCache.n;
   }
 
+  /** Runs statements in one transaction (for copy-local.ts; writers only). */
+  async transaction<T>(fn: (query: (sql: string, params: unknown[]) => Promise<{ rowCount: number | null }>) => Promise<T>): Promise<T> {
+    this.assertWritable('a write');
+    this.sizeCache.at = 0;
+    return this.tx((c) => fn((sql, params) => c.query(sql, params)));
+  }
+
   // ---------------------------------------------------------------- reads
 
   async stats(): Promise<StoreStats> {
