@@ -121,6 +121,23 @@ test('duplicates and the gate: same bytes → duplicate, undecodable bytes → f
   await rejects(store.add([images[0]!], undefined, { copy: false }), hasErrorCode('INVALID_VALUE'));
 });
 
+test('near-duplicates (perceptual hash + colour, in SQL) are reported as the local store does', async () => {
+  const near = await PgReferenceStore.open(srv.url, { encoder: fakeEncoder() });
+  try {
+    const a = await makePng([200, 30, 30], 3);
+    const b = await makePng([201, 30, 30], 3); // one level apart: other bytes, same look
+    const r = await near.add([a, b]);
+    assert.equal(r.items.map((i) => i.status), ['added', 'near-duplicate']);
+    assert.is(r.items[1]!.duplicateOf, r.items[0]!.id);
+    const again = await near.add([await makePng([199, 30, 30], 3)]);
+    assert.is(again.items[0]!.status, 'near-duplicate');
+    assert.is(again.items[0]!.duplicateOf, r.items[0]!.id);
+    assert.is(typeof again.items[0]!.distance, 'number');
+  } finally {
+    await near.close();
+  }
+});
+
 test('bad input: a refusing URL → STORE_UNREACHABLE (password not echoed)', async () => {
   const probe = createServer();
   await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));

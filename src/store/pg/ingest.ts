@@ -49,11 +49,16 @@ function verdictOf(k: Known, distance?: number): Omit<AddItemResult, 'input'> {
   return { status: distance !== undefined ? 'near-duplicate' : 'duplicate', duplicateOf: k.id, ...extra };
 }
 
-/** The stored image a hash is a near-duplicate of (smallest distance within the thresholds), if any. */
+/**
+ * The stored image a hash is a near-duplicate of (Hamming distance by text
+ * because bit_count() needs PostgreSQL 14; this runs on 13). A linear scan:
+ * fine at the sizes ingest sees per item; an index (e.g. a BK-tree) is future work.
+ * Smallest distance within the thresholds, if any.
+ */
 export async function nearestStored(q: pg.Pool | pg.ClientBase, h: PerceptualHash, near: { maxDistance: number; maxColourDifference: number }): Promise<(Known & { distance: number }) | undefined> {
   const res = await q.query<Known & { colour: number; d: number }>(
     `SELECT id, status, reason, colour, d FROM (
-       SELECT id, status, reason, colour, bit_count(('x' || phash)::bit(64) # ('x' || $1)::bit(64))::int AS d FROM ragdiff_images
+       SELECT id, status, reason, colour, length(replace((('x' || phash)::bit(64) # ('x' || $1)::bit(64))::text, '0', '')) AS d FROM ragdiff_images
      ) s WHERE d <= $2 ORDER BY d LIMIT 16`,
     [h.hash, near.maxDistance],
   );
