@@ -14,6 +14,8 @@ import { fakeEncoder, otherEncoder } from './fixtures/store/fake-encoder.js';
 import { makeMany, makePng } from './fixtures/store/images.js';
 import { startTestPg, type TestPg } from './fixtures/pg/server.js';
 import { hasErrorCode, rejects, tempDir } from './helpers.js';
+import { inTransaction } from '../src/store/pg/connect.js';
+import { searchPg } from '../src/store/pg/query.js';
 
 let srv: TestPg;
 let bare: TestPg; // a PostgreSQL without the vector extension
@@ -84,6 +86,21 @@ test('same results as the local store: ids, order, scores and record fields, wit
   }
   const withE = await store.query({ text: 'red', k: 1, withEmbeddings: true });
   assert.is(withE[0]!.embedding!.length, 48);
+});
+
+test('the fallback for pgvector < 0.8 (over-fetch, then one exact round) returns what iterative scans return', async () => {
+  const pool = new pg.Pool({ connectionString: srv.url, max: 1 });
+  try {
+    const tx = <T,>(fn: (c: pg.PoolClient) => Promise<T>) => inTransaction(pool, srv.url, fn);
+    const vec = await store.embedText('green');
+    for (const r of [{ sources: ['odd'] }, { tags: ['t1'], licences: ['cc0'] }, { excludeTags: ['t0', 't1', 't2'] }]) {
+      const iterative = await searchPg({ tx, efSearch: 4, iterative: true }, vec, 3, r);
+      const fallback = await searchPg({ tx, efSearch: 4, iterative: false }, vec, 3, r);
+      assert.equal(fallback.map((h) => h.id), iterative.map((h) => h.id), JSON.stringify(r));
+    }
+  } finally {
+    await pool.end();
+  }
 });
 
 test('get, list, stats, readImage and embeddingOf through the port', async () => {
