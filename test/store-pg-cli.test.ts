@@ -66,6 +66,19 @@ test('migrate-schema creates the schema once; then add, query, info and remove w
   assert.is(info.json.removed, 1);
 });
 
+test('two processes adding the same images at once → one row each, every item added in exactly one of them', async () => {
+  const dir = join(t.dir, 'same');
+  mkdirSync(dir);
+  (await makeMany(3, 30)).forEach((b, i) => writeFileSync(join(dir, `s${i}.png`), b));
+  const [a, b] = await Promise.all([cli('add', dir, '--store', srv.url), cli('add', dir, '--store', srv.url)]);
+  assert.is(a.code, 0, a.stderr + a.stdout);
+  assert.is(b.code, 0, b.stderr + b.stdout);
+  assert.is(a.json.added + b.json.added, 3);
+  for (const it of [...a.json.items, ...b.json.items]) assert.ok(['added', 'duplicate'].includes(it.status), JSON.stringify(it));
+  const info = await cli('info', '--store', srv.url);
+  assert.is(info.json.active, 6); // 3 from the first test + these 3, once
+});
+
 test('local-only commands and migrate-schema on a directory say so (INVALID_ARGUMENT)', async () => {
   const r = await cli('rebuild', '--store', srv.url);
   assert.is(r.code, 1);
