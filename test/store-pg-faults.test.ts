@@ -99,4 +99,23 @@ test('connection dropped mid-ingest → STORE_UNREACHABLE, no row and no bytes o
   }
 });
 
+test('the database refusing mid-life (restart) → STORE_UNREACHABLE from add, query and get; all work again once it is back', async () => {
+  const [img] = await makeMany(1, 60);
+  const store = await PgReferenceStore.open(srv.url, { encoder: fakeEncoder(), connectTimeoutMs: 3000 });
+  try {
+    await srv.pause();
+    try {
+      await rejects(store.add([img!]), hasErrorCode('STORE_UNREACHABLE'));
+      await rejects(store.query({ text: 'red', k: 1 }), hasErrorCode('STORE_UNREACHABLE'));
+      await rejects(store.get('x'), hasErrorCode('STORE_UNREACHABLE'));
+    } finally {
+      await srv.resume();
+    }
+    assert.is((await store.add([img!])).added, 1);
+    assert.is((await store.query({ text: 'red', k: 1 })).length, 1);
+  } finally {
+    await store.close();
+  }
+});
+
 test.run();

@@ -251,6 +251,14 @@ export class PgReferenceStore implements ReferenceStore {
 
   /** As ImageStore.embedReference: the gate, the blocked-image checks and both screens; nothing stored. */
   async embedReference(bytes: Uint8Array, options: { meta?: ImageMeta; purpose?: ImagePurpose } = {}): Promise<ReferenceEmbedding> {
+    try {
+      return await this.embedReferenceNow(bytes, options);
+    } catch (e) {
+      throw connectionError(e, this.url, 'could not be reached') as Error;
+    }
+  }
+
+  private async embedReferenceNow(bytes: Uint8Array, options: { meta?: ImageMeta; purpose?: ImagePurpose }): Promise<ReferenceEmbedding> {
     this.assertOpen();
     if (!(bytes instanceof Uint8Array)) throw typeError('INVALID_TYPE', 'image must be a Buffer or Uint8Array');
     const meta = normaliseMeta(options.meta);
@@ -324,7 +332,9 @@ export class PgReferenceStore implements ReferenceStore {
       maxPixels: this.options.maxPixels,
       maxInputBytes: this.options.maxInputBytes,
       checkpoint: this.options.testHooks?.checkpoint,
-    }, items, options.onProgress, options.signal);
+    }, items, options.onProgress, options.signal).catch((e: unknown) => {
+      throw connectionError(e, this.url, 'dropped the connection during the ingest (batches committed before it stay; a retry reports them as duplicates)') as Error;
+    });
   }
 
   /**
