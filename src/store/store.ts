@@ -41,6 +41,7 @@ import { errorInfo, ingest } from './ingest.js';
 import { normaliseMeta, type ImageMeta } from './meta.js';
 import { checkQuery, searchVectors, toImage, type SearchContext } from './query.js';
 import { blobToEmbedding, embeddingToBlob, type ImageStatus } from './schema.js';
+import type { ReferenceStore } from './reference-store.js';
 import type {
   AddInput, AddOptions, AddReport, AddUrlOptions, ImageStoreOptions, QueryHit, QueryRequest, RebuildOptions, RebuildReport,
   ReferenceEmbedding, StoreStats, StoredImage,
@@ -91,7 +92,7 @@ function checkOptions(options: ImageStoreOptions): ImageTextEncoder {
   return enc;
 }
 
-export class ImageStore {
+export class ImageStore implements ReferenceStore {
   readonly dir: string;
   readonly encoder: ImageTextEncoder;
   /** True when opened with `readOnly`: no lock held, nothing written. */
@@ -359,6 +360,19 @@ export class ImageStore {
     this.refresh();
     const label = this.catalogue.labelOf(id);
     return label === undefined ? undefined : this.vectors.vector(label);
+  }
+
+  /**
+   * An image's full record for copying it to another backend (`ragdiff index
+   * migrate`): the record, its mean colour (the near-duplicate check uses it)
+   * and its stored embedding (null when it has none, e.g. removed).
+   */
+  exportRecord(id: string): { image: StoredImage; colour: number; embedding: Float32Array | null } | undefined {
+    this.assertOpen();
+    const row = this.catalogue.rowById(id);
+    if (!row) return undefined;
+    const embedding = row.embedding && row.embedding.byteLength === this.dim * 4 ? blobToEmbedding(row.embedding, this.dim) : null;
+    return { image: toImage(row), colour: row.colour, embedding };
   }
 
   /** The stored bytes of an active or blocked image (throws IMAGE_NOT_FOUND otherwise, IMAGE_MISSING when the bytes are gone). */
