@@ -166,6 +166,7 @@ export function referenceJson(u: ReferenceUse): Record<string, unknown> {
   return {
     rank: u.rank, kind: u.kind, ...(u.id !== undefined ? { id: u.id } : {}), sha256: u.sha256, name: u.name, score: u.score,
     pinned: u.pinned, source: u.source, licence: u.licence, attribution: u.attribution, usage: u.usage, influence: u.influence,
+    ...(u.url !== undefined ? { url: u.url, landingUrl: u.landingUrl, creator: u.creator, licenceUrl: u.licenceUrl } : {}),
   };
 }
 
@@ -195,7 +196,8 @@ export function referencesText(refs: readonly ReferenceUse[]): string {
     const who = u.id ?? `upload ${u.sha256.slice(0, 16)}`;
     const flags = [u.pinned ? 'pinned' : '', `influence ${(u.influence * 100).toFixed(0)}%`].filter(Boolean).join(', ');
     return `  ${u.rank}. ${u.name || '(unnamed)'}  ${who}  score ${u.score.toFixed(3)}  [${u.source}, ${u.licence}]  ${usageText(u.usage)} (${flags})` +
-      (u.attribution ? `\n     ${u.attribution}` : '');
+      (u.attribution ? `\n     ${u.attribution}` : '') +
+      (u.url !== undefined ? `\n     ${u.landingUrl ?? u.url}${u.licenceUrl ? `  (${u.licenceUrl})` : ''}` : '');
   });
   return ['references:', ...lines].join('\n');
 }
