@@ -173,4 +173,34 @@ test('the budget bounds the stage; cancelling the request cancels its fetches', 
   await rejects(p, hasErrorCode('ABORTED'));
 });
 
+test('caching is opt-in: nothing is written unless asked; cached references keep their provenance; removed ones stay removed', async () => {
+  const own = await ImageStore.open(`${t.dir}/cache`, { encoder: enc });
+  try {
+    await own.add(demoInputs('twemoji').filter((i) => (i as AddInput & { meta?: { name?: string } }).meta?.name === 'banana'), META);
+    const before = own.list({ limit: 100 }).length;
+    await rag.generate({ prompt: 'red blue', seed: 1, steps, retrieval: { store: own, k: 2, from: ['store', 'openverse'] } });
+    assert.is(own.list({ limit: 100 }).length, before, 'nothing cached unless asked');
+    const r = await rag.generate({ prompt: 'red blue', seed: 1, steps, retrieval: { store: own, k: 2, from: ['openverse'], cache: true } });
+    assert.is(r.stats.retrieval!.cached!.added, 2);
+    const cached = own.list({ limit: 100 }).filter((x) => x.source === 'openverse');
+    assert.is(cached.length, 2);
+    for (const x of cached) {
+      assert.match(x.origin, /\/img\/(red|blue)\.png$/);
+      assert.ok(['CC0-1.0', 'CC-BY-SA-4.0'].includes(x.licence));
+      assert.match(x.attribution, /flickr\.com/);
+    }
+    // The same images again: deduplicated by content hash.
+    const again = await rag.generate({ prompt: 'red blue', seed: 1, steps, retrieval: { store: own, k: 2, from: ['openverse'], cache: true } });
+    assert.is(again.stats.retrieval!.cached!.added, 0);
+    // Opt-out applies: a removed image is not cached back.
+    await own.remove(cached[0]!.id);
+    const third = await rag.generate({ prompt: 'red blue', seed: 1, steps, retrieval: { store: own, k: 2, from: ['openverse'], cache: true } });
+    assert.is(third.stats.retrieval!.cached!.added, 0);
+    assert.is(own.get(cached[0]!.id)!.status, 'removed');
+    await rejects(rag.generate({ prompt: 'red', seed: 1, steps, retrieval: { store: own, k: 1, from: ['openverse'], cache: 'yes' as unknown as boolean } }), hasErrorCode('INVALID_TYPE'));
+  } finally {
+    await own.close();
+  }
+});
+
 test.run();

@@ -56,7 +56,7 @@ export interface NormalizedRetrieval {
 const KNOWN = new Set([
   'store', 'k', 'query', 'sources', 'licences', 'tags', 'excludeIds', 'minScore', 'references', 'mode', 'scales',
   'queryInFirstSlot', 'neighbourWeighting', 'mixture', 'interleave', 'referenceInit', 'referenceAttention', 'reflective', 'retrieveOnly',
-  'from', 'budget',
+  'from', 'budget', 'cache',
 ]);
 
 export const MAX_REFERENCES = 64;

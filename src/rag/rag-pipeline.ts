@@ -23,6 +23,7 @@ import { reflectiveRerank } from './reflective.js';
 import { capPerSource, screenReferences, type OutputScreen, type PolicyStamp, type PromptScreen, type ReferenceScreen, type SafetyVerdict } from './screen.js';
 import { createSources, type SourceRegistry, type SourcesOptions } from '../sources/registry.js';
 import { countUsed, gatherLive, rankTogether } from '../sources/live-references.js';
+import { cacheLive, checkCacheOption } from '../sources/cache.js';
 import type { RagRequest, RagResult, ReferenceSource, ReferenceUse, ReferenceUsage, RetrievalStats } from './types.js';
 
 export interface RagPipelineOptions {
@@ -130,6 +131,7 @@ export class RagPipeline {
     const store = r.store as SearchableStore;
     if (typeof store.embedText !== 'function') throw typeError('INVALID_TYPE', 'retrieval.store must be able to embed text (embedText)');
     this.checkEncoder(r, store);
+    const cacheTarget = checkCacheOption((retrieval as { cache?: unknown }).cache, store);
 
     const stats: RetrievalStats = {
       mode: r.mode, k: r.k, candidates: 0, screened: [], queryMs: 0, searchMs: 0, uploadsMs: 0, screenMs: 0, draftMs: 0, rerankMs: 0, planMs: 0, totalMs: 0,
@@ -188,6 +190,7 @@ export class RagPipeline {
       }
       chosen = [...pinned, ...retrieved];
       if (stats.sources) countUsed(stats.sources, chosen.map((c) => ({ source: c.source, kind: c.kind, pinned: c.pinned, url: c.origin?.url })));
+      if (cacheTarget) stats.cached = await cacheLive(cacheTarget, chosen);
       if (chosen.length === 0) skipped = 'no reference passed the filters and the screen; generated without retrieval';
     }
 

@@ -90,7 +90,10 @@ export interface RetrievalOptions {
   from?: (string | { source: string; k?: number; required?: boolean })[];
   /** Bounds on the live sources: wall ms, bytes and images fetched (defaults 15 000 ms, 64 MiB, 32). */
   budget?: { ms?: number; bytes?: number; images?: number };
+  /** Write the live references used into a store (true: the retrieval store), with their provenance. Default: nothing is written. */
+  cache?: boolean | { add: ImageStoreAdd };
 }
+type ImageStoreAdd = (inputs: readonly { bytes: Uint8Array; origin?: string; meta?: { source?: string; licence?: string; attribution?: string; name?: string } }[]) => Promise<{ added: number; skipped: number; failed: number }>;
 
 export type RagRequest = Omit<GenerateRequest, 'guidance' | 'initImage' | 'initImages' | 'provenance'> & {
   /** Without it, plain generation. */
@@ -154,6 +157,8 @@ export interface RetrievalStats {
   sources?: SourceStats[];
   /** Wall time of the live stage (searches, fetches, gate, screens, embeddings). */
   liveMs?: number;
+  /** retrieval.cache: what was written into the store. */
+  cached?: { added: number; skipped: number; failed: number };
 }
 
 export type RagImage = GeneratedImage & { references: ReferenceUse[] };
