@@ -63,7 +63,9 @@ export async function gatherLive(
   const ctx = registry.context;
   const deadline = Date.now() + live.budget.ms;
   const budgetSignal = AbortSignal.timeout(live.budget.ms);
-  const signal = outer ? AbortSignal.any([outer, budgetSignal]) : budgetSignal;
+  // Aborted when the stage fails (a bad URL reference, a required source): the other fetches stop too.
+  const failed = new AbortController();
+  const signal = AbortSignal.any([...(outer ? [outer] : []), budgetSignal, failed.signal]);
   let bytesLeft = live.budget.bytes;
   let imagesLeft = live.budget.images;
   const seen = new Set<string>();
@@ -86,10 +88,15 @@ export async function gatherLive(
     if (bytesLeft < 0) throw new RagdiffError('FETCH_TOO_LARGE', 'budget: bytes');
     // The store's door: decode gate, blocklists and screens, then its encoder.
     const e = await store.embedReference(got.bytes, { purpose: 'reference' });
+    // Remote text is clipped before it reaches the result and the PNG's provenance chunk.
+    const clip = (s: string, n: number) => s.slice(0, n);
     return {
-      kind: 'upload', sha256: e.sha256, score: dot(queryVector, e.embedding), pinned, source: c.source, licence: c.licence, attribution: c.attribution,
-      name: c.title || url, tags: [], phash: e.phash, embedding: e.embedding, bytes: () => got.bytes,
-      origin: { url: c.url, ...(c.landingUrl ? { landingUrl: c.landingUrl } : {}), creator: c.creator, ...(c.licenceUrl ? { licenceUrl: c.licenceUrl } : {}) },
+      kind: 'upload', sha256: e.sha256, score: dot(queryVector, e.embedding), pinned, source: c.source, licence: c.licence, attribution: clip(c.attribution, 1000),
+      name: clip(c.title || url, 500), tags: [], phash: e.phash, embedding: e.embedding, bytes: () => got.bytes,
+      origin: {
+        url: clip(c.url, 4096), ...(c.landingUrl ? { landingUrl: clip(c.landingUrl, 4096) } : {}), creator: clip(c.creator, 500),
+        ...(c.licenceUrl ? { licenceUrl: clip(c.licenceUrl, 4096) } : {}),
+      },
     };
   };
 
@@ -155,7 +162,14 @@ export async function gatherLive(
     return { st, kept };
   });
 
-  const [pinned, answers] = await Promise.all([pinnedP, Promise.all(searches)]);
+  let pinned: Candidate[];
+  let answers: { st: SourceStats; kept: Candidate[] }[];
+  try {
+    [pinned, answers] = await Promise.all([pinnedP, Promise.all(searches)]);
+  } catch (e) {
+    failed.abort();
+    throw e;
+  }
   urlStats.ms = performance.now() - t0;
   // The same image found twice (across sources, or as a URL too) is used once: the first place wins.
   for (const p of pinned) seen.add(p.sha256);

@@ -29,7 +29,7 @@ export interface SourceCandidate {
 export interface SearchBudget {
   /** Wall time for the whole live retrieval, in ms. */
   ms?: number;
-  /** Bytes fetched at most (search answers and images together). */
+  /** Image bytes fetched at most (search answers are capped apart, SourceContext.maxAnswerBytes). */
   bytes?: number;
   /** Images fetched at most over all sources. */
   images?: number;
