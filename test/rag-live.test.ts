@@ -163,7 +163,7 @@ test('bad input: unknown or not-enabled sources, a budget of 0, unknown keys are
 
 test('the budget bounds the stage; cancelling the request cancels its fetches', async () => {
   const slow = await rag.generate({ prompt: 'slow red', seed: 1, steps, retrieval: { store, k: 1, from: ['store', 'openverse'], budget: { ms: 300 } } });
-  assert.ok(['FETCH_TIMEOUT', 'ABORTED'].includes(slow.stats.retrieval!.sources![0]!.error!), JSON.stringify(slow.stats.retrieval!.sources));
+  assert.is(slow.stats.retrieval!.sources![0]!.error, 'FETCH_TIMEOUT', JSON.stringify(slow.stats.retrieval!.sources));
   assert.is(slow.references[0]!.kind, 'stored');
   const one = await rag.generate({ prompt: 'red blue green', seed: 1, steps, retrieval: { store, k: 3, from: ['openverse'], budget: { images: 1 } } });
   assert.is(one.stats.retrieval!.sources![0]!.fetched, 1);

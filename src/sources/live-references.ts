@@ -69,6 +69,9 @@ export async function gatherLive(
   let bytesLeft = live.budget.bytes;
   let imagesLeft = live.budget.images;
   const seen = new Set<string>();
+  /** An abort caused by the budget's clock is a timeout, not the caller's cancel. */
+  const overBudget = (e: unknown): unknown =>
+    budgetSignal.aborted && !outer?.aborted && codeOf(e) === 'ABORTED' ? new RagdiffError('FETCH_TIMEOUT', `live sources ran past the budget of ${live.budget.ms} ms`, { cause: e }) : e;
   const cancelled = () => {
     if (outer?.aborted) throw new AbortError('generation aborted while fetching live references', { cause: outer.reason });
   };
@@ -111,7 +114,7 @@ export async function gatherLive(
   const pinnedP = Promise.all(live.urls.map(async (c) => {
     const cand = await admit(c, true).catch((e) => {
       cancelled();
-      throw e;
+      throw overBudget(e);
     });
     urlStats.fetched++;
     return cand;
@@ -138,7 +141,7 @@ export async function gatherLive(
           st.fetched++;
           kept.push(r.value);
         } else {
-          const code = codeOf(r.reason);
+          const code = codeOf(overBudget(r.reason));
           if (code === 'IMAGE_BLOCKED') {
             st.fetched++;
             note(st, code);
@@ -153,7 +156,7 @@ export async function gatherLive(
       if (usable.length > 0 && failures === usable.length && firstFailure) st.error = codeOf(firstFailure.reason);
     } catch (e) {
       cancelled();
-      st.error = codeOf(e);
+      st.error = codeOf(overBudget(e));
       if (o.required) throw new RagdiffError('SOURCE_FAILED', `the required source ${o.source} failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
     } finally {
       st.ms = performance.now() - t;
