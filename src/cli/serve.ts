@@ -8,9 +8,14 @@ import { SafetyGuard } from '../safety/index.js';
 import { createServer, type SafetyHooks } from '../server/index.js';
 import { ImageStore, loadClipEncoders, openDemoStore, type ImageScreen } from '../store/index.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
-import { intOption } from './options.js';
+import { intOption, repeatOption } from './options.js';
+import { createSources, STORE_SOURCE } from '../sources/index.js';
 
 interface ServeOptions {
+  /** Sources requests may use: store plus online ones and 'url' (default: the store only). */
+  sources?: string;
+  allowHost?: string[];
+  sourcesConfig?: string;
   host: string;
   port: number;
   model: string;
@@ -61,6 +66,11 @@ async function serveCommand(o: ServeOptions): Promise<void> {
   if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new InvalidArgumentError('give one of --store <dir>, --demo-store, --without-store');
   // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
   const demo = o.demoStore || (!o.store && !o.withoutStore);
+  // Online sources are the operator's choice, off by default; 'url' lets requests name image URLs. Checked before any model loads.
+  const online = (o.sources ?? '').split(',').map((s) => s.trim()).filter((s) => s && s !== STORE_SOURCE);
+  const sources = online.length
+    ? createSources({ enable: online.filter((s) => s !== 'url'), allowHosts: o.allowHost ?? [], ...(o.sourcesConfig ? { config: o.sourcesConfig } : {}) })
+    : undefined;
   const policy: Partial<Awaited<ReturnType<typeof loadPolicy>>> = o.policy ? await loadPolicy(o.policy, o.model) : {};
   const rag = await RagPipeline.load(o.model, {
     concurrency: o.concurrency,
@@ -83,7 +93,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     throw e;
   }
   const server = await createServer({
-    rag, store, screen: policy.screen, promptScreen: policy.promptScreen, policyHash: policy.policyHash,
+    rag, store, ...(sources ? { sources } : {}), screen: policy.screen, promptScreen: policy.promptScreen, policyHash: policy.policyHash,
     apiKeys: { keys: keyList(o.apiKey, process.env.RAGDIFF_API_KEYS), writeKeys: keyList(o.writeKey, process.env.RAGDIFF_WRITE_KEYS) },
     logger: { level: 'warn' },
   });
@@ -126,6 +136,9 @@ export function registerServeCommand(program: Command): void {
     .option('--write-key <key...>', 'bearer keys that may also upload and remove references (also $RAGDIFF_WRITE_KEYS)')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
+    .option('--sources <list>', 'sources requests may search: store and online ones (openverse, commons, configured), url for image URLs; off by default (e.g. store,openverse,url)')
+    .option('--allow-host <host>', 'let fetches reach this host even on a private or loopback address (a mirror; repeatable)', repeatOption)
+    .option('--sources-config <file>', 'live-source endpoints and generic JSON connectors (JSON; docs/sources.md)')
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, time in-flight generations get before they are cancelled', intOption('grace'), 10)
     .addHelpText('after', `
 The page: open http://127.0.0.1:8787/ in a browser (or the host and port you

@@ -10,6 +10,7 @@
  * Whoever asked owns the work: a client that disconnects (the POST's socket,
  * or the last event stream) aborts its generation, which frees its queue slot.
  */
+import { liveRetrieval, urlReference, type LiveBody, type UrlReferenceBody } from './live-sources.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RagRequest, RagResult, RetrievalOptions, ReferenceChoice } from '../rag/index.js';
 import type { ProgressEvent } from '../pipeline/params.js';
@@ -38,7 +39,7 @@ export interface GenerationBody {
     k?: number;
     mode?: RetrievalOptions['mode'];
     query?: string;
-    references?: (string | { id: string } | { b64_json: string; name?: string; source?: string; licence?: string; attribution?: string })[];
+    references?: (string | { id: string } | { b64_json: string; name?: string; source?: string; licence?: string; attribution?: string } | UrlReferenceBody)[];
     exclude?: string[];
     sources?: string[];
     licences?: string[];
@@ -48,7 +49,7 @@ export interface GenerationBody {
     query_in_first_slot?: boolean;
     neighbour_weighting?: 'uniform' | 'score';
     reflective?: boolean;
-  };
+  } & LiveBody;
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -82,6 +83,7 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
   const references: ReferenceChoice[] | undefined = o.references?.map((r, i) => {
     if (typeof r === 'string') return { id: r };
     if ('id' in r) return { id: r.id };
+    if ('url' in r) return urlReference(r);
     const s = r.b64_json.replace(/\s+/g, '');
     if (!BASE64.test(s) || s.length % 4 !== 0) throw new HttpError('INVALID_REQUEST', `retrieval.references[${i}].b64_json is not base64`);
     const image = Buffer.from(s, 'base64');
@@ -103,6 +105,7 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
     ...(o.query_in_first_slot !== undefined ? { queryInFirstSlot: o.query_in_first_slot } : {}),
     ...(o.neighbour_weighting !== undefined ? { neighbourWeighting: o.neighbour_weighting } : {}),
     ...(o.reflective !== undefined ? { reflective: o.reflective } : {}),
+    ...liveRetrieval(ctx.sources, o, o.references?.filter((r) => typeof r === 'object' && 'url' in r).length ?? 0),
   };
   return { ...req, retrieval };
 }

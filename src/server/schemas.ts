@@ -4,6 +4,7 @@
  * Limits live here so the schema and the page agree on them.
  */
 import { RETRIEVAL_MODES } from '../rag/index.js';
+import { liveSchemas } from './live-sources.js';
 import { SAMPLERS } from '../pipeline/params.js';
 
 export interface Limits {
@@ -87,6 +88,7 @@ export function generationBody(l: Limits) {
                         attribution: { type: 'string', maxLength: 1000 },
                       },
                     },
+                    liveSchemas.urlReference,
                   ],
                 },
               },
@@ -108,6 +110,8 @@ export function generationBody(l: Limits) {
               query_in_first_slot: { type: 'boolean' },
               neighbour_weighting: { type: 'string', enum: ['uniform', 'score'] },
               reflective: { type: 'boolean' },
+              from: liveSchemas.from,
+              budget: liveSchemas.budget,
             },
           },
         ],

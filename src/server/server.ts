@@ -19,6 +19,8 @@ import { registerGenerationRoutes } from './generations.js';
 import { JobRegistry } from './jobs.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { registerReferenceRoutes } from './references.js';
+import { registerSourceRoutes } from './live-sources.js';
+import type { SourceRegistry } from '../sources/index.js';
 import { countedScreen, type SafetyHooks } from './safety.js';
 import { DEFAULT_LIMITS, type Limits } from './schemas.js';
 
@@ -31,6 +33,8 @@ export interface ServerOptions extends SafetyHooks {
   rag: RagPipeline;
   /** The reference store; without one, generation runs without retrieval and the reference routes answer 409. */
   store?: ImageStore;
+  /** Online sources requests may name in retrieval.from, and URL references (default: none; see src/sources). */
+  sources?: SourceRegistry;
   apiKeys?: ApiKeys;
   limits?: Partial<Limits>;
   /** Serve the page at `/` (default true). */
@@ -80,10 +84,12 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   admission = new Admission(() => options.rag.pipeline.queueState.capacity);
   const safety: SafetyHooks = { screen: options.screen, promptScreen: options.promptScreen, policyHash: options.policyHash };
   // The screen goes into a RagPipeline of its own over the same workers, counted.
-  const rag = options.screen ? new RagPipeline(options.rag.pipeline, { screen: countedScreen(options.screen, metrics) }) : options.rag;
+  const rag = options.screen || options.sources
+    ? new RagPipeline(options.rag.pipeline, { ...(options.screen ? { screen: countedScreen(options.screen, metrics) } : {}), ...(options.sources ? { sources: options.sources } : {}) })
+    : options.rag;
   const { width, height } = rag.info.image;
   const ctx: ServerContext = {
-    rag, store: options.store, limits, metrics, admission, keys, safety,
+    rag, store: options.store, sources: options.sources, limits, metrics, admission, keys, safety,
     jobs: new JobRegistry({ keepMs: options.keepJobsMs ?? 60_000, orphanMs: options.orphanJobMs ?? 30_000 }),
     size: `${width}x${height}`,
     log: app.log,
@@ -147,6 +153,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
 
   registerGenerationRoutes(app, ctx);
   registerReferenceRoutes(app, ctx);
+  registerSourceRoutes(app, ctx);
 
   if (options.page !== false) {
     await app.register(fastifyStatic, { root: WEB_DIR, prefix: '/', index: 'index.html', wildcard: false, cacheControl: false });
