@@ -78,6 +78,28 @@ test('generate: a bad --ref-url and an unknown source are typed errors', async (
   assert.match(refused.stderr, /URL_ADDRESS_REFUSED/, 'loopback only with --allow-host');
 });
 
+test('generate --cache-into DIR: the live references used are written there with their origin; nothing is cached without it', async () => {
+  const cache = join(t.dir, 'cache');
+  const r = await ragdiff(['generate', 'red blue', '-o', join(t.dir, 'c.png'), '--store', storeDir, '--source', 'openverse', '--allow-host', fake.host, '--cache-into', cache, '-k', '2', '--steps', '2', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.json.stats.retrieval.cached.added, 2);
+  const enc = await loadClipEncoders(repoPath('models/tiny-emoji'));
+  const s = await ImageStore.open(cache, { encoder: enc });
+  try {
+    const rows = s.list({ limit: 10 });
+    assert.is(rows.length, 2);
+    for (const x of rows) {
+      assert.is(x.source, 'openverse');
+      assert.match(x.origin, /^http:\/\/127\.0\.0\.1:\d+\/img\/(red|blue)\.png$/);
+    }
+  } finally {
+    await s.close();
+    await enc.close();
+  }
+  const plain = await ragdiff(['generate', 'red blue', '-o', join(t.dir, 'd.png'), '--store', storeDir, '--source', 'openverse', '--allow-host', fake.host, '-k', '2', '--steps', '2', '--json']);
+  assert.is(plain.json.stats.retrieval.cached, undefined);
+});
+
 test('sources search --source commons --json: what a source would give; unknown sources fail', async () => {
   const r = await ragdiff(['sources', 'search', 'red blue', '--source', 'commons', '--allow-host', fake.host, '--json']);
   assert.is(r.code, 0, r.stderr);

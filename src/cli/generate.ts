@@ -15,6 +15,7 @@ import { clipEncoderId } from '../models/encoder-id.js';
 import { readInputFile } from './input-file.js';
 import { intOption, numberOption, runAction } from './options.js';
 import { liveRegistry } from './live-sources.js';
+import { ImageStore } from '../store/store.js';
 import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, usageText, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
 import { policyForCli } from '../safety/cli.js';
 
@@ -132,7 +133,11 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
+  let cacheStore: ImageStore | undefined;
   try {
+    if (opened && o.cacheInto !== undefined) {
+      cacheStore = o.store !== undefined && resolve(o.cacheInto) === resolve(o.store) ? opened.store : await ImageStore.open(resolve(o.cacheInto), { encoder: opened.encoder });
+    }
     const r = await rag.generate({
       prompt,
       negativePrompt: o.negative,
@@ -145,7 +150,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       initImage,
       // With retrieval and no --init-image, --strength is the reference-init strength (in the retrieval request).
       strength: opened && initImage === undefined ? undefined : o.strength,
-      ...(opened ? { retrieval: retrievalRequest(o, opened.store, uploads, sources) } : {}),
+      ...(opened ? { retrieval: { ...retrievalRequest(o, opened.store, uploads, sources), ...(cacheStore ? { cache: cacheStore } : {}) } } : {}),
       onProgress: (e) => bar.update(e),
       signal: controller.signal,
       ...(o.kb ? { trajectory: { kb: o.kb, keyStep: o.keyStep, valueStep: o.valueStep, k: o.kbK, maxDistance: o.maxDistance, ...(o.style !== undefined ? { prompt: o.style } : {}) } } : {}),
@@ -177,6 +182,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
     if (opened) {
       console.log(referencesText(r.references));
       if (r.stats.retrieval?.skipped) console.log(`retrieval skipped: ${r.stats.retrieval.skipped}`);
+      if (r.stats.retrieval?.cached) console.log(`cached into ${o.cacheInto}: ${r.stats.retrieval.cached.added} added, ${r.stats.retrieval.cached.skipped} already there or removed`);
       for (const s of r.stats.retrieval?.sources ?? []) console.log(`source ${s.source}: ${s.answered} answered, ${s.fetched} fetched, ${s.screenedOut} left out, ${s.used} used${s.error ? ` [${s.error}]` : ''}`);
     }
     if (r.stats.timings) {
@@ -197,6 +203,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
     bar.done();
     process.off('SIGINT', onSigint);
     await rag.close();
+    if (cacheStore && cacheStore !== opened?.store) await cacheStore.close();
     await opened?.close();
     await safety?.close();
   }

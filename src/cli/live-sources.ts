@@ -18,6 +18,8 @@ export interface LiveCliOptions {
   allowHost?: string[];
   sourcesConfig?: string;
   budgetMs?: number;
+  /** Write the live references used into this store (created if missing). */
+  cacheInto?: string;
 }
 
 export function addLiveSourceOptions(cmd: Command): Command {
@@ -25,6 +27,7 @@ export function addLiveSourceOptions(cmd: Command): Command {
     .option('--ref-url <url>', 'fetch this image URL as a reference for this request only (repeatable; http(s), SSRF-checked)', repeatOption)
     .option('--allow-host <host>', 'let fetches reach this host even on a private or loopback address (a mirror; repeatable)', repeatOption)
     .option('--sources-config <file>', 'live-source endpoints and generic JSON connectors (JSON; see docs)')
+    .option('--cache-into <dir>', 'write the live references used into this store, with their provenance (created if missing; deduplicated)')
     .option('--budget-ms <n>', 'wall-time budget of the live sources, in ms (default 15000)', intOption('budget-ms', 1));
 }
 

@@ -54,7 +54,7 @@ const NEEDS_STORE: [keyof RetrievalCliOptions, string][] = [
   ['licence', '--licence'], ['tag', '--tag'], ['minScore', '--min-score'], ['textScale', '--text-scale'], ['retrievalScale', '--retrieval-scale'],
   ['blend', '--blend'], ['queryInFirstSlot', '--query-in-first-slot'], ['weighting', '--weighting'], ['reflective', '--reflective'],
   ['attentionBranches', '--attention-branches'], ['retrieveOnlyAbove', '--retrieve-only-above'], ['alsoGenerate', '--also-generate'], ['encoderModel', '--encoder-model'],
-  ['refUrl', '--ref-url'], ['budgetMs', '--budget-ms'],
+  ['refUrl', '--ref-url'], ['budgetMs', '--budget-ms'], ['cacheInto', '--cache-into'],
 ];
 
 export function addRetrievalOptions(cmd: Command): Command {
@@ -106,6 +106,8 @@ export function encoderDirFor(o: RetrievalCliOptions, modelDir: string): string 
 
 export interface OpenedStore {
   store: ImageStore;
+  /** The encoders the store embeds with (a --cache-into store opens with the same). */
+  encoder: ClipEncoders;
   close(): Promise<void>;
 }
 
@@ -116,6 +118,7 @@ export async function openRetrievalStore(o: RetrievalCliOptions, modelDir: strin
     const store = o.demoStore !== undefined ? await openDemoStore({ dataset: o.demoStore, encoder }) : await ImageStore.open(o.store!, { encoder, create: false });
     return {
       store,
+      encoder,
       async close() {
         try {
           await store.close();
