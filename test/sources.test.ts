@@ -130,6 +130,8 @@ test('generic JSON: a URL template and field paths; a path the answer lacks is S
   const file = `${t.dir}/sources.json`;
   writeFileSync(file, JSON.stringify({ generic: [{ name: 'x', url: 'http://h/{query}', results: 'a', fields: { url: 'u', colour: 'c' } }] }));
   assert.throws(() => createSources({ config: file }), (e: Error) => hasErrorCode('SOURCE_CONFIG')(e) && /colour/.test(e.message));
+  writeFileSync(file, JSON.stringify({ generic: [{ name: 'x', url: 'http://{query}.example/s', results: 'a', fields: { url: 'u' } }] }));
+  assert.throws(() => createSources({ config: file }), (e: Error) => hasErrorCode('SOURCE_CONFIG')(e) && /host/.test(e.message));
   writeFileSync(file, '{ not json');
   assert.throws(() => createSources({ config: file }), hasErrorCode('SOURCE_CONFIG'));
 });

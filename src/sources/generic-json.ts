@@ -30,6 +30,9 @@ export function checkGenericConfig(c: unknown, where: string): GenericJsonConfig
   for (const k of Object.keys(o)) if (!['name', 'type', 'url', 'results', 'fields', 'defaultLicence'].includes(k)) throw bad(`unknown key ${JSON.stringify(k)}`);
   if (typeof o.name !== 'string' || !/^[a-z][a-z0-9-]{0,39}$/.test(o.name)) throw bad('name must be 1-40 lower-case letters, digits or dashes');
   if (typeof o.url !== 'string' || !o.url.includes('{query}')) throw bad('url must be a string with a {query} placeholder');
+  // The query fills the path or the query string, never the scheme or host: a prompt must not choose where requests go.
+  const origin = /^https?:\/\/[^/?#]*/i.exec(o.url);
+  if (!origin || origin[0].includes('{')) throw bad('url must start with http(s)://host, with {query} and {k} only in its path or query string');
   if (typeof o.results !== 'string') throw bad('results must be the path of the results array ("" for the answer itself)');
   const f = o.fields as Record<string, unknown> | undefined;
   if (!f || typeof f !== 'object' || typeof f.url !== 'string' || f.url === '') throw bad('fields.url (the path of the image URL in one result) is required');
