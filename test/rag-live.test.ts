@@ -173,6 +173,19 @@ test('the budget bounds the stage; cancelling the request cancels its fetches', 
   await rejects(p, hasErrorCode('ABORTED'));
 });
 
+test('results without a licence are never used unless the request asks for unknown licences', async () => {
+  const noLicence = new RagPipeline(base.pipeline, {
+    sources: createSources({ allowHosts: [fake.host], limiter: new HostLimiter(), config: { generic: [{ name: 'catalogue', url: `${fake.base}/catalogue?q={query}`, results: 'data.items', fields: { url: 'image.src', creator: 'by' } }] } }),
+  });
+  const r = await noLicence.generate({ prompt: 'red blue', seed: 1, steps, retrieval: { store, k: 2, from: ['store', 'catalogue'] } });
+  const cat = r.stats.retrieval!.sources!.find((s) => s.source === 'catalogue')!;
+  assert.is(cat.answered, 2);
+  assert.is(cat.reasons!.licence, 2);
+  assert.ok(r.references.every((u) => u.source === 'twemoji'));
+  const asked = await noLicence.generate({ prompt: 'red blue', seed: 1, steps, retrieval: { store, k: 2, from: ['catalogue'], licences: ['unknown'] } });
+  assert.equal(asked.references.map((u) => [u.source, u.licence]), [['catalogue', 'unknown'], ['catalogue', 'unknown']]);
+});
+
 test('caching is opt-in: nothing is written unless asked; cached references keep their provenance; removed ones stay removed', async () => {
   const own = await ImageStore.open(`${t.dir}/cache`, { encoder: enc });
   try {
