@@ -140,6 +140,14 @@ export const ERROR_CODES = {
   FETCH_CONTENT_TYPE: { status: 415, meaning: 'the response\'s content type is not an image' },
   FETCH_NOT_IMAGE: { status: 415, meaning: 'the response bytes are not an image' },
 
+  // ---- live sources (src/sources: Openverse, Commons, an operator's search API, plain URLs)
+  SOURCE_UNKNOWN: { status: 400, meaning: 'a live source name that no connector has' },
+  SOURCE_NOT_ENABLED: { status: 403, meaning: 'a live source the operator did not enable' },
+  SOURCE_CONFIG: { status: 400, meaning: 'a source configuration is invalid (a field path the answer does not have is named)' },
+  SOURCE_BAD_ANSWER: { status: 502, meaning: 'a search API answered malformed JSON or an unexpected shape' },
+  SOURCE_RATE_LIMITED: { status: 429, meaning: 'a search API kept answering 429 within the budget' },
+  SOURCE_FAILED: { status: 502, meaning: 'a live source the request marked required failed' },
+
   // ---- the HTTP service (src/server)
   INVALID_REQUEST: { status: 400, meaning: 'a request does not match the route\'s schema (the field is named)' },
   INVALID_JSON: { status: 400, meaning: 'the request body is not valid JSON' },

@@ -14,3 +14,5 @@ export { workerOptions, workerExecArgv, workerStackSizeMb, startWorker } from '.
 export { prepareOnnxRuntime } from './models/ort-environment.js';
 export * from './trajectory/index.js';
 export * from './safety/index.js';
+export { createSources, normaliseLicence, requiresAttribution, HostLimiter, STORE_SOURCE, BUILTIN_SOURCES } from './sources/index.js';
+export type { SourceRegistry, SourcesOptions, SourceCandidate, LiveSource, SearchOptions } from './sources/index.js';

@@ -5,7 +5,33 @@ const state = {
   /** id → { ref, choice: 'auto' | 'pinned' | 'dropped', uploaded } in display order */
   refs: new Map(),
   busy: false,
+  /** GET /v1/sources: { sources: ['store', 'openverse', …], urls } */
+  sources: null,
 };
+
+/** Only http(s) links from a source's answer become links. */
+const safeHref = (u) => (typeof u === 'string' && /^https?:\/\//i.test(u) ? u : undefined);
+
+/** The sources picker: the store and each online source the operator enabled; a URL field when URLs are allowed. */
+function renderSources() {
+  const s = state.sources;
+  if (!s || (s.sources.length <= 1 && !s.urls)) return;
+  $('#sources-row').hidden = false;
+  $('#url-row').hidden = !s.urls;
+  $('#sources').replaceChildren(...s.sources.map((name) => el('label', { class: 'check' },
+    el('input', { type: 'checkbox', name: 'source', value: name, ...(name === 'store' ? { checked: '' } : {}) }), ` ${name} `)));
+}
+
+/** The live part of a generation body: retrieval.from when an online source is ticked, a pasted URL as a reference. */
+function liveRetrieval() {
+  if (!state.sources) return {};
+  const from = [...document.querySelectorAll('#sources input[name="source"]:checked')].map((i) => i.value);
+  const url = $('#ref-url')?.value.trim();
+  return {
+    ...(from.some((f) => f !== 'store') || !from.includes('store') ? { from: from.length ? from : ['store'] } : {}),
+    ...(url && state.sources.urls ? { urls: [{ url }] } : {}),
+  };
+}
 
 function headers(extra = {}) {
   const key = localStorage.getItem('ragdiff-key');
@@ -199,7 +225,10 @@ function showUsed(result) {
     ol.append(el('li', { 'data-id': ref.id ?? `upload:${ref.sha256.slice(0, 16)}` },
       thumb,
       el('b', {}, ref.name || ref.id || 'upload'),
-      ` — ${ref.attribution || ref.source || 'no attribution given'}${ref.licence ? ` (${ref.licence})` : ''}, influence ${(ref.influence * 100).toFixed(0)} %${ref.pinned ? ', pinned' : ''}`));
+      ` — ${ref.attribution || ref.source || 'no attribution given'}${ref.licence ? ` (${ref.licence})` : ''}, influence ${(ref.influence * 100).toFixed(0)} %${ref.pinned ? ', pinned' : ''}`,
+      ...(ref.url ? [el('span', { class: 'meta' }, ` · ${ref.source}${ref.creator ? ` · by ${ref.creator}` : ''} · `),
+        el('a', { href: safeHref(ref.landingUrl ?? ref.url), rel: 'noopener nofollow', target: '_blank' }, 'source page'),
+        ...(safeHref(ref.licenceUrl) ? [' · ', el('a', { href: safeHref(ref.licenceUrl), rel: 'noopener nofollow license', target: '_blank' }, ref.licence)] : [])] : [])));
   }
   if (result.references.length === 0) ol.append(el('li', {}, result.retrieval?.skipped || 'no references were used'));
   const screened = (result.safety?.screened ?? []).map((x) => `${x.ref}: ${x.reason}`);
@@ -224,8 +253,9 @@ async function generate() {
   const refs = [...state.refs.values()];
   const pinned = refs.filter((r) => r.choice === 'pinned').map((r) => r.ref.id);
   if (pinned.length > kOf()) { setStatus(`Pin at most ${kOf()} references in mode ${mode()}.`, true); return; }
+  const { urls = [], ...live } = liveRetrieval();
   const retrieval = state.info.store
-    ? { mode: mode(), references: pinned, exclude: refs.filter((r) => r.choice === 'dropped').map((r) => r.ref.id) }
+    ? { mode: mode(), references: [...pinned, ...urls], exclude: refs.filter((r) => r.choice === 'dropped').map((r) => r.ref.id), ...live }
     : false;
   $('#generate').disabled = true;
   setStatus('Generating…');
@@ -272,6 +302,8 @@ async function start() {
   for (const m of state.info.modes) $('#mode').append(el('option', { value: m }, m));
   $('#mode').addEventListener('change', renderRefs);
   if (!state.info.store) { $('#refs-section').hidden = true; $('#compare').checked = false; }
+  state.sources = await api('/v1/sources').catch(() => null);
+  renderSources();
   if (state.info.auth) showKeyRow();
   let timer;
   $('#prompt').addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 400); });

@@ -14,6 +14,8 @@ import { bundleRetrieval } from '../rag/bundle-retrieval.js';
 import { clipEncoderId } from '../models/encoder-id.js';
 import { readInputFile } from './input-file.js';
 import { intOption, numberOption, runAction } from './options.js';
+import { liveRegistry } from './live-sources.js';
+import { ImageStore } from '../store/store.js';
 import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, usageText, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
 import { policyForCli } from '../safety/cli.js';
 
@@ -110,12 +112,13 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
   const retrieval = wantsRetrieval(o);
   const initImage = o.initImage !== undefined ? readInputFile(o.initImage, '--init-image') : undefined;
   const uploads = retrieval ? readUploads(o) : [];
+  const sources = retrieval ? liveRegistry(o) : undefined; // opens nothing; checks --sources-config at once
   for (const p of outputPaths(o.output, typeof o.batch === 'number' && o.batch > 0 ? o.batch : 1)) prepareOutputFile(p);
   // A policy screens the prompt, every reference and every output (its guard's hooks go into the RagPipeline).
   const safety = o.policy ? await policyForCli(o.policy, o.model) : undefined;
   // The bundle and the store load side by side; if either fails, the other is closed.
   const [loaded, openedStore] = await Promise.allSettled([
-    RagPipeline.load(o.model, { ...pipelineOptions(o), ...(safety ? safety.guard.ragOptions() : {}) }),
+    RagPipeline.load(o.model, { ...pipelineOptions(o), ...(safety ? safety.guard.ragOptions() : {}), ...(sources ? { sources } : {}) }),
     retrieval ? openRetrievalStore(o, o.model) : Promise.resolve(undefined),
   ]);
   if (loaded.status === 'rejected' || openedStore.status === 'rejected') {
@@ -130,7 +133,11 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once('SIGINT', onSigint);
+  let cacheStore: ImageStore | undefined;
   try {
+    if (opened && o.cacheInto !== undefined) {
+      cacheStore = o.store !== undefined && resolve(o.cacheInto) === resolve(o.store) ? opened.store : await ImageStore.open(resolve(o.cacheInto), { encoder: opened.encoder });
+    }
     const r = await rag.generate({
       prompt,
       negativePrompt: o.negative,
@@ -143,7 +150,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
       initImage,
       // With retrieval and no --init-image, --strength is the reference-init strength (in the retrieval request).
       strength: opened && initImage === undefined ? undefined : o.strength,
-      ...(opened ? { retrieval: retrievalRequest(o, opened.store, uploads) } : {}),
+      ...(opened ? { retrieval: { ...retrievalRequest(o, opened.store, uploads, sources), ...(cacheStore ? { cache: cacheStore } : {}) } } : {}),
       onProgress: (e) => bar.update(e),
       signal: controller.signal,
       ...(o.kb ? { trajectory: { kb: o.kb, keyStep: o.keyStep, valueStep: o.valueStep, k: o.kbK, maxDistance: o.maxDistance, ...(o.style !== undefined ? { prompt: o.style } : {}) } } : {}),
@@ -177,6 +184,8 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
     if (opened) {
       console.log(referencesText(r.references));
       if (r.stats.retrieval?.skipped) console.log(`retrieval skipped: ${r.stats.retrieval.skipped}`);
+      if (r.stats.retrieval?.cached) console.log(`cached into ${o.cacheInto}: ${r.stats.retrieval.cached.added} added, ${r.stats.retrieval.cached.skipped} already there or removed`);
+      for (const s of r.stats.retrieval?.sources ?? []) console.log(`source ${s.source}: ${s.answered} answered, ${s.fetched} fetched, ${s.screenedOut} left out, ${s.used} used${s.error ? ` [${s.error}]` : ''}`);
     }
     if (r.stats.timings) {
       const t = r.stats.timings;
@@ -196,6 +205,7 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
     bar.done();
     process.off('SIGINT', onSigint);
     await rag.close();
+    if (cacheStore && cacheStore !== opened?.store) await cacheStore.close();
     await opened?.close();
     await safety?.close();
   }

@@ -12,11 +12,13 @@ import { DEFAULT_ENCODER_DIR, openDemoStore, type DemoDataset } from '../store/d
 import { ImageStore } from '../store/store.js';
 import { RETRIEVAL_MODES, type ReferenceChoice, type ReferenceUse, type ReferenceUsage, type RetrievalMode, type RetrievalOptions } from '../rag/index.js';
 import { readInputFile } from './input-file.js';
+import { addLiveSourceOptions, applyLiveOptions, type LiveCliOptions } from './live-sources.js';
+import type { SourceRegistry } from '../sources/index.js';
 import { choiceOption, intOption, listOption, numberOption, repeatOption } from './options.js';
 
 export const DEMO_DATASETS: readonly DemoDataset[] = ['twemoji', 'noto'];
 
-export interface RetrievalCliOptions {
+export interface RetrievalCliOptions extends LiveCliOptions {
   store?: string;
   demoStore?: DemoDataset;
   encoderModel?: string;
@@ -52,10 +54,11 @@ const NEEDS_STORE: [keyof RetrievalCliOptions, string][] = [
   ['licence', '--licence'], ['tag', '--tag'], ['minScore', '--min-score'], ['textScale', '--text-scale'], ['retrievalScale', '--retrieval-scale'],
   ['blend', '--blend'], ['queryInFirstSlot', '--query-in-first-slot'], ['weighting', '--weighting'], ['reflective', '--reflective'],
   ['attentionBranches', '--attention-branches'], ['retrieveOnlyAbove', '--retrieve-only-above'], ['alsoGenerate', '--also-generate'], ['encoderModel', '--encoder-model'],
+  ['refUrl', '--ref-url'], ['budgetMs', '--budget-ms'], ['cacheInto', '--cache-into'],
 ];
 
 export function addRetrievalOptions(cmd: Command): Command {
-  return cmd
+  return addLiveSourceOptions(cmd)
     .option('--store <dir>', 'retrieve references from this image store (see `ragdiff index`)')
     .option('--demo-store <name>', `retrieve from an emoji demo store (${DEMO_DATASETS.join(' | ')}; built on first use)`, choiceOption('demo-store', DEMO_DATASETS))
     .option('--encoder-model <dir>', "bundle whose CLIP encoders embed the query and uploads (default: --model if it has an image encoder, else tiny-emoji); must be the store's")
@@ -64,7 +67,7 @@ export function addRetrievalOptions(cmd: Command): Command {
     .option('--ref <id>', 'use this stored image as a reference (repeatable or comma-separated; pinned ahead of retrieved ones)', listOption)
     .option('--ref-image <file>', 'use this image file as a reference for this request only, not stored (repeatable)', repeatOption)
     .option('--exclude <id>', 'never retrieve these stored images (repeatable or comma-separated)', listOption)
-    .option('--source <s>', 'retrieve only from these sources (repeatable or comma-separated)', listOption)
+    .option('--source <s>', 'where to search: store and/or live sources (openverse, commons, configured ones); other names filter the store by source label (repeatable or comma-separated)', listOption)
     .option('--licence <l>', 'retrieve only images under these licences (repeatable or comma-separated)', listOption)
     .option('--tag <t>', 'retrieve only images with one of these tags (repeatable or comma-separated)', listOption)
     .option('--min-score <x>', 'drop retrieved references scoring below x (cosine, -1..1)', numberOption('min-score'))
@@ -103,6 +106,8 @@ export function encoderDirFor(o: RetrievalCliOptions, modelDir: string): string 
 
 export interface OpenedStore {
   store: ImageStore;
+  /** The encoders the store embeds with (a --cache-into store opens with the same). */
+  encoder: ClipEncoders;
   close(): Promise<void>;
 }
 
@@ -113,6 +118,7 @@ export async function openRetrievalStore(o: RetrievalCliOptions, modelDir: strin
     const store = o.demoStore !== undefined ? await openDemoStore({ dataset: o.demoStore, encoder }) : await ImageStore.open(o.store!, { encoder, create: false });
     return {
       store,
+      encoder,
       async close() {
         try {
           await store.close();
@@ -133,7 +139,7 @@ export function readUploads(o: RetrievalCliOptions): { name: string; image: Uint
 }
 
 /** The `retrieval` part of the request. */
-export function retrievalRequest(o: RetrievalCliOptions, store: ImageStore, uploads: { name: string; image: Uint8Array }[] = []): RetrievalOptions {
+export function retrievalRequest(o: RetrievalCliOptions, store: ImageStore, uploads: { name: string; image: Uint8Array }[] = [], sources?: SourceRegistry): RetrievalOptions {
   const references: ReferenceChoice[] = [
     ...(o.ref ?? []).map((id) => ({ id })),
     ...uploads.map((u) => ({ image: u.image, name: u.name, source: 'upload' })),
@@ -146,7 +152,8 @@ export function retrievalRequest(o: RetrievalCliOptions, store: ImageStore, uplo
   if (o.mode !== undefined) r.mode = o.mode;
   if (references.length) r.references = references;
   if (o.exclude?.length) r.excludeIds = o.exclude;
-  if (o.source?.length) r.sources = o.source;
+  if (sources) applyLiveOptions(o, r, sources);
+  else if (o.source?.length) r.sources = o.source;
   if (o.licence?.length) r.licences = o.licence;
   if (o.tag?.length) r.tags = o.tag;
   if (o.minScore !== undefined) r.minScore = o.minScore;
@@ -166,6 +173,7 @@ export function referenceJson(u: ReferenceUse): Record<string, unknown> {
   return {
     rank: u.rank, kind: u.kind, ...(u.id !== undefined ? { id: u.id } : {}), sha256: u.sha256, name: u.name, score: u.score,
     pinned: u.pinned, source: u.source, licence: u.licence, attribution: u.attribution, usage: u.usage, influence: u.influence,
+    ...(u.url !== undefined ? { url: u.url, landingUrl: u.landingUrl, creator: u.creator, licenceUrl: u.licenceUrl } : {}),
   };
 }
 
@@ -195,7 +203,8 @@ export function referencesText(refs: readonly ReferenceUse[]): string {
     const who = u.id ?? `upload ${u.sha256.slice(0, 16)}`;
     const flags = [u.pinned ? 'pinned' : '', `influence ${(u.influence * 100).toFixed(0)}%`].filter(Boolean).join(', ');
     return `  ${u.rank}. ${u.name || '(unnamed)'}  ${who}  score ${u.score.toFixed(3)}  [${u.source}, ${u.licence}]  ${usageText(u.usage)} (${flags})` +
-      (u.attribution ? `\n     ${u.attribution}` : '');
+      (u.attribution ? `\n     ${u.attribution}` : '') +
+      (u.url !== undefined ? `\n     ${u.landingUrl ?? u.url}${u.licenceUrl ? `  (${u.licenceUrl})` : ''}` : '');
   });
   return ['references:', ...lines].join('\n');
 }

@@ -8,9 +8,14 @@ import { policyForCli } from '../safety/cli.js';
 import { createServer, DEFAULT_CONNECTION_LIMITS } from '../server/index.js';
 import { ImageStore, loadClipEncoders, openDemoStore } from '../store/index.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
-import { intOption } from './options.js';
+import { intOption, repeatOption } from './options.js';
+import { createSources, STORE_SOURCE } from '../sources/index.js';
 
 interface ServeOptions {
+  /** Sources requests may use: store plus online ones and 'url' (default: the store only). */
+  sources?: string;
+  allowHost?: string[];
+  sourcesConfig?: string;
   host: string;
   port: number;
   model: string;
@@ -38,6 +43,11 @@ async function serveCommand(o: ServeOptions): Promise<void> {
   if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new InvalidArgumentError('give one of --store <dir>, --demo-store, --without-store');
   // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
   const demo = o.demoStore || (!o.store && !o.withoutStore);
+  // Online sources are the operator's choice, off by default; 'url' lets requests name image URLs. Checked before any model loads.
+  const online = (o.sources ?? '').split(',').map((s) => s.trim()).filter((s) => s && s !== STORE_SOURCE);
+  const sources = online.length
+    ? createSources({ enable: online.filter((s) => s !== 'url'), allowHosts: o.allowHost ?? [], ...(o.sourcesConfig ? { config: o.sourcesConfig } : {}) })
+    : undefined;
   // `--policy FILE`: the same guard and hooks as `generate --policy` (policyForCli): every door, the source cap, the stamp.
   const policy = o.policy ? await policyForCli(resolve(o.policy), o.model) : undefined;
   const storeScreen = policy ? { screen: policy.guard.imageScreen() } : {};
@@ -68,7 +78,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     throw e;
   }
   const server = await createServer({
-    rag, store,
+    rag, store, ...(sources ? { sources } : {}),
     apiKeys: { keys: keyList(o.apiKey, process.env.RAGDIFF_API_KEYS), writeKeys: keyList(o.writeKey, process.env.RAGDIFF_WRITE_KEYS) },
     logger: { level: 'warn' },
     connections: {
@@ -116,6 +126,9 @@ export function registerServeCommand(program: Command): void {
     .option('--write-key <key...>', 'bearer keys that may also upload and remove references (also $RAGDIFF_WRITE_KEYS)')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
+    .option('--sources <list>', 'sources requests may search: store and online ones (openverse, commons, configured), url for image URLs; off by default (e.g. store,openverse,url)')
+    .option('--allow-host <host>', 'let fetches reach this host even on a private or loopback address (a mirror; repeatable)', repeatOption)
+    .option('--sources-config <file>', 'live-source endpoints and generic JSON connectors (JSON; docs/sources.md)')
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, time in-flight generations get before they are cancelled', intOption('grace'), 10)
     .option('--request-timeout <seconds>', 'a request (headers and body) must arrive within this, else 408 and the connection closes', intOption('request-timeout', 1), DEFAULT_CONNECTION_LIMITS.requestTimeoutMs / 1000)
     .option('--headers-timeout <seconds>', 'request headers must arrive within this', intOption('headers-timeout', 1), DEFAULT_CONNECTION_LIMITS.headersTimeoutMs / 1000)

@@ -58,6 +58,8 @@ export interface FetchImageOptions {
   connect?: Connector;
   signal?: AbortSignal;
   userAgent?: string;
+  /** Require an image signature in the first bytes. Default true; false for JSON answers (src/sources). */
+  sniffImage?: boolean;
 }
 
 export interface FetchedImage {
@@ -247,7 +249,7 @@ export async function fetchImage(url: string, options: FetchImageOptions = {}): 
     let current = checkUrlForm(url, allowHosts);
     for (;;) {
       const address = await pickAddress(current, allowList, resolve, deadline, timeoutMs);
-      const hop = await request(current, address, { connect, deadline, timeoutMs, maxBytes, types, userAgent: options.userAgent });
+      const hop = await request(current, address, { connect, deadline, timeoutMs, maxBytes, types, userAgent: options.userAgent, sniff: options.sniffImage !== false });
       if (hop.location !== undefined) {
         if (redirects.length >= maxRedirects) {
           throw new RagdiffError('FETCH_REDIRECTS', `${url} redirected more than ${maxRedirects} times`);
@@ -269,7 +271,7 @@ export async function fetchImage(url: string, options: FetchImageOptions = {}): 
       return {
         bytes: hop.body!,
         contentType: hop.contentType,
-        format: hop.format!,
+        format: hop.format ?? '',
         url: current.href,
         redirects,
         address: address.address,
@@ -314,6 +316,7 @@ interface RequestContext {
   maxBytes: number;
   types: string[];
   userAgent?: string;
+  sniff: boolean;
 }
 
 function request(u: URL, address: ResolvedAddress, ctx: RequestContext): Promise<Hop> {
@@ -363,7 +366,8 @@ function request(u: URL, address: ResolvedAddress, ctx: RequestContext): Promise
       }
       if (status < 200 || status > 299) {
         res.resume();
-        return finish(new RagdiffError('FETCH_STATUS', `${u.href} answered HTTP ${status}`));
+        // The status and Retry-After travel with the error (a search API's 429 is honoured by src/sources).
+        return finish(Object.assign(new RagdiffError('FETCH_STATUS', `${u.href} answered HTTP ${status}`), { status, retryAfter: res.headers['retry-after'] }));
       }
       const contentType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (!ctx.types.includes(contentType)) {
@@ -382,7 +386,7 @@ function request(u: URL, address: ResolvedAddress, ctx: RequestContext): Promise
         total += chunk.length;
         if (total > ctx.maxBytes) return finish(new RagdiffError('FETCH_TOO_LARGE', `${u.href} sent more than the limit of ${ctx.maxBytes} bytes`));
         chunks.push(chunk);
-        if (format === undefined && total >= 16) {
+        if (ctx.sniff && format === undefined && total >= 16) {
           format = sniffImageFormat(Buffer.concat(chunks).subarray(0, 16));
           if (!format) finish(new RagdiffError('FETCH_NOT_IMAGE', `${u.href} does not start with an image signature (content type said ${contentType})`));
         }
@@ -392,8 +396,8 @@ function request(u: URL, address: ResolvedAddress, ctx: RequestContext): Promise
       res.on('end', () => {
         if (settled) return;
         const body = Buffer.concat(chunks);
-        format ??= sniffImageFormat(body);
-        if (!format) return finish(new RagdiffError('FETCH_NOT_IMAGE', `${u.href} does not start with an image signature (content type said ${contentType})`));
+        if (ctx.sniff) format ??= sniffImageFormat(body);
+        if (ctx.sniff && !format) return finish(new RagdiffError('FETCH_NOT_IMAGE', `${u.href} does not start with an image signature (content type said ${contentType})`));
         if (res.complete === false) return finish(new RagdiffError('FETCH_FAILED', `${u.href} closed the connection early`));
         finish(undefined, { status, body, contentType, format });
       });

@@ -6,6 +6,9 @@ import { RagdiffError, rangeError, typeError } from '../errors.js';
 import { normaliseEmbedding } from '../store/index.js';
 import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
 import { REMODIFFUSE_FINE, TOKEN_MODES, type MixtureOptions } from './modes/index.js';
+import { normalizeLive, type NormalizedLive } from '../sources/request.js';
+import type { SourceRegistry } from '../sources/registry.js';
+import type { UrlReference } from '../sources/plain-url.js';
 import { RETRIEVAL_MODES, type ReferenceChoice, type ReferenceSource, type RetrievalMode, type RetrievalOptions } from './types.js';
 
 /** What the bundle offers retrieval (from the pipeline's model info and model_index.json). */
@@ -46,11 +49,14 @@ export interface NormalizedRetrieval {
   referenceAttention: { fidelity: number; blend: number; branches: 'prompt' | 'retrieval' } | null;
   reflective: { lambda: number; draftSteps: number; candidates: number } | null;
   retrieveOnly: { above: number; alsoGenerate: boolean } | null;
+  /** Live sources and URL references (src/sources); absent when the request stays offline. */
+  live?: NormalizedLive;
 }
 
 const KNOWN = new Set([
   'store', 'k', 'query', 'sources', 'licences', 'tags', 'excludeIds', 'minScore', 'references', 'mode', 'scales',
   'queryInFirstSlot', 'neighbourWeighting', 'mixture', 'interleave', 'referenceInit', 'referenceAttention', 'reflective', 'retrieveOnly',
+  'from', 'budget', 'cache',
 ]);
 
 export const MAX_REFERENCES = 64;
@@ -76,7 +82,7 @@ function isStore(s: unknown): s is ReferenceSource {
     typeof o.readImage === 'function' && typeof o.embedReference === 'function' && typeof o.stats === 'function';
 }
 
-export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: number, bundle: BundleRetrieval): NormalizedRetrieval {
+export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: number, bundle: BundleRetrieval, sources?: () => SourceRegistry): NormalizedRetrieval {
   assertPlainObject('retrieval', r);
   for (const key of Object.keys(r)) if (!KNOWN.has(key)) throw rangeError('UNKNOWN_OPTION', `unknown retrieval option ${JSON.stringify(key)}`);
   const o = r as unknown as RetrievalOptions;
@@ -135,6 +141,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   }
 
   const references: ReferenceChoice[] = [];
+  const urlRefs: { ref: UrlReference; where: string }[] = [];
   if (o.references !== undefined) {
     if (!Array.isArray(o.references)) throw typeError('INVALID_TYPE', 'retrieval.references must be an array of { id } or { image } objects');
     if (o.references.length > k) throw rangeError('OUT_OF_RANGE', `retrieval.references has ${o.references.length} references, more than k = ${k}`);
@@ -145,13 +152,15 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
         assertString(`${name}.id`, ref.id, 200);
         if (ref.id.length === 0) throw rangeError('INVALID_VALUE', `${name}.id is empty`);
         references.push({ id: ref.id });
+      } else if ('url' in ref) {
+        urlRefs.push({ ref: ref as UrlReference, where: name });
       } else if ('image' in ref) {
         if (!(ref.image instanceof Uint8Array)) throw typeError('INVALID_TYPE', `${name}.image must be a Buffer or Uint8Array of encoded image bytes`);
         if (ref.image.length > MAX_UPLOAD_BYTES) throw rangeError('IMAGE_TOO_LARGE', `${name}.image is ${ref.image.length} bytes, over ${MAX_UPLOAD_BYTES}`);
         for (const f of ['name', 'source', 'licence', 'attribution'] as const) if (ref[f] !== undefined) assertString(`${name}.${f}`, ref[f], 1000);
         references.push({ image: ref.image, name: ref.name, source: ref.source, licence: ref.licence, attribution: ref.attribution });
       } else {
-        throw typeError('INVALID_TYPE', `${name} must have an id (a stored image) or an image (bytes)`);
+        throw typeError('INVALID_TYPE', `${name} must have an id (a stored image), an image (bytes) or a url`);
       }
     });
   }
@@ -238,8 +247,10 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
     retrieveOnly = { above: o.retrieveOnly.above, alsoGenerate };
   }
 
+  const live = sources ? normalizeLive(o, urlRefs, k, sources) : undefined;
+  if (!sources && (o.from !== undefined || urlRefs.length > 0)) throw rangeError('UNSUPPORTED', 'live sources need a RagPipeline with sources');
   return {
     store: o.store, mode, k, query, queryKind, filters, references, textScale, retrievalScale, queryInFirstSlot,
-    neighbourWeighting, mixture, textShare, referenceInit, referenceAttention, reflective, retrieveOnly,
+    neighbourWeighting, mixture, textShare, referenceInit, referenceAttention, reflective, retrieveOnly, ...(live ? { live } : {}),
   };
 }

@@ -21,6 +21,9 @@ import { provenanceRecord } from './provenance.js';
 import { gatherReferences, type Candidate } from './references.js';
 import { reflectiveRerank } from './reflective.js';
 import { capPerSource, screenReferences, type OutputScreen, type PolicyStamp, type PromptScreen, type ReferenceScreen, type SafetyVerdict } from './screen.js';
+import { createSources, type SourceRegistry, type SourcesOptions } from '../sources/registry.js';
+import { countUsed, gatherLive, rankTogether } from '../sources/live-references.js';
+import { cacheLive, checkCacheOption } from '../sources/cache.js';
 import type { RagRequest, RagResult, ReferenceSource, ReferenceUse, ReferenceUsage, RetrievalStats } from './types.js';
 
 /**
@@ -39,6 +42,8 @@ export interface RagSafety {
   maxPerSource?: number | (() => number | undefined);
   /** The safety policy in force, read per request and recorded in provenance. */
   policyStamp?: () => PolicyStamp | undefined;
+  /** Live sources a request may name in `retrieval.from` (default: the built-ins, endpoints from the environment; created on first use). */
+  sources?: SourceRegistry | SourcesOptions;
 }
 
 export type RagPipelineOptions = RagSafety;
@@ -80,10 +85,10 @@ export class RagPipeline {
 
   /** Loads the bundle at `dir` (see Pipeline.load) for retrieval-augmented generation. */
   static async load(dir: string, options: PipelineOptions & RagPipelineOptions = {}): Promise<RagPipeline> {
-    const { screen, promptScreen, outputScreen, maxPerSource, policyStamp, ...pipelineOptions } = options;
+    const { screen, promptScreen, outputScreen, maxPerSource, policyStamp, sources, ...pipelineOptions } = options;
     const pipeline = await Pipeline.load(dir, pipelineOptions);
     try {
-      return new RagPipeline(pipeline, { screen, promptScreen, outputScreen, maxPerSource, policyStamp });
+      return new RagPipeline(pipeline, { screen, promptScreen, outputScreen, maxPerSource, policyStamp, sources });
     } catch (e) {
       await pipeline.close();
       throw e;
@@ -95,6 +100,15 @@ export class RagPipeline {
     const out: RagSafety = {};
     for (const k of SAFETY_HOOKS) if (this.options[k] !== undefined) (out as Record<string, unknown>)[k] = this.options[k];
     return out;
+  }
+
+  private liveSources?: SourceRegistry;
+
+  /** The live-source registry, created on first use: nothing connects until a request names a source. */
+  private registry(): SourceRegistry {
+    const s = this.options.sources;
+    this.liveSources ??= s && typeof (s as SourceRegistry).get === 'function' ? (s as SourceRegistry) : createSources((s as SourcesOptions) ?? {});
+    return this.liveSources;
   }
 
   get info(): PipelineInfo {
@@ -125,7 +139,7 @@ export class RagPipeline {
     const started = performance.now();
     assertString('prompt', rest.prompt);
     const guidanceScale = rest.guidanceScale ?? this.info.defaults.guidanceScale;
-    const r = normalizeRetrieval(retrieval, rest.prompt, guidanceScale, this.bundle);
+    const r = normalizeRetrieval(retrieval, rest.prompt, guidanceScale, this.bundle, () => this.registry());
     if (r.referenceInit && rest.initImage !== undefined) throw rangeError('INVALID_VALUE', 'initImage cannot be combined with retrieval reference-init');
     // A text query steers retrieval (and, with queryInFirstSlot, conditions the model): it passes the prompt door too.
     if ('text' in r.query && r.queryKind === 'text') await this.screenPrompt(r.query.text);
@@ -133,14 +147,17 @@ export class RagPipeline {
     const store = r.store as SearchableStore;
     if (typeof store.embedText !== 'function') throw typeError('INVALID_TYPE', 'retrieval.store must be able to embed text (embedText)');
     this.checkEncoder(r, store);
+    const cacheTarget = checkCacheOption((retrieval as { cache?: unknown }).cache, store);
 
     const stats: RetrievalStats = {
       mode: r.mode, k: r.k, candidates: 0, screened: [], queryMs: 0, searchMs: 0, uploadsMs: 0, screenMs: 0, draftMs: 0, rerankMs: 0, planMs: 0, totalMs: 0,
     };
-    const want = r.k - r.references.length;
+    const want = r.k - r.references.length - (r.live?.urls.length ?? 0);
     const storedPinned = r.references.filter((x) => 'id' in x).length;
     let skipped: string | undefined;
-    if (store.size === 0) {
+    if (r.live) {
+      // Live sources fill what the store cannot: no store-size check.
+    } else if (store.size === 0) {
       if (r.references.length === 0) skipped = `the store ${store.dir} has no active images; generated without retrieval`;
     } else if (want > store.size - storedPinned) {
       throw rangeError('OUT_OF_RANGE', `retrieval.k = ${r.k} asks for ${want} retrieved references but the store has ${store.size - storedPinned} more active images`);
@@ -152,9 +169,18 @@ export class RagPipeline {
       // With a screen or a source cap, look deeper so refused references are replaced (same top results when none is refused).
       const maxPerSource = typeof this.options.maxPerSource === 'function' ? this.options.maxPerSource() : this.options.maxPerSource;
       const deeper = this.options.screen || maxPerSource !== undefined ? want * 3 : want;
-      const gathered = await gatherReferences(r, r.reflective ? Math.max(deeper, r.reflective.candidates) : deeper, store);
+      const gathered = await gatherReferences(r, r.live && !r.live.store ? 0 : r.reflective ? Math.max(deeper, r.reflective.candidates) : deeper, store);
       Object.assign(stats, gathered.timings);
       queryVector = gathered.queryVector;
+      if (r.live) {
+        const tl = performance.now();
+        const queryText = 'text' in r.query ? r.query.text : rest.prompt;
+        const live = await gatherLive(r.live, queryText, gathered.queryVector, store, this.registry(), r.filters.licences, rest.signal);
+        gathered.pinned.push(...live.pinned);
+        gathered.retrieved = rankTogether(gathered.retrieved, live);
+        stats.sources = live.stats;
+        stats.liveMs = performance.now() - tl;
+      }
       if (r.queryInFirstSlot && this.options.screen) {
         // The query's own embedding enters neighbour slot 0: it is screened like an upload.
         const q = { kind: 'upload' as const, sha256: 'query', score: 1, pinned: true, source: 'query', licence: '', attribution: '', name: 'query', tags: [], embedding: queryVector, bytes: () => new Uint8Array(0) };
@@ -179,6 +205,8 @@ export class RagPipeline {
         retrieved = retrieved.slice(0, Math.max(0, want));
       }
       chosen = [...pinned, ...retrieved];
+      if (stats.sources) countUsed(stats.sources, chosen.map((c) => ({ source: c.source, kind: c.kind, pinned: c.pinned, url: c.origin?.url })));
+      if (cacheTarget) stats.cached = await cacheLive(cacheTarget, chosen);
       if (chosen.length === 0) skipped = 'no reference passed the filters and the screen; generated without retrieval';
     }
 
@@ -369,7 +397,7 @@ export class RagPipeline {
   private describe(c: Candidate, rank: number, usage: ReferenceUsage[], influence: number): ReferenceUse {
     return {
       kind: c.kind, ...(c.id ? { id: c.id } : {}), sha256: c.sha256, score: c.score, rank, pinned: c.pinned, source: c.source,
-      licence: c.licence, attribution: c.attribution, name: c.name, usage, influence,
+      licence: c.licence, attribution: c.attribution, name: c.name, ...(c.origin ?? {}), usage, influence,
     };
   }
 }

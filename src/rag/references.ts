@@ -28,6 +28,8 @@ export interface Candidate {
   embedding: Float32Array;
   /** The encoded image (stored bytes are read only when a mode needs pixels). */
   bytes(): Uint8Array;
+  /** Live references (src/sources): where the image came from and whom to credit. */
+  origin?: { url: string; landingUrl?: string; creator: string; licenceUrl?: string };
 }
 
 export interface Gathered {
@@ -77,6 +79,7 @@ export async function gatherReferences(
   t0 = performance.now();
   const pinned: Candidate[] = [];
   for (const ref of r.references) {
+    if ('url' in ref) continue; // fetched by the live sources (src/sources)
     if ('id' in ref) {
       if (pinned.some((p) => p.id === ref.id)) throw rangeError('INVALID_VALUE', `reference ${ref.id} is given twice`);
       pinned.push(pinnedStored(store, ref.id, q));

@@ -6,6 +6,7 @@
  */
 import type { GenerateRequest, GenerateResult, GenerateStats, GeneratedImage } from '../pipeline/index.js';
 import type { QueryHit, QueryRequest, ReferenceEmbedding, StoredImage } from '../store/index.js';
+import type { SourceStats } from '../sources/live-references.js';
 
 /** What the retrieval layer reads from a store. */
 export interface ReferenceSource {
@@ -40,7 +41,9 @@ export const RETRIEVAL_MODES: readonly RetrievalMode[] = ['tokens', 'mixture', '
 /** A reference the user chose: a stored image by id, or image bytes uploaded for this request only. */
 export type ReferenceChoice =
   | { id: string }
-  | { image: Uint8Array; name?: string; source?: string; licence?: string; attribution?: string };
+  | { image: Uint8Array; name?: string; source?: string; licence?: string; attribution?: string }
+  /** An image URL, fetched for this request through the SSRF-checked fetcher (src/sources/plain-url.ts). */
+  | { url: string; title?: string; creator?: string; licence?: string; licenceUrl?: string; landingUrl?: string };
 
 export interface RetrievalOptions {
   store: ReferenceSource;
@@ -80,7 +83,17 @@ export interface RetrievalOptions {
   reflective?: boolean | { lambda?: number; draftSteps?: number; candidates?: number };
   /** TIGeR: when the best reference scores ≥ `above`, return it flagged `retrieved` (and generate too only with alsoGenerate). */
   retrieveOnly?: { above: number; alsoGenerate?: boolean };
+  /**
+   * Where to search: 'store' and/or live sources the operator enabled ('openverse', 'commons', a configured one),
+   * each a name or { source, k, required }. Default ['store']: without it, nothing goes online.
+   */
+  from?: (string | { source: string; k?: number; required?: boolean })[];
+  /** Bounds on the live sources: wall ms, bytes and images fetched (defaults 15 000 ms, 64 MiB, 32). */
+  budget?: { ms?: number; bytes?: number; images?: number };
+  /** Write the live references used into a store (true: the retrieval store), with their provenance. Default: nothing is written. */
+  cache?: boolean | { add: ImageStoreAdd };
 }
+type ImageStoreAdd = (inputs: readonly { bytes: Uint8Array; origin?: string; meta?: { source?: string; licence?: string; attribution?: string; name?: string } }[]) => Promise<{ added: number; skipped: number; failed: number }>;
 
 export type RagRequest = Omit<GenerateRequest, 'guidance' | 'initImage' | 'initImages' | 'provenance'> & {
   /** Without it, plain generation. */
@@ -112,6 +125,11 @@ export interface ReferenceUse {
   licence: string;
   attribution: string;
   name: string;
+  /** Live references: the image URL, its page, its creator and licence text (src/sources). */
+  url?: string;
+  landingUrl?: string;
+  creator?: string;
+  licenceUrl?: string;
   usage: ReferenceUsage[];
   /** Share of the retrieval conditioning this reference carried (sums to 1 over the references). */
   influence: number;
@@ -135,6 +153,12 @@ export interface RetrievalStats {
   planMs: number;
   /** Everything the retrieval layer did before handing the request to the pipeline. */
   totalMs: number;
+  /** Live sources asked (src/sources): per source asked, answered, fetched, screenedOut, used, ms, error code. */
+  sources?: SourceStats[];
+  /** Wall time of the live stage (searches, fetches, gate, screens, embeddings). */
+  liveMs?: number;
+  /** retrieval.cache: what was written into the store. */
+  cached?: { added: number; skipped: number; failed: number };
 }
 
 export type RagImage = GeneratedImage & { references: ReferenceUse[] };

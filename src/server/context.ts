@@ -2,6 +2,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { RagPipeline } from '../rag/index.js';
 import type { ImageStore } from '../store/index.js';
+import type { SourceRegistry } from '../sources/index.js';
 import type { Admission } from './admission.js';
 import type { KeyCheck } from './auth.js';
 import type { JobRegistry } from './jobs.js';
@@ -13,6 +14,8 @@ import type { Redact } from './redact.js';
 export interface ServerContext {
   rag: RagPipeline;
   store?: ImageStore;
+  /** Online sources the operator enabled (serve --sources); absent: none. */
+  sources?: SourceRegistry;
   limits: Limits;
   metrics: ServerMetrics;
   admission: Admission;

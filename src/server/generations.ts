@@ -10,6 +10,7 @@
  * Whoever asked owns the work: a client that disconnects (the POST's socket,
  * or the last event stream) aborts its generation, which frees its queue slot.
  */
+import { liveRetrieval, urlReference } from './live-sources.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RagRequest, RagResult, RetrievalOptions, ReferenceChoice } from '../rag/index.js';
 import type { ProgressEvent } from '../pipeline/params.js';
@@ -30,11 +31,12 @@ type WireRetrieval = FromSchema<ReturnType<typeof retrievalOptions>>;
  * Each of the library's retrieval options and its name over HTTP. Typed so that
  * an option added to RetrievalOptions does not compile until it is reachable here.
  */
-export const RETRIEVAL_WIRE_NAMES: { readonly [K in Exclude<keyof RetrievalOptions, 'store'>]-?: keyof WireRetrieval } = {
+// `cache` (writing fetched references into the store) is the operator's choice, not a client's: not on the wire.
+export const RETRIEVAL_WIRE_NAMES: { readonly [K in Exclude<keyof RetrievalOptions, 'store' | 'cache'>]-?: keyof WireRetrieval } = {
   k: 'k', query: 'query', sources: 'sources', licences: 'licences', tags: 'tags', excludeIds: 'exclude', minScore: 'min_score',
   references: 'references', mode: 'mode', scales: 'scales', queryInFirstSlot: 'query_in_first_slot', neighbourWeighting: 'neighbour_weighting',
   mixture: 'mixture', interleave: 'interleave', referenceInit: 'reference_init', referenceAttention: 'reference_attention',
-  reflective: 'reflective', retrieveOnly: 'retrieve_only',
+  reflective: 'reflective', retrieveOnly: 'retrieve_only', from: 'from', budget: 'budget',
 };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -58,6 +60,7 @@ function retrievalOf(ctx: ServerContext, store: NonNullable<ServerContext['store
   const references: ReferenceChoice[] | undefined = o.references?.map((r, i) => {
     if (typeof r === 'string') return { id: r };
     if ('id' in r) return { id: r.id };
+    if ('url' in r) return urlReference(r);
     return { image: imageOf(ctx, `retrieval.references[${i}]`, r.b64_json), name: r.name, source: r.source ?? 'upload', licence: r.licence, attribution: r.attribution };
   });
   const ra = o.reference_attention;
@@ -82,6 +85,8 @@ function retrievalOf(ctx: ServerContext, store: NonNullable<ServerContext['store
     ...(ra !== undefined ? { referenceAttention: ra === false ? false : { fidelity: ra.fidelity, blend: ra.blend, branches: ra.branches } } : {}),
     ...(rf !== undefined ? { reflective: typeof rf === 'boolean' ? rf : { lambda: rf.lambda, draftSteps: rf.draft_steps, candidates: rf.candidates } } : {}),
     ...(o.retrieve_only ? { retrieveOnly: { above: o.retrieve_only.above, alsoGenerate: o.retrieve_only.also_generate } } : {}),
+    // Online sources and URL references: refused (403) unless the operator enabled them, before anything is fetched.
+    ...liveRetrieval(ctx.sources, o, o.references?.filter((r) => typeof r === 'object' && 'url' in r).length ?? 0),
   };
 }
 

@@ -4,6 +4,7 @@
  * Limits live here so the schema and the page agree on them.
  */
 import { RETRIEVAL_MODES } from '../rag/index.js';
+import { liveSchemas } from './live-sources.js';
 import { SAMPLERS } from '../pipeline/params.js';
 import type { FromSchema } from './from-schema.js';
 
@@ -77,12 +78,14 @@ export function retrievalOptions(l: Limits) {
       references: {
         type: 'array',
         maxItems: l.references,
-        description: 'pinned references, always used ahead of retrieved ones: a store id, { id }, or an inline image',
-        items: { anyOf: [id, { type: 'object', additionalProperties: false, required: ['id'], properties: { id } }, inlineImage] },
+        description: 'pinned references, always used ahead of retrieved ones: a store id, { id }, an inline image, or an image URL (when the server enables URLs)',
+        items: { anyOf: [id, { type: 'object', additionalProperties: false, required: ['id'], properties: { id } }, inlineImage, liveSchemas.urlReference] },
       },
       exclude: { type: 'array', maxItems: l.exclude, items: id },
       sources: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 200 } },
       licences: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 100 } },
+      from: { ...liveSchemas.from, description: 'where to search: "store" and the online sources the server enabled (GET /v1/sources)' },
+      budget: { ...liveSchemas.budget, description: 'caps on the online sources: wall ms, image bytes, images' },
       tags: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 200 } },
       min_score: { type: 'number', minimum: -1, maximum: 1 },
       scales: {

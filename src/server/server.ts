@@ -24,6 +24,8 @@ import { registerModelRoutes } from './models.js';
 import { registerOpenApi } from './openapi.js';
 import { registerReferenceRoutes } from './references.js';
 import { countedSafety, safetyOf, type RagSafety } from './safety.js';
+import { registerSourceRoutes } from './live-sources.js';
+import type { SourceRegistry } from '../sources/index.js';
 import { DEFAULT_LIMITS, type Limits } from './schemas.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -41,6 +43,8 @@ export interface ServerOptions {
   safety?: RagSafety;
   /** The reference store; without one, generation runs without retrieval and the reference routes answer 409. */
   store?: ImageStore;
+  /** Online sources requests may name in retrieval.from, and URL references (default: none; see src/sources). */
+  sources?: SourceRegistry;
   apiKeys?: ApiKeys;
   limits?: Partial<Limits>;
   /** Request, header and keep-alive timeouts and connection caps (defaults: DEFAULT_CONNECTION_LIMITS). */
@@ -103,11 +107,11 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   capConnections(app.server, connections, (reason) => metrics.rejected.inc({ reason }));
   // One wiring: the hooks go, each counted and otherwise unchanged, into a RagPipeline of the server's own over the same workers.
   const safety = safetyOf(options.rag, options.safety);
-  const rag = new RagPipeline(options.rag.pipeline, countedSafety(safety, metrics));
+  const rag = new RagPipeline(options.rag.pipeline, { ...countedSafety(safety, metrics), ...(options.sources ? { sources: options.sources } : {}) });
   const policy = () => safety.policyStamp?.() ?? null;
   const { width, height } = rag.info.image;
   const ctx: ServerContext = {
-    rag, store: options.store, limits, metrics, admission, keys, safety,
+    rag, store: options.store, sources: options.sources, limits, metrics, admission, keys, safety,
     jobs: new JobRegistry({ keepMs: options.keepJobsMs ?? 60_000, orphanMs: options.orphanJobMs ?? 30_000 }),
     size: `${width}x${height}`,
     log: app.log,
@@ -188,6 +192,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   registerGenerationRoutes(app, ctx);
   registerModelRoutes(app, ctx);
   registerReferenceRoutes(app, ctx);
+  registerSourceRoutes(app, ctx);
 
   if (options.page !== false) {
     await app.register(fastifyStatic, { root: WEB_DIR, prefix: '/', index: 'index.html', wildcard: false, cacheControl: false });
