@@ -10,8 +10,8 @@
  * bytes (relative to the new model file's directory).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync, linkSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RagdiffError } from '../errors.js';
 
@@ -163,4 +163,30 @@ export function shareExternalData(m: OnnxModel, outDir: string): OnnxModel {
     }
   }
   return { model: m.model, dir };
+}
+
+/**
+ * Turns the inline initializers of `m` (read from `sourceFile`) of at least `minBytes` into external
+ * data references to their identical bytes inside `sourceFile` itself, so a rewritten graph shares
+ * the weights of a single-file model instead of carrying a copy (protobuf stores raw_data verbatim).
+ */
+export function referenceInlineWeights(m: OnnxModel, sourceFile: string, minBytes = 64): number {
+  const file = readFileSync(sourceFile);
+  const loc = relative(m.dir, resolve(sourceFile));
+  let from = 0;
+  let count = 0;
+  for (const t of m.model.graph.initializer ?? []) {
+    if (t.data_location === 'EXTERNAL' || !t.raw_data) continue;
+    const raw = Buffer.from(t.raw_data, 'base64');
+    if (raw.length < minBytes) continue;
+    let at = file.indexOf(raw, from);
+    if (at < 0) at = file.indexOf(raw);
+    if (at < 0) throw new RagdiffError('MODEL_FILE_INVALID', `initializer ${t.name}: its bytes are not in ${basename(sourceFile)}`);
+    delete t.raw_data;
+    t.data_location = 'EXTERNAL';
+    t.external_data = [{ key: 'location', value: loc }, { key: 'offset', value: String(at) }, { key: 'length', value: String(raw.length) }];
+    from = at + raw.length;
+    count++;
+  }
+  return count;
 }
