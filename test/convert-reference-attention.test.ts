@@ -113,4 +113,26 @@ test('the converted graph keeps external weights by reference', () => {
   assert.ok((m.metadata_props ?? []).some((p) => p.key === 'ragdiff.converted'));
 });
 
+for (const fam of ['sd15', 'sd21v', 'sdxl', 'lcm', 'sdturbo']) {
+  test(`${fam}: with ref_weight 0 the converted UNet equals the plain one (every batched input plumbed)`, async () => {
+    const src = repoPath(`test/fixtures/sd/${fam}/unet/model.onnx`);
+    const out = join(dir, `w0-${fam}`, 'refattn.onnx');
+    convertReferenceAttention({ unet: src, out });
+    const s = await ort.InferenceSession.create(src, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+    const feeds: Record<string, ort.Tensor> = {};
+    s.inputMetadata.forEach((m, k) => {
+      if (!m.isTensor) return;
+      const dims = m.shape.map((d) => (typeof d === 'number' ? d : d === 'sequence_length' ? 77 : d === 'steps' ? 1 : d === 'batch_size' ? 2 : 8));
+      feeds[m.name] = m.type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from([700n]), [1]) : pattern(dims, 0.7, k);
+    });
+    await s.release();
+    const base = await run(src, feeds);
+    const ref = pattern([2, 4, 8, 8], 0.8, 2);
+    const w0 = await run(out, { ...feeds, ref_sample: ref, ref_weight: new ort.Tensor('float32', Float32Array.from([0]), [1]) });
+    const w1 = await run(out, { ...feeds, ref_sample: ref, ref_weight: new ort.Tensor('float32', Float32Array.from([1, 1]), [2]) });
+    assert.ok(maxAbs(w0, base) <= 1e-5, `w=0: ${maxAbs(w0, base)}`);
+    assert.ok(maxAbs(w1, base) > 1e-4, `w=1 must differ: ${maxAbs(w1, base)}`);
+  });
+}
+
 test.run();

@@ -25,6 +25,18 @@ export interface ConvertUnetResult {
   heads: number[];
 }
 
+/** Refuses an output path inside `bundle` (lexically or through symlinks of its existing parents). */
+export function assertOutsideBundle(out: string, bundle: string): void {
+  if (!existsSync(bundle)) return;
+  let probe = resolve(out);
+  const rest: string[] = [];
+  while (!existsSync(probe)) { rest.unshift(basename(probe)); probe = dirname(probe); }
+  const real = join(realpathSync(probe), ...rest);
+  if (inside(out, bundle) || inside(real, realpathSync(bundle))) {
+    throw new RagdiffError('CONVERT_REFUSED', `output ${out} is inside the source bundle ${bundle}; write the converted bundle elsewhere (the source stays untouched)`);
+  }
+}
+
 function inside(child: string, parent: string): boolean {
   const c = resolve(child);
   const p = resolve(parent);
@@ -33,12 +45,7 @@ function inside(child: string, parent: string): boolean {
 
 export function convertReferenceAttention(opts: ConvertUnetOptions): ConvertUnetResult {
   const out = resolve(opts.out);
-  if (opts.forbidInside && existsSync(opts.forbidInside)) {
-    const parentReal = existsSync(dirname(out)) ? join(realpathSync(dirname(out)), basename(out)) : out;
-    if (inside(out, opts.forbidInside) || inside(parentReal, realpathSync(opts.forbidInside))) {
-      throw new RagdiffError('CONVERT_REFUSED', `output ${opts.out} is inside the source bundle ${opts.forbidInside}; write the converted bundle elsewhere (the source stays untouched)`);
-    }
-  }
+  if (opts.forbidInside) assertOutsideBundle(out, opts.forbidInside);
   if (resolve(opts.unet) === out) throw new RagdiffError('CONVERT_REFUSED', `output ${opts.out} is the source UNet itself`);
   const src = readOnnxModel(opts.unet);
   referenceInlineWeights(src, opts.unet);
