@@ -4,11 +4,13 @@
  * output directory when it differs), written to a temporary name and renamed at the end so a
  * killed or failed conversion leaves nothing half-written.
  */
-import { existsSync, realpathSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { RagdiffError } from '../errors.js';
 import { externalData, readOnnxModel, referenceInlineWeights, shareExternalData, writeOnnxModel } from './onnx-model.js';
 import { type ReferenceAttentionOptions, referenceAttentionGraph } from './reference-attention.js';
+import { imageProjGraph, ipAdapterGraph } from './ip-adapter.js';
+import { openSafetensors } from './safetensors.js';
 
 export interface ConvertUnetOptions extends ReferenceAttentionOptions {
   /** The plain UNet (model.onnx of an optimum export, or a single-file model). */
@@ -66,4 +68,57 @@ export function convertReferenceAttention(opts: ConvertUnetOptions): ConvertUnet
     throw e;
   }
   return { out, selfAttentionBlocks: blocks.length, heads: blocks.map((b) => b.heads) };
+}
+
+export interface ConvertIpAdapterOptions {
+  /** The plain UNet model.onnx and its diffusers config.json. */
+  unet: string;
+  config: Record<string, unknown>;
+  /** The IP-Adapter .safetensors (plain: image_proj.proj/norm + ip_adapter.N.to_k_ip/to_v_ip). */
+  weights: string;
+  /** Directory for ip_adapter.onnx and image_proj.onnx (same filesystem as the sources). */
+  outDir: string;
+  forbidInside?: string;
+}
+
+export interface ConvertIpAdapterResult { unet: string; imageProj: string; crossBlocks: number; crossDim: number }
+
+/** Writes OUT/ip_adapter.onnx (UNet + decoupled cross-attention) and OUT/image_proj.onnx. */
+export function convertIpAdapter(opts: ConvertIpAdapterOptions): ConvertIpAdapterResult {
+  const outDir = resolve(opts.outDir);
+  if (opts.forbidInside) assertOutsideBundle(outDir, opts.forbidInside);
+  openSafetensors(opts.weights).close();   // validate before touching the output
+  const src = readOnnxModel(opts.unet);
+  referenceInlineWeights(src, opts.unet);
+  mkdirSync(outDir, { recursive: true });
+  // every weight file is reached from outDir through a hard link: the UNet's, then the adapter's
+  const base = shareExternalData(src, outDir);
+  const adapter = join(outDir, basename(opts.weights));
+  if (!existsSync(adapter) || statSync(adapter).ino !== statSync(opts.weights).ino) {
+    try {
+      linkSync(resolve(opts.weights), adapter);
+    } catch (e) {
+      throw new RagdiffError('OUTPUT_NOT_WRITABLE', `cannot hard-link ${opts.weights} into ${outDir} (${(e as Error).message}); write the output on the same filesystem (weights are shared, never copied)`, { cause: e });
+    }
+  }
+  const file = openSafetensors(adapter);
+  try {
+    const { model, crossBlocks, crossDim } = ipAdapterGraph(base.model, opts.unet, opts.config, file, outDir);
+    const proj = imageProjGraph(file, crossDim, outDir);
+    const unetOut = join(outDir, 'ip_adapter.onnx');
+    const projOut = join(outDir, 'image_proj.onnx');
+    for (const [m, out] of [[model, unetOut], [proj, projOut]] as const) {
+      const tmp = join(outDir, `.${basename(out)}.${process.pid}.partial`);
+      try {
+        writeOnnxModel({ model: m, dir: outDir }, tmp);
+        renameSync(tmp, out);
+      } catch (e) {
+        rmSync(tmp, { force: true });
+        throw e;
+      }
+    }
+    return { unet: unetOut, imageProj: projOut, crossBlocks, crossDim };
+  } finally {
+    file.close();
+  }
 }
