@@ -57,6 +57,22 @@ test('external data that onnxruntime could not reach from the output is refused'
   } finally { cleanup(); }
 });
 
+test('shareInline: a single-file model\'s weights come back as references to its own bytes', () => {
+  const path = repoPath('models/tiny-emoji/unet/model.onnx');
+  const plain = readOnnxModel(path).model.graph.initializer ?? [];
+  const shared = readOnnxModel(path, { shareInline: true }).model.graph.initializer ?? [];
+  const big = plain.filter((t) => t.raw_data && Buffer.from(t.raw_data, 'base64').length >= 64);
+  assert.ok(big.length > 50, `inline weights: ${big.length}`);
+  const file = readFileSync(path);
+  for (const t of big.slice(0, 20)) {
+    const ext = externalData(shared.find((s) => s.name === t.name)!)!;
+    assert.is(ext.location, 'model.onnx');
+    const at = Number(ext.offset);
+    assert.ok(file.subarray(at, at + Number(ext.length)).equals(Buffer.from(t.raw_data!, 'base64')), t.name);
+  }
+  assert.not.ok(shared.some((t) => t.raw_data && Buffer.from(t.raw_data, 'base64').length >= 64));
+});
+
 test('a file that is not ONNX, and a missing one, are typed errors', () => {
   const { dir, cleanup } = tempDir();
   try {

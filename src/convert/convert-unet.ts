@@ -7,7 +7,7 @@
 import { existsSync, linkSync, mkdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { RagdiffError } from '../errors.js';
-import { externalData, readOnnxModel, referenceInlineWeights, shareExternalData, writeOnnxModel } from './onnx-model.js';
+import { externalData, readOnnxModel, shareExternalData, writeOnnxModel } from './onnx-model.js';
 import { type ReferenceAttentionOptions, referenceAttentionGraph } from './reference-attention.js';
 import { imageProjGraph, ipAdapterGraph } from './ip-adapter.js';
 import { openSafetensors } from './safetensors.js';
@@ -49,8 +49,7 @@ export function convertReferenceAttention(opts: ConvertUnetOptions): ConvertUnet
   const out = resolve(opts.out);
   if (opts.forbidInside) assertOutsideBundle(out, opts.forbidInside);
   if (resolve(opts.unet) === out) throw new RagdiffError('CONVERT_REFUSED', `output ${opts.out} is the source UNet itself`);
-  const src = readOnnxModel(opts.unet);
-  referenceInlineWeights(src, opts.unet);
+  const src = readOnnxModel(opts.unet, { shareInline: true });
   const { model, blocks } = referenceAttentionGraph(src.model, opts.unet, opts);
   for (const t of model.graph.initializer ?? []) {
     const loc = externalData(t)?.location;
@@ -88,8 +87,7 @@ export function convertIpAdapter(opts: ConvertIpAdapterOptions): ConvertIpAdapte
   const outDir = resolve(opts.outDir);
   if (opts.forbidInside) assertOutsideBundle(outDir, opts.forbidInside);
   openSafetensors(opts.weights).close();   // validate before touching the output
-  const src = readOnnxModel(opts.unet);
-  referenceInlineWeights(src, opts.unet);
+  const src = readOnnxModel(opts.unet, { shareInline: true });
   mkdirSync(outDir, { recursive: true });
   // every weight file is reached from outDir through a hard link: the UNet's, then the adapter's
   const base = shareExternalData(src, outDir);

@@ -10,8 +10,8 @@
  * bytes (relative to the new model file's directory).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync, linkSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RagdiffError } from '../errors.js';
 
@@ -92,12 +92,16 @@ function bridge(args: string[], input?: string): string {
   return r.stdout;
 }
 
-/** Reads an ONNX model's protobuf (never its external data). */
-export function readOnnxModel(path: string): OnnxModel {
+/**
+ * Reads an ONNX model's protobuf (never its external data). With `shareInline`, initializers stored
+ * inside the file (>= 64 bytes) come back as external-data references to their own bytes in it, so
+ * a rewritten graph shares them and a large single-file model never crosses the bridge as base64.
+ */
+export function readOnnxModel(path: string, opts: { shareInline?: boolean } = {}): OnnxModel {
   const abs = resolve(path);
   if (!existsSync(abs)) throw new RagdiffError('MODEL_FILE_MISSING', `${path}: no such ONNX file`);
   if (!statSync(abs).isFile()) throw new RagdiffError('MODEL_FILE_INVALID', `${path}: not a regular file`);
-  const model = JSON.parse(bridge(['read', abs])) as ModelJson;
+  const model = JSON.parse(bridge([opts.shareInline ? 'read-shared' : 'read', abs])) as ModelJson;
   if (!model.graph || !Array.isArray(model.graph.node)) {
     throw new RagdiffError('MODEL_FILE_INVALID', `${path}: an ONNX file without a graph`);
   }
@@ -163,30 +167,4 @@ export function shareExternalData(m: OnnxModel, outDir: string): OnnxModel {
     }
   }
   return { model: m.model, dir };
-}
-
-/**
- * Turns the inline initializers of `m` (read from `sourceFile`) of at least `minBytes` into external
- * data references to their identical bytes inside `sourceFile` itself, so a rewritten graph shares
- * the weights of a single-file model instead of carrying a copy (protobuf stores raw_data verbatim).
- */
-export function referenceInlineWeights(m: OnnxModel, sourceFile: string, minBytes = 64): number {
-  const file = readFileSync(sourceFile);
-  const loc = relative(m.dir, resolve(sourceFile));
-  let from = 0;
-  let count = 0;
-  for (const t of m.model.graph.initializer ?? []) {
-    if (t.data_location === 'EXTERNAL' || !t.raw_data) continue;
-    const raw = Buffer.from(t.raw_data, 'base64');
-    if (raw.length < minBytes) continue;
-    let at = file.indexOf(raw, from);
-    if (at < 0) at = file.indexOf(raw);
-    if (at < 0) throw new RagdiffError('MODEL_FILE_INVALID', `initializer ${t.name}: its bytes are not in ${basename(sourceFile)}`);
-    delete t.raw_data;
-    t.data_location = 'EXTERNAL';
-    t.external_data = [{ key: 'location', value: loc }, { key: 'offset', value: String(at) }, { key: 'length', value: String(raw.length) }];
-    from = at + raw.length;
-    count++;
-  }
-  return count;
 }
