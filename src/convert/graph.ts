@@ -2,6 +2,7 @@
  * Indexes over an ONNX graph (JSON form, src/convert/onnx-model.ts) for structural matching:
  * who produces and who consumes each tensor, which tensors are weights, and scalar constants.
  */
+import { RagdiffError } from '../errors.js';
 import type { GraphJson, NodeJson, TensorJson } from './onnx-model.js';
 
 export class GraphIndex {
@@ -73,4 +74,48 @@ function halfToFloat(h: number): number {
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** float32 → IEEE half bits, round to nearest even (constants for fp16 graphs). */
+export function floatToHalfBits(v: number): number {
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  e = h >>> 10;
+  return sign | h;
+}
+
+/** A scalar constant of ONNX float type `elemType` (1 float32, 10 float16, 11 double). */
+export function floatScalar(name: string, value: number, elemType: number): TensorJson {
+  if (elemType === 10) {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(floatToHalfBits(value));
+    return { name, dims: [], data_type: 10, raw_data: b.toString('base64') };
+  }
+  if (elemType === 11) return { name, dims: [], data_type: 11, double_data: [value] } as TensorJson;
+  if (elemType !== 1) throw new RagdiffError('UNSUPPORTED', `float type ${elemType} is not supported for conversion (float32, float16, double)`);
+  return { name, dims: [], data_type: 1, float_data: [value] };
+}
+
+/** The element type of a graph input (1 float32, 10 float16, …). */
+export function elemTypeOf(v: { type?: unknown } | undefined): number {
+  return Number((v?.type as { tensor_type?: { elem_type?: number } } | undefined)?.tensor_type?.elem_type ?? 1);
 }

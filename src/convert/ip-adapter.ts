@@ -19,7 +19,7 @@
 import { basename, relative } from 'node:path';
 import { RagdiffError } from '../errors.js';
 import { assertConvertible } from './attention.js';
-import { GraphIndex } from './graph.js';
+import { elemTypeOf, floatScalar, GraphIndex } from './graph.js';
 import type { ModelJson, NodeJson, TensorJson } from './onnx-model.js';
 import { CONVERTED_MARK } from './reference-attention.js';
 import type { SafetensorsFile, TensorInfo } from './safetensors.js';
@@ -100,14 +100,19 @@ export function ipAdapterGraph(source: ModelJson, what: string, config: Record<s
     return out;
   };
   const ints = (v: number[]) => { const name = `/ragdiff_ip/const_${n++}`; inits.push({ name, dims: [String(v.length)], data_type: 7, int64_data: v.map(String) }); return name; };
-  const float = (v: number) => { const name = `/ragdiff_ip/const_${n++}`; inits.push({ name, dims: [], data_type: 1, float_data: [v] }); return name; };
+  const floatType = elemTypeOf((g.input ?? []).find((v) => v.name === 'sample'));
+  const float = (v: number) => { const name = `/ragdiff_ip/const_${n++}`; inits.push(floatScalar(name, v, floatType)); return name; };
+  const toFloat = (t: string) => op('Cast', [t], [{ name: 'to', type: 'INT', i: String(floatType) }]);
   const perm = (p: number[]) => [{ name: 'perm', type: 'INTS', ints: p.map(String) }];
   const weight = (key: string, t: TensorInfo) => {
     inits.push(externalInit(key, t, file, weightsDir));
     const wT = op('Transpose', [key], perm([1, 0]));
-    return t.dtype === 'F32' ? wT : op('Cast', [wT], [{ name: 'to', type: 'INT', i: '1' }]);
+    return ONNX_DTYPE[t.dtype] === floatType ? wT : toFloat(wT);
   };
-  const s3 = op('Reshape', ['ip_scale', ints([-1, 1, 1])]);
+  // ip_scale and ip_tokens are float32 inputs (image_proj's output as is); cast into the UNet's precision
+  const s32 = op('Reshape', ['ip_scale', ints([-1, 1, 1])]);
+  const s3 = floatType === 1 ? s32 : toFloat(s32);
+  const tokens = floatType === 1 ? 'ip_tokens' : toFloat('ip_tokens');
   let crossDim = 0;
   cross.forEach((blk, gi) => {
     const key = `ip_adapter.${2 * processorIndex(gi, layout) + 1}`;
@@ -124,8 +129,8 @@ export function ipAdapterGraph(source: ModelJson, what: string, config: Record<s
     const split = ints([0, 0, blk.heads, d]);
     const heads = (x: string, w: string, p: number[]) => op('Transpose', [op('Reshape', [op('MatMul', [x, w]), split])], perm(p));
     const q = heads(blk.queryInput, blk.wq, [0, 2, 1, 3]);
-    const k = heads('ip_tokens', weight(`${key}.to_k_ip.weight`, tk), [0, 2, 3, 1]);
-    const v = heads('ip_tokens', weight(`${key}.to_v_ip.weight`, tv), [0, 2, 1, 3]);
+    const k = heads(tokens, weight(`${key}.to_k_ip.weight`, tk), [0, 2, 3, 1]);
+    const v = heads(tokens, weight(`${key}.to_v_ip.weight`, tv), [0, 2, 1, 3]);
     const p = op('Softmax', [op('Mul', [op('MatMul', [q, k]), float(blk.scale)])], [{ name: 'axis', type: 'INT', i: '-1' }]);
     const ip = op('Reshape', [op('Transpose', [op('MatMul', [p, v])], perm([0, 2, 1, 3])), ints([0, 0, -1])]);
     blk.outProj.input![0] = op('Add', [blk.outProj.input![0], op('Mul', [ip, s3])]);

@@ -16,7 +16,7 @@
  */
 import { RagdiffError } from '../errors.js';
 import { type AttentionBlock, assertConvertible } from './attention.js';
-import { GraphIndex } from './graph.js';
+import { elemTypeOf, floatScalar, GraphIndex } from './graph.js';
 import type { ModelJson, NodeJson, TensorJson, ValueInfoJson } from './onnx-model.js';
 
 export const CONVERTED_MARK = 'ragdiff.converted';
@@ -25,7 +25,7 @@ class Builder {
   private n = 0;
   readonly nodes: NodeJson[] = [];
   readonly inits: TensorJson[] = [];
-  constructor(private readonly prefix: string) {}
+  constructor(private readonly prefix: string, private readonly floatType = 1) {}
   name(s: string): string { return `${this.prefix}/${s}_${this.n++}`; }
   ints(values: number[]): string {
     const name = this.name('const');
@@ -34,7 +34,7 @@ class Builder {
   }
   float(value: number): string {
     const name = this.name('const');
-    this.inits.push({ name, dims: [], data_type: 1, float_data: [value] });
+    this.inits.push(floatScalar(name, value, this.floatType));
     return name;
   }
   op(op_type: string, input: string[], attrs: NodeJson['attribute'] = []): string {
@@ -105,7 +105,8 @@ export function referenceAttentionGraph(source: ModelJson, what: string, opts: R
   if ((g.output ?? []).length !== 1) throw new RagdiffError('MODEL_IO_MISMATCH', `${what}: expected one output, found ${(g.output ?? []).length}`);
   const idx = new GraphIndex(g);
   const self = assertConvertible(idx, what).filter((blk) => blk.kind === 'self');
-  const b = new Builder('/ragdiff_ref');
+  const floatType = elemTypeOf(inputs.get('sample'));
+  const b = new Builder('/ragdiff_ref', floatType);
 
   // batch plumbing: [sample; ref_sample], other batched inputs repeated, timestep broadcast to B then repeated
   const renames = new Map<string, string>();
@@ -119,7 +120,9 @@ export function referenceAttentionGraph(source: ModelJson, what: string, opts: R
     if (v.name === 'sample' || v.name === 'timestep' || idx.initializers.has(v.name)) continue;
     if (batchDim !== undefined && dim0(v) === batchDim) renames.set(v.name, b.op('Concat', [v.name, v.name], axis(0)));
   }
-  const w4 = b.op('Reshape', ['ref_weight', b.ints([-1, 1, 1, 1])]);
+  // ref_weight is float32 whatever the UNet's precision; cast into it inside
+  const w32 = b.op('Reshape', ['ref_weight', b.ints([-1, 1, 1, 1])]);
+  const w4 = floatType === 1 ? w32 : b.op('Cast', [w32], [{ name: 'to', type: 'INT', i: String(floatType) }]);
   for (const n of g.node) n.input = (n.input ?? []).map((i) => renames.get(i) ?? i);
 
   const skip = new Set(opts.skip ?? []);
