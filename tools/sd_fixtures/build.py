@@ -25,6 +25,8 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import attention  # noqa: E402
+from pictures import init_image, write_png  # noqa: E402
+import fp16 as fp16lib  # noqa: E402
 import oracle  # noqa: E402
 import tokenizer as toklib  # noqa: E402
 from clip import CLIPTextModel, CLIPTextModelWithProjection, TextEncoderExport  # noqa: E402
@@ -36,6 +38,12 @@ ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'sd')
 OPSET = 17
 SEEDS = {'sd15': 15, 'sd21v': 21, 'sdxl': 1010, 'lcm': 7, 'sdturbo': 3}
+# fp16 bundles: a boundary value may round one fp16 ulp apart between ONNX Runtime and PyTorch (their fp32
+# arithmetic differs in the last bits; one ulp is 7.8e-3 for |v| in [8, 16)); the sampler carries such a flip
+# into the final latents (PLMS mixes up to four model outputs), so probes are compared within 2 ulp of the
+# expected value and the final latents within 5e-2 (observed: 7.8e-3; the smallest wiring error in the
+# sensitivity table moves them by 1.06).
+FP16_TOLERANCE = {'final_latents_max_abs': 5e-2, 'probe': 'fp16: 2 ulp of the expected value + 1e-4'}
 MUTATIONS = {
     'sd15': ['pad_id_0'],
     'sd21v': ['epsilon_not_v', 'pad_eos'],
@@ -126,7 +134,7 @@ def anonymize(model):
     del model.graph.value_info[:]
 
 
-def export(module, args, path, inputs, outputs, axes, external=False, anonymous=False):
+def export(module, args, path, inputs, outputs, axes, external=False, anonymous=False, fp16=False):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, 'model.onnx')
@@ -135,6 +143,8 @@ def export(module, args, path, inputs, outputs, axes, external=False, anonymous=
         model = onnx.load(raw)
         if anonymous:
             anonymize(model)
+        if fp16:
+            fp16lib.convert(model)
         if external:
             # optimum's layout for the UNet: one model.onnx_data beside model.onnx.
             onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
@@ -154,7 +164,7 @@ class UnetExport(nn.Module):
         return self.unet(sample, timestep, encoder_hidden_states, **kw)
 
 
-def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
+def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False, fp16=False):
     if os.path.isdir(dst):
         shutil.rmtree(dst)
     os.makedirs(dst)
@@ -175,7 +185,7 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
         ids = torch.tensor([toklib.ClipTokenizer(vocab, merges, pad_token=pad)('a photo')], dtype=torch.int64)
         # text_encoder_2 (OpenCLIP bigG, 2.8 GB in fp32) is written with external data by optimum, as the UNet.
         export(TextEncoderExport(te, sdxl), (ids,), os.path.join(dst, te_dir, 'model.onnx'), ['input_ids'], outs, axes,
-               external=te_dir == 'text_encoder_2')
+               external=te_dir == 'text_encoder_2', fp16=fp16)
     dump(os.path.join(dst, 'model_index.json'), comps)
     dump(os.path.join(dst, 'scheduler', 'scheduler_config.json'), fam['scheduler'])
 
@@ -199,7 +209,7 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
         axes[e] = {0: 'batch_size'}
     dump(os.path.join(dst, 'unet', 'config.json'), u)
     export(UnetExport(models['unet'], extra), tuple(args), os.path.join(dst, 'unet', 'model.onnx'),
-           inputs + extra, ['out_sample'], axes, external=True, anonymous=anonymous)
+           inputs + extra, ['out_sample'], axes, external=True, anonymous=anonymous, fp16=fp16)
 
     v = fam['vae']
     for sub in ('vae_decoder', 'vae_encoder'):
@@ -208,11 +218,14 @@ def export_bundle(dst, name, fam, models, vocab, merges, anonymous=False):
     export(VaeDecoderExport(models['vae']), (torch.randn(1, 4, s, s),), os.path.join(dst, 'vae_decoder', 'model.onnx'),
            ['latent_sample'], ['sample'],
            {'latent_sample': {0: 'batch_size', 2: 'height_latent', 3: 'width_latent'},
-            'sample': {0: 'batch_size', 2: 'height', 3: 'width'}})
+            'sample': {0: 'batch_size', 2: 'height', 3: 'width'}}, fp16=fp16)
     export(VaeEncoderExport(models['vae']), (torch.randn(1, 3, s * f, s * f),), os.path.join(dst, 'vae_encoder', 'model.onnx'),
            ['sample'], ['latent_sample'],
            {'sample': {0: 'batch_size', 2: 'height', 3: 'width'},
-            'latent_sample': {0: 'batch_size', 2: 'height_latent', 3: 'width_latent'}})
+            'latent_sample': {0: 'batch_size', 2: 'height_latent', 3: 'width_latent'}}, fp16=fp16)
+
+
+IMG2IMG_STRENGTH = 0.5
 
 
 def noise_for(seed, count):
@@ -265,6 +278,28 @@ def write_oracle(dst, name, fam, models, toks):
         arr = v.detach().float().contiguous().numpy().astype('<f4')
         arr.tofile(os.path.join(odir, f'{k}.bin'))
         tensors[k] = {'file': f'oracle/{k}.bin', 'shape': list(arr.shape), 'dtype': 'float32'}
+    # Image-to-image (the retrieval layer's reference-init with one image): the same prompt, seed and steps.
+    f = 2 ** (len(fam['vae']['block_out_channels']) - 1)
+    pic = init_image(s * f, s * f)
+    write_png(os.path.join(odir, 'init_image.png'), pic)
+    x = torch.from_numpy(pic).permute(2, 0, 1)[None].float() / 255 * 2 - 1
+    rec2, meta2 = oracle.run(fam, models, toks, case, noise, init={'image': x, 'strength': IMG2IMG_STRENGTH})
+    for k in ('init_latents', 'initial_latents', 'latents_steps', 'final_latents', 'image'):
+        arr = rec2[k].detach().float().contiguous().numpy().astype('<f4')
+        arr.tofile(os.path.join(odir, f'img2img_{k}.bin'))
+        tensors[f'img2img_{k}'] = {'file': f'oracle/img2img_{k}.bin', 'shape': list(arr.shape), 'dtype': 'float32'}
+    img2img = {'strength': IMG2IMG_STRENGTH, 'init_image': 'oracle/init_image.png', 'start_index': meta2['start_index'],
+               'timesteps': meta2['timesteps'], 'unet_calls': meta2['unet_calls'],
+               'noise_rows': 'row 0 noises the clean latent (add_noise at timesteps[start_index]); row k+1 is the k-th '
+                             'step run\'s noise (stochastic schedulers)',
+               'clean_latent': 'the VAE encoder\'s mean × scaling_factor (diffusers samples latent_dist; the export '
+                               'gives the mean); pixels = uint8 / 255 × 2 − 1',
+               'tensors': 'img2img_init_latents (clean, scaled), img2img_initial_latents (noised), img2img_latents_steps, '
+                          'img2img_final_latents, img2img_image'}
+    if fam['pipeline'] == 'LatentConsistencyModelPipeline':
+        img2img['schedule'] = ('LatentConsistencyModelImg2ImgPipeline: set_timesteps(steps, strength) shortens the '
+                               'distillation schedule to int(original_inference_steps × strength) points and runs all '
+                               '`steps` of it (not the last steps of the text-to-image schedule)')
     sens = {}
     for m in MUTATIONS.get(name, []):
         alt, _ = oracle.run(fam, models, toks, case, noise, mutate=m)
@@ -285,6 +320,7 @@ def write_oracle(dst, name, fam, models, toks):
                           '(stochastic schedulers only: LCM, Euler ancestral)'},
         **meta,
         'sensitivity_max_abs_final_latents': sens,
+        'img2img': img2img,
         'tolerance': {'final_latents_max_abs': 1e-4},
         'tensors': tensors,
     }
@@ -295,17 +331,27 @@ def write_oracle(dst, name, fam, models, toks):
 def main(names):
     vocab, merges = toklib.learn()
     for name in names:
-        base = 'sd15' if name == 'sd15-sdpa' else name
+        base = 'sd15' if name in ('sd15-sdpa', 'sd15-fp16') else name
         fam = realize(copy.deepcopy(FAMILIES[base]))
         models = build_models(base, fam, len(vocab))
         toks = [toklib.ClipTokenizer(vocab, merges, pad_token=pad) for *_, pad in fam['text_encoders']]
         style = 'sdpa' if name.endswith('-sdpa') else 'baddbmm'
         set_attention_style(models, style)
         dst = os.path.join(OUT, name)
-        export_bundle(dst, name, fam, models, vocab, merges, anonymous=style == 'sdpa')
+        fp16 = name.endswith('-fp16')
+        oracle_models = fp16lib.oracle_view(models) if fp16 else models
+        export_bundle(dst, name, fam, models, vocab, merges, anonymous=style == 'sdpa', fp16=fp16)
         set_attention_style(models, 'baddbmm')  # the oracle is one computation for both export styles
-        doc = write_oracle(dst, base, fam, models, toks)
+        doc = write_oracle(dst, base, fam, oracle_models, toks)
+        if fp16:
+            doc['dtype'] = 'float16'
+            doc['describes'] += '; float16 weights and float16 at every model boundary (arithmetic inside in float32)'
+            doc['tolerance'] = FP16_TOLERANCE
+            ref = np.fromfile(os.path.join(OUT, 'sd15', 'oracle', 'final_latents.bin'), '<f4')
+            got = np.fromfile(os.path.join(dst, 'oracle', 'final_latents.bin'), '<f4')
+            doc['max_abs_vs_fp32_oracle'] = float(np.abs(ref - got).max()) if ref.shape == got.shape else None
         doc['attention_export'] = style
+        doc.setdefault('dtype', 'float32')
         dump(os.path.join(dst, 'oracle.json'), doc)
         size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(dst) for f in fs)
         print(f'{name}: {size / 1e6:.2f} MB, final latents |max| {float(np.abs(np.fromfile(os.path.join(dst, "oracle", "final_latents.bin"), "<f4")).max()):.3f}, '
@@ -313,4 +359,4 @@ def main(names):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:] or ['sd15', 'sd15-sdpa', 'sd21v', 'sdxl', 'lcm', 'sdturbo'])
+    main(sys.argv[1:] or ['sd15', 'sd15-sdpa', 'sd15-fp16', 'sd21v', 'sdxl', 'lcm', 'sdturbo'])

@@ -48,8 +48,10 @@ def encode_sdxl(tes, toks, prompt, negative, cfg, force_zeros, mutate=None):
 
 
 @torch.no_grad()
-def run(fam, models, toks, case, noise, mutate=None):
-    """noise: [1 + steps, C, h, w] standard normals (row 0 the initial latent, row i+1 step i's noise)."""
+def run(fam, models, toks, case, noise, mutate=None, init=None):
+    """noise: [1 + steps, C, h, w] standard normals (row 0 the initial latent, row k+1 the noise of the k-th
+    step run). init: {'image': [1, 3, H, W] in [-1, 1], 'strength'} for image-to-image (StableDiffusionImg2Img /
+    SDXLImg2Img / LatentConsistencyModelImg2Img), with the VAE's mean as the clean latent."""
     unet, vae, tes = models['unet'], models['vae'], models['text_encoders']
     if mutate in ('pad_id_0', 'pad_eos'):
         toks = [copy.copy(t) for t in toks]
@@ -87,11 +89,25 @@ def run(fam, models, toks, case, noise, mutate=None):
         added['timestep_cond'] = schedulers.guidance_scale_embedding(w, fam['unet']['time_cond_proj_dim'])
         rec['timestep_cond'] = added['timestep_cond']
 
-    timesteps = sch.set_timesteps(steps)
-    latents = noise[0:1] * sch.init_noise_sigma
+    sf = fam['vae'].get('scaling_factor', 0.18215)  # diffusers' default when absent
+    start = 0
+    if init is None:
+        timesteps = sch.set_timesteps(steps)
+        latents = noise[0:1] * sch.init_noise_sigma
+    else:
+        if lcm:
+            timesteps = sch.set_timesteps(steps, strength=init['strength'])
+        else:
+            # get_timesteps: the last min(int(steps·strength), steps) steps of the schedule (PNDM's list included)
+            timesteps = sch.set_timesteps(steps)
+            start = max(steps - min(int(steps * init['strength']), steps), 0)
+        x0 = vae.encode_mean(init['image']) * sf
+        rec['init_latents'] = x0
+        latents = sch.add_noise(x0, noise[0:1], start)
     rec['initial_latents'] = latents
     per_step, first_pred = [], None
-    for i, t in enumerate(timesteps):
+    for i in range(start, len(timesteps)):
+        t = timesteps[i]
         x = torch.cat([latents] * 2) if cfg else latents
         x = sch.scale_model_input(x, i)
         tt = torch.tensor([float(t)]) if isinstance(sch, schedulers.EulerDiscrete) else torch.tensor([int(t)])
@@ -102,16 +118,18 @@ def run(fam, models, toks, case, noise, mutate=None):
         if first_pred is None:
             first_pred = out
         stochastic = lcm or isinstance(sch, schedulers.EulerAncestral)
-        step_noise = noise[i + 1:i + 2] if stochastic else None
+        k = i - start + 1
+        step_noise = noise[k:k + 1] if stochastic else None
         if mutate == 'ancestral_noise_zero' and step_noise is not None:
             step_noise = torch.zeros_like(step_noise)
         latents = sch.step(out, i, latents, step_noise)
         per_step.append(latents)
-    image = vae.decode(latents / fam['vae'].get('scaling_factor', 0.18215))  # diffusers' default when absent
+    image = vae.decode(latents / sf)
     rec.update({'noise_pred_step0': first_pred, 'latents_steps': torch.cat(per_step), 'final_latents': latents,
                 'image': image})
     meta = {'timesteps': [float(t) if isinstance(sch, schedulers.EulerDiscrete) else int(t) for t in timesteps],
-            'init_noise_sigma': float(sch.init_noise_sigma), 'unet_calls': len(timesteps), 'cfg': cfg,
+            'init_noise_sigma': float(sch.init_noise_sigma), 'unet_calls': len(timesteps) - start, 'cfg': cfg,
+            'start_index': start,
             'token_ids': ids}
     if isinstance(sch, schedulers.EulerDiscrete):
         meta['sigmas'] = [float(s) for s in sch.sigmas]

@@ -43,6 +43,11 @@ class Base:
     def scale_model_input(self, sample, i):
         return sample
 
+    def add_noise(self, x0, noise, i):
+        """Noise a clean latent to schedule index i (image-to-image), DDPM-style: sqrt(a)·x0 + sqrt(1 − a)·noise."""
+        a = self.alphas_cumprod[int(self.timesteps[i])]
+        return a ** 0.5 * x0 + (1 - a) ** 0.5 * noise
+
     def _spaced(self, n, dtype=np.int64):
         spacing = self.cfg.get('timestep_spacing', 'leading')
         off = self.cfg.get('steps_offset', 0)
@@ -158,6 +163,10 @@ class EulerDiscrete(Base):
         s = self.sigmas[i]
         return sample / ((s ** 2 + 1) ** 0.5)
 
+    def add_noise(self, x0, noise, i):
+        """Sigma schedulers noise at the begin index: x0 + sigma·noise."""
+        return x0 + self.sigmas[i] * noise
+
     def step(self, out, i, sample, noise=None):
         s = self.sigmas[i]
         if self.prediction == 'epsilon':
@@ -188,10 +197,11 @@ class EulerAncestral(EulerDiscrete):
 
 
 class LCM(Base):
-    def set_timesteps(self, n):
+    def set_timesteps(self, n, strength=1.0):
+        """strength < 1 (LCM's image-to-image) shortens the distillation schedule itself, not the step list."""
         orig = self.cfg.get('original_inference_steps', 50)
         k = self.T // orig
-        origin = (np.asarray(list(range(1, orig + 1))) * k - 1)[::-1].copy()
+        origin = (np.asarray(list(range(1, int(orig * strength) + 1))) * k - 1)[::-1].copy()
         if n > orig:
             raise ValueError('num_inference_steps > original_inference_steps')
         idx = np.floor(np.linspace(0, len(origin), num=n, endpoint=False)).astype(np.int64)
