@@ -14,7 +14,10 @@ import { repoPath, tempDir } from './helpers.js';
 const FP16_TOL = 5e-3;   // measured 1.9e-3 (reference attention) and 1.5e-3 (IP-Adapter); the fp16 plain UNet itself is 1.6e-3 off fp32
 const { dir, cleanup } = tempDir('ragdiff-fp16-');
 test.after(cleanup);
-const unet = repoPath('test/fixtures/convert/sd15-sdpa-fp16/model.onnx');
+const UNETS: [string, string][] = [
+  ['float16 throughout (sd15-sdpa-fp16)', repoPath('test/fixtures/convert/sd15-sdpa-fp16/model.onnx')],
+  ['float16 storage and boundaries, float32 arithmetic (sd15-fp16)', repoPath('test/fixtures/sd/sd15-fp16/unet/model.onnx')],
+];
 const refGolden = JSON.parse(readFileSync(repoPath('test/fixtures/convert/reference_only_sd15.json'), 'utf8'));
 const ipGolden = JSON.parse(readFileSync(repoPath('test/fixtures/convert/ip_adapter_sd15.json'), 'utf8'));
 
@@ -50,8 +53,9 @@ async function run(path: string, feeds: Record<string, ort.Tensor>): Promise<Flo
   try { return toF32((await s.run(feeds)).out_sample); } finally { await s.release(); }
 }
 
-test('fp16 reference attention: loads, and equals the PyTorch fp32 reference within FP16_TOL', async () => {
-  const out = join(dir, 'ref', 'refattn.onnx');
+for (const [label, unet] of UNETS) {
+test(`${label}: reference attention loads and equals the PyTorch fp32 reference within FP16_TOL`, async () => {
+  const out = join(dir, `ref-${unet.length}`, 'refattn.onnx');
   convertReferenceAttention({ unet, out });
   const plain = await run(unet, base());
   const errs: number[] = [];
@@ -64,8 +68,8 @@ test('fp16 reference attention: loads, and equals the PyTorch fp32 reference wit
   for (const e of errs) assert.ok(e <= FP16_TOL, `max abs ${e}`);
 });
 
-test('fp16 IP-Adapter: loads, and equals the PyTorch fp32 reference within FP16_TOL', async () => {
-  const conv = convertIpAdapter({ unet, config: JSON.parse(readFileSync(repoPath('test/fixtures/sd/sd15/unet/config.json'), 'utf8')), weights: repoPath('test/fixtures/convert/ip_adapter_sd15.safetensors'), outDir: join(dir, 'ip') });
+test(`${label}: IP-Adapter loads and equals the PyTorch fp32 reference within FP16_TOL`, async () => {
+  const conv = convertIpAdapter({ unet, config: JSON.parse(readFileSync(repoPath('test/fixtures/sd/sd15/unet/config.json'), 'utf8')), weights: repoPath('test/fixtures/convert/ip_adapter_sd15.safetensors'), outDir: join(dir, `ip-${unet.length}`) });
   const proj = await ort.InferenceSession.create(conv.imageProj);
   const c = ipGolden.cases[0];
   const embeds = sinus(3 * ipGolden.clip_dim, 1.5, 3).slice(0, ipGolden.clip_dim);
@@ -77,5 +81,6 @@ test('fp16 IP-Adapter: loads, and equals the PyTorch fp32 reference within FP16_
   console.log(`  fp16 IP-Adapter max abs vs fp32 PyTorch: ${e.toExponential(2)}`);
   assert.ok(e <= FP16_TOL, `max abs ${e}`);
 });
+}
 
 test.run();

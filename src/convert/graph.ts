@@ -28,7 +28,18 @@ export class GraphIndex {
     const p = this.producer.get(name);
     if (!p) return false;
     if (p.op_type === 'Constant') return true;
-    return p.op_type === 'Transpose' && this.isWeight(p.input![0]);
+    return (p.op_type === 'Transpose' || p.op_type === 'Cast') && this.isWeight(p.input![0]);
+  }
+
+  /** The ONNX element type a weight has where it is used (after any Cast: fp16 storage, fp32 math). */
+  weightElemType(name: string): number {
+    const t = this.initializers.get(name);
+    if (t) return t.data_type ?? 1;
+    const p = this.producer.get(name);
+    if (p?.op_type === 'Constant') return p.attribute?.find((a) => a.name === 'value')?.t?.data_type ?? 1;
+    if (p?.op_type === 'Cast') return Number(p.attribute?.find((a) => a.name === 'to')?.i ?? 1);
+    if (p?.op_type === 'Transpose') return this.weightElemType(p.input![0]);
+    return 1;
   }
 
   /** [in, out] of a weight matrix, when its dims are known. */
@@ -37,6 +48,7 @@ export class GraphIndex {
     if (t) return (t.dims ?? []).map(Number);
     const p = this.producer.get(name);
     if (p?.op_type === 'Constant') return (p.attribute?.find((a) => a.name === 'value')?.t?.dims ?? []).map(Number);
+    if (p?.op_type === 'Cast') return this.weightDims(p.input![0]);
     if (p?.op_type === 'Transpose') {
       const d = this.weightDims(p.input![0]);
       const perm = (p.attribute?.find((a) => a.name === 'perm')?.ints ?? []).map(Number);

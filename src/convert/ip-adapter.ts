@@ -19,7 +19,7 @@
 import { basename, relative } from 'node:path';
 import { RagdiffError } from '../errors.js';
 import { assertConvertible } from './attention.js';
-import { elemTypeOf, floatScalar, GraphIndex } from './graph.js';
+import { floatScalar, GraphIndex } from './graph.js';
 import type { ModelJson, NodeJson, TensorJson } from './onnx-model.js';
 import { CONVERTED_MARK } from './reference-attention.js';
 import type { SafetensorsFile, TensorInfo } from './safetensors.js';
@@ -100,19 +100,24 @@ export function ipAdapterGraph(source: ModelJson, what: string, config: Record<s
     return out;
   };
   const ints = (v: number[]) => { const name = `/ragdiff_ip/const_${n++}`; inits.push({ name, dims: [String(v.length)], data_type: 7, int64_data: v.map(String) }); return name; };
-  const floatType = elemTypeOf((g.input ?? []).find((v) => v.name === 'sample'));
-  const float = (v: number) => { const name = `/ragdiff_ip/const_${n++}`; inits.push(floatScalar(name, v, floatType)); return name; };
-  const toFloat = (t: string) => op('Cast', [t], [{ name: 'to', type: 'INT', i: String(floatType) }]);
+  const float = (v: number, type: number) => { const name = `/ragdiff_ip/const_${n++}`; inits.push(floatScalar(name, v, type)); return name; };
+  const casts = new Map<string, string>();
+  /** `t` (float32 input or adapter weight) in element type `type`, one Cast per tensor and type. */
+  const toFloat = (t: string, type: number) => {
+    const key = `${t}|${type}`;
+    if (!casts.has(key)) casts.set(key, op('Cast', [t], [{ name: 'to', type: 'INT', i: String(type) }]));
+    return casts.get(key)!;
+  };
   const perm = (p: number[]) => [{ name: 'perm', type: 'INTS', ints: p.map(String) }];
-  const weight = (key: string, t: TensorInfo) => {
+  const weight = (key: string, t: TensorInfo, type: number) => {
     inits.push(externalInit(key, t, file, weightsDir));
     const wT = op('Transpose', [key], perm([1, 0]));
-    return ONNX_DTYPE[t.dtype] === floatType ? wT : toFloat(wT);
+    return ONNX_DTYPE[t.dtype] === type ? wT : toFloat(wT, type);
   };
-  // ip_scale and ip_tokens are float32 inputs (image_proj's output as is); cast into the UNet's precision
+  // ip_scale and ip_tokens are float32 inputs (image_proj's output as is); each block casts them into
+  // its arithmetic type (the type its q weight is used in)
   const s32 = op('Reshape', ['ip_scale', ints([-1, 1, 1])]);
-  const s3 = floatType === 1 ? s32 : toFloat(s32);
-  const tokens = floatType === 1 ? 'ip_tokens' : toFloat('ip_tokens');
+  const inType = (t: string, type: number) => (type === 1 ? t : toFloat(t, type));
   let crossDim = 0;
   cross.forEach((blk, gi) => {
     const key = `ip_adapter.${2 * processorIndex(gi, layout) + 1}`;
@@ -125,15 +130,17 @@ export function ipAdapterGraph(source: ModelJson, what: string, config: Record<s
       }
     }
     crossDim = kvIn!;
+    const type = idx.weightElemType(blk.wq);
+    const tokens = inType('ip_tokens', type);
     const d = blk.inner / blk.heads;
     const split = ints([0, 0, blk.heads, d]);
     const heads = (x: string, w: string, p: number[]) => op('Transpose', [op('Reshape', [op('MatMul', [x, w]), split])], perm(p));
     const q = heads(blk.queryInput, blk.wq, [0, 2, 1, 3]);
-    const k = heads(tokens, weight(`${key}.to_k_ip.weight`, tk), [0, 2, 3, 1]);
-    const v = heads(tokens, weight(`${key}.to_v_ip.weight`, tv), [0, 2, 1, 3]);
-    const p = op('Softmax', [op('Mul', [op('MatMul', [q, k]), float(blk.scale)])], [{ name: 'axis', type: 'INT', i: '-1' }]);
+    const k = heads(tokens, weight(`${key}.to_k_ip.weight`, tk, type), [0, 2, 3, 1]);
+    const v = heads(tokens, weight(`${key}.to_v_ip.weight`, tv, type), [0, 2, 1, 3]);
+    const p = op('Softmax', [op('Mul', [op('MatMul', [q, k]), float(blk.scale, type)])], [{ name: 'axis', type: 'INT', i: '-1' }]);
     const ip = op('Reshape', [op('Transpose', [op('MatMul', [p, v])], perm([0, 2, 1, 3])), ints([0, 0, -1])]);
-    blk.outProj.input![0] = op('Add', [blk.outProj.input![0], op('Mul', [ip, s3])]);
+    blk.outProj.input![0] = op('Add', [blk.outProj.input![0], op('Mul', [ip, inType(s32, type)])]);
   });
   g.input = [...(g.input ?? []),
     { name: 'ip_tokens', type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_param: 'batch_size' }, { dim_param: 'ip_tokens' }, { dim_value: String(crossDim) }] } } } },

@@ -16,7 +16,7 @@
  */
 import { RagdiffError } from '../errors.js';
 import { type AttentionBlock, assertConvertible } from './attention.js';
-import { elemTypeOf, floatScalar, GraphIndex } from './graph.js';
+import { floatScalar, GraphIndex } from './graph.js';
 import type { ModelJson, NodeJson, TensorJson, ValueInfoJson } from './onnx-model.js';
 
 export const CONVERTED_MARK = 'ragdiff.converted';
@@ -25,16 +25,16 @@ class Builder {
   private n = 0;
   readonly nodes: NodeJson[] = [];
   readonly inits: TensorJson[] = [];
-  constructor(private readonly prefix: string, private readonly floatType = 1) {}
+  constructor(private readonly prefix: string) {}
   name(s: string): string { return `${this.prefix}/${s}_${this.n++}`; }
   ints(values: number[]): string {
     const name = this.name('const');
     this.inits.push({ name, dims: [String(values.length)], data_type: 7, int64_data: values.map(String) });
     return name;
   }
-  float(value: number): string {
+  float(value: number, elemType: number): string {
     const name = this.name('const');
-    this.inits.push(floatScalar(name, value, this.floatType));
+    this.inits.push(floatScalar(name, value, elemType));
     return name;
   }
   op(op_type: string, input: string[], attrs: NodeJson['attribute'] = []): string {
@@ -48,7 +48,7 @@ const perm = (p: number[]) => [{ name: 'perm', type: 'INTS', ints: p.map(String)
 const axis = (a: number) => [{ name: 'axis', type: 'INT', i: String(a) }];
 
 /** The rewired self-attention of one block; returns the heads-merged output [2B, N, inner]. */
-function sharedSelfAttention(b: Builder, blk: AttentionBlock, batch: string, w4: string): string {
+function sharedSelfAttention(b: Builder, blk: AttentionBlock, batch: string, w4: string, elemType: number): string {
   const x = blk.queryInput;
   const d = blk.inner / blk.heads;
   const split = b.ints([0, 0, blk.heads, d]);
@@ -56,7 +56,7 @@ function sharedSelfAttention(b: Builder, blk: AttentionBlock, batch: string, w4:
   const q = heads(blk.wq, [0, 2, 1, 3]);                         // [2B,h,N,d]
   const kT = heads(blk.wk, [0, 2, 3, 1]);                        // [2B,h,d,N]
   const v = heads(blk.wv, [0, 2, 1, 3]);                         // [2B,h,N,d]
-  const scale = b.float(blk.scale);
+  const scale = b.float(blk.scale, elemType);
   const own = b.op('Mul', [b.op('MatMul', [q, kT]), scale]);     // [2B,h,N,N]
   const plain = b.op('MatMul', [b.op('Softmax', [own], axis(-1)), v]);
   const zero = b.ints([0]);
@@ -67,7 +67,7 @@ function sharedSelfAttention(b: Builder, blk: AttentionBlock, batch: string, w4:
   const cross = b.op('Mul', [b.op('MatMul', [main(q), refs(kT)]), scale]);   // [B,h,N,N]
   const p = b.op('Softmax', [b.op('Concat', [main(own), cross], axis(-1))], axis(-1));
   const shared = b.op('MatMul', [p, b.op('Concat', [main(v), refs(v)], axis(2))]);
-  const one = b.float(1);
+  const one = b.float(1, elemType);
   const mixed = b.op('Add', [b.op('Mul', [shared, w4]), b.op('Mul', [main(plain), b.op('Sub', [one, w4])])]);
   const y = b.op('Concat', [mixed, refs(plain)], axis(0));
   return b.op('Reshape', [b.op('Transpose', [y], perm([0, 2, 1, 3])), b.ints([0, 0, -1])]);
@@ -105,8 +105,7 @@ export function referenceAttentionGraph(source: ModelJson, what: string, opts: R
   if ((g.output ?? []).length !== 1) throw new RagdiffError('MODEL_IO_MISMATCH', `${what}: expected one output, found ${(g.output ?? []).length}`);
   const idx = new GraphIndex(g);
   const self = assertConvertible(idx, what).filter((blk) => blk.kind === 'self');
-  const floatType = elemTypeOf(inputs.get('sample'));
-  const b = new Builder('/ragdiff_ref', floatType);
+  const b = new Builder('/ragdiff_ref');
 
   // batch plumbing: [sample; ref_sample], other batched inputs repeated, timestep broadcast to B then repeated
   const renames = new Map<string, string>();
@@ -120,15 +119,20 @@ export function referenceAttentionGraph(source: ModelJson, what: string, opts: R
     if (v.name === 'sample' || v.name === 'timestep' || idx.initializers.has(v.name)) continue;
     if (batchDim !== undefined && dim0(v) === batchDim) renames.set(v.name, b.op('Concat', [v.name, v.name], axis(0)));
   }
-  // ref_weight is float32 whatever the UNet's precision; cast into it inside
+  // ref_weight is float32 whatever the UNet's precision; cast inside into each block's arithmetic type
   const w32 = b.op('Reshape', ['ref_weight', b.ints([-1, 1, 1, 1])]);
-  const w4 = floatType === 1 ? w32 : b.op('Cast', [w32], [{ name: 'to', type: 'INT', i: String(floatType) }]);
+  const wCast = new Map<number, string>([[1, w32]]);
+  const weightIn = (t: number) => {
+    if (!wCast.has(t)) wCast.set(t, b.op('Cast', [w32], [{ name: 'to', type: 'INT', i: String(t) }]));
+    return wCast.get(t)!;
+  };
   for (const n of g.node) n.input = (n.input ?? []).map((i) => renames.get(i) ?? i);
 
   const skip = new Set(opts.skip ?? []);
   self.forEach((blk, i) => {
     if (skip.has(i)) return;
-    blk.outProj.input![0] = sharedSelfAttention(b, blk, batch, w4);
+    const t = idx.weightElemType(blk.wq);
+    blk.outProj.input![0] = sharedSelfAttention(b, blk, batch, weightIn(t), t);
   });
 
   // out_sample = main rows only
