@@ -14,3 +14,7 @@ export { workerOptions, workerExecArgv, workerStackSizeMb, startWorker } from '.
 export { prepareOnnxRuntime } from './models/ort-environment.js';
 export * from './trajectory/index.js';
 export * from './safety/index.js';
+export { convertReferenceAttention, convertIpAdapter } from './convert/convert-unet.js';
+export type { ConvertUnetOptions, ConvertUnetResult, ConvertIpAdapterOptions, ConvertIpAdapterResult } from './convert/convert-unet.js';
+export { openSafetensors } from './convert/safetensors.js';
+export type { SafetensorsFile, TensorInfo } from './convert/safetensors.js';
