@@ -6,7 +6,7 @@
 // instead, or skipping the mid block's weights, is caught; mismatched adapters are named.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { convertIpAdapter } from '../src/convert/convert-unet.js';
@@ -108,6 +108,10 @@ test('adapters for another width, block count or family are refused, naming the 
   const xl = { ...base, 'image_proj.norm.weight': { shape: [80], data: new Float32Array(80) } };
   mismatch(() => convertIpAdapter({ unet, config, weights: write('xl.safetensors', xl), outDir: join(dir, 'm3') }), /cross-attention width is 32 \(an SDXL adapter on an SD 1\.5 UNet/);
   assert.throws(() => convertIpAdapter({ unet, config, weights: join(dir, 'ip-adapter_sd15.bin'), outDir: join(dir, 'm4') }), (e: unknown) => hasCode(e, 'WEIGHTS_PICKLED'));
+  for (const converted of [join(dir, 'sd15', 'ip_adapter.onnx'), repoPath('models/tiny-emoji/unet/refattn.onnx')]) {
+    assert.throws(() => convertIpAdapter({ unet: converted, config, weights, outDir: join(dir, 'm5') }), (e: unknown) => hasCode(e, 'CONVERT_REFUSED') && /already converted/.test((e as Error).message), converted);
+  }
+  for (const m of ['m1', 'm2', 'm3', 'm4', 'm5']) assert.not.ok(existsSync(join(dir, m)), `${m}: nothing written before the refusal`);
 });
 
 test.run();

@@ -86,8 +86,13 @@ export interface ConvertIpAdapterResult { unet: string; imageProj: string; cross
 export function convertIpAdapter(opts: ConvertIpAdapterOptions): ConvertIpAdapterResult {
   const outDir = resolve(opts.outDir);
   if (opts.forbidInside) assertOutsideBundle(outDir, opts.forbidInside);
-  openSafetensors(opts.weights).close();   // validate before touching the output
   const src = readOnnxModel(opts.unet, { shareInline: true });
+  const check = openSafetensors(opts.weights);   // validate everything before touching the output
+  try {
+    imageProjGraph(check, ipAdapterGraph(src.model, opts.unet, opts.config, check, src.dir).crossDim, src.dir);
+  } finally {
+    check.close();
+  }
   mkdirSync(outDir, { recursive: true });
   // every weight file is reached from outDir through a hard link: the UNet's, then the adapter's
   const base = shareExternalData(src, outDir);

@@ -78,8 +78,9 @@ export interface IpAdapterGraph { model: ModelJson; crossBlocks: number; crossDi
 export function ipAdapterGraph(source: ModelJson, what: string, config: Record<string, unknown>, file: SafetensorsFile, weightsDir: string): IpAdapterGraph {
   const model = structuredClone(source);
   const g = model.graph;
-  if ((g.input ?? []).some((v) => v.name === 'ip_tokens') || (model.metadata_props ?? []).some((p) => p.key === CONVERTED_MARK && p.value.startsWith('ip-adapter'))) {
-    throw new RagdiffError('CONVERT_REFUSED', `${what}: already has IP-Adapter attention (an ip_tokens input); convert the plain UNet instead`);
+  const mark = (model.metadata_props ?? []).find((p) => p.key === CONVERTED_MARK)?.value;
+  if ((g.input ?? []).some((v) => v.name === 'ip_tokens' || v.name === 'ref_sample') || mark) {
+    throw new RagdiffError('CONVERT_REFUSED', `${what}: already converted (${mark ?? 'it has ip_tokens or ref_sample inputs'}); convert the plain UNet instead (combining both conversions in one graph is not supported yet)`);
   }
   const idx = new GraphIndex(g);
   const cross = assertConvertible(idx, what).filter((b) => b.kind === 'cross');
