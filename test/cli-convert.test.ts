@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { writeOnnxModel } from '../src/convert/onnx-model.js';
 import { repoPath, tempDir } from './helpers.js';
 
@@ -38,6 +38,17 @@ test('an output inside the source bundle is refused, directly or through a symli
   const r2 = ragdiff(['convert', 'reference-attention', bundle, '--out', join(dir, 'link', 'converted')]);
   assert.match(r2.stderr, /\[CONVERT_REFUSED\]/);
   assert.equal(readdirSync(bundle).sort(), before);
+});
+
+test('a UNet that cannot be converted leaves no output directory behind', () => {
+  const bad = join(dir, 'converted-bundle');
+  mkdirSync(join(bad, 'unet'), { recursive: true });
+  copyFileSync(repoPath('models/tiny-emoji/unet/refattn.onnx'), join(bad, 'unet/model.onnx'));
+  const out = join(dir, 'refused');
+  const r = ragdiff(['convert', 'reference-attention', bad, '--out', out]);
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /\[CONVERT_REFUSED\].*already converted/);
+  assert.not.ok(existsSync(out));
 });
 
 test('a directory without unet/model.onnx is a typed error', () => {

@@ -5,7 +5,7 @@
  * The source bundle is never written to.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { assertOutsideBundle, convertIpAdapter, convertReferenceAttention } from '../convert/convert-unet.js';
@@ -25,7 +25,6 @@ async function referenceAttentionCommand(bundle: string, o: { out?: string; json
   if (!existsSync(unet)) throw new RagdiffError('MODEL_FILE_MISSING', `${bundle}: no unet/model.onnx (an optimum ONNX export is expected)`);
   const outDir = resolve(o.out ?? `${resolve(bundle)}-refattn`);
   assertOutsideBundle(outDir, bundle);
-  mkdirSync(join(outDir, 'unet'), { recursive: true });
   const started = Date.now();
   const r = convertReferenceAttention({ unet, out: join(outDir, 'unet', 'refattn.onnx'), forbidInside: bundle });
   const manifest = {

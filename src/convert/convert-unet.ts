@@ -57,6 +57,7 @@ export function convertReferenceAttention(opts: ConvertUnetOptions): ConvertUnet
       throw new RagdiffError('CONVERT_REFUSED', `output ${opts.out} would overwrite the weights it shares (${loc}); choose another file name`);
     }
   }
+  mkdirSync(dirname(out), { recursive: true });
   const shared = shareExternalData({ model, dir: src.dir }, dirname(out));
   const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.partial`);
   try {
