@@ -71,6 +71,12 @@ export const ERROR_CODES = {
   EMBED_FAILED: { status: 500, meaning: 'the image or text encoder failed or returned bad embeddings' },
   EMBEDDING_INVALID: { status: 500, meaning: 'an embedding is zero, non-finite or of the wrong width' },
 
+  // ---- model conversion (src/convert: ragdiff convert)
+  WEIGHTS_INVALID: { status: 422, meaning: 'a safetensors file is truncated or its header lies (offsets, overlaps, dtype/shape vs size, header size)' },
+  WEIGHTS_PICKLED: { status: 415, meaning: 'a pickled weights file (.bin/.pt/.ckpt): loading it runs code; convert it to safetensors first' },
+  WEIGHTS_MISMATCH: { status: 409, meaning: 'adapter weights do not fit the model (width, block count or family; the first mismatch is named)' },
+  CONVERT_REFUSED: { status: 409, meaning: 'a model cannot be converted as asked (already converted, fused attention, no attention found, output inside the source)' },
+
   // ---- the image store
   STORE_NOT_FOUND: { status: 404, meaning: 'no store in the directory and create: false' },
   STORE_LOCKED: { status: 409, meaning: 'another process holds the store\'s lock' },

@@ -16,3 +16,7 @@ export * from './trajectory/index.js';
 export * from './safety/index.js';
 export { createSources, normaliseLicence, requiresAttribution, HostLimiter, STORE_SOURCE, BUILTIN_SOURCES } from './sources/index.js';
 export type { SourceRegistry, SourcesOptions, SourceCandidate, LiveSource, SearchOptions } from './sources/index.js';
+export { convertReferenceAttention, convertIpAdapter } from './convert/convert-unet.js';
+export type { ConvertUnetOptions, ConvertUnetResult, ConvertIpAdapterOptions, ConvertIpAdapterResult } from './convert/convert-unet.js';
+export { openSafetensors } from './convert/safetensors.js';
+export type { SafetensorsFile, TensorInfo } from './convert/safetensors.js';

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerConvertCommands } from './convert-cmd.js';
 import { registerExplainCommand } from './explain.js';
 import { registerGenerateCommands } from './generate.js';
 import { registerIndexCommands } from './index-cmd.js';
@@ -26,6 +27,7 @@ registerExplainCommand(program);
 registerKbCommands(program);
 registerServeCommand(program);
 registerSourcesCommands(program);
+registerConvertCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as { code?: string; message?: string };
