@@ -123,6 +123,7 @@ test('every retrieval option reaches the library, renamed and reshaped', () => {
       query_in_first_slot: true, neighbour_weighting: 'score', mixture: { coarse_scale: 5, fine_below: 200, fine: { both: 1, text: 2, retrieval: 3 } },
       interleave: { text_share: 0.25 }, reference_init: { strength: 0.6, blend: 2 }, reference_attention: { fidelity: 0.5, blend: 1, branches: 'prompt' },
       reflective: { lambda: 0.3, draft_steps: 4, candidates: 20 }, retrieve_only: { above: 0.9, also_generate: true },
+      from: ['store'], budget: { ms: 1500, images: 4 },
     },
   });
   const { store: given, ...rest } = req.retrieval!;
@@ -134,6 +135,7 @@ test('every retrieval option reaches the library, renamed and reshaped', () => {
     queryInFirstSlot: true, neighbourWeighting: 'score', mixture: { coarseScale: 5, fineBelow: 200, fine: { both: 1, text: 2, retrieval: 3 } },
     interleave: { textShare: 0.25 }, referenceInit: { strength: 0.6, blend: 2 }, referenceAttention: { fidelity: 0.5, blend: 1, branches: 'prompt' },
     reflective: { lambda: 0.3, draftSteps: 4, candidates: 20 }, retrieveOnly: { above: 0.9, alsoGenerate: true },
+    from: ['store'], budget: { ms: 1500, images: 4 },
   };
   assert.equal(rest, expected);
   const emb = toRagRequest(ctx, { prompt: 'x', n: 1, retrieval: { query: { embedding: [0.5, 0.5] }, reference_attention: false, reflective: true } }).retrieval!;
