@@ -439,7 +439,9 @@ export function registerGenerateCommands(program: Command): void {
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .option('--held-out <text...>', `held-out concepts for the retrieval rows (default: ${HELDOUT_DEMO_PROMPTS.join(', ')})`)
     .option('--no-retrieval', 'skip the retrieval rows (and the demo store)')
-    .action(async (o: DemoOptions) => {
-      await runDemo(o);
-    });
+    .option('--json', 'print the files written as JSON, the log on stderr (errors as {"error": {code, name, message}})')
+    .action((o: DemoOptions & { json?: boolean }) => runAction(o, async () => {
+      const r = await runDemo(o, o.json ? (s) => console.error(s) : console.log);
+      if (o.json) console.log(JSON.stringify(r, null, 2));
+    }));
 }

@@ -18,6 +18,7 @@ import { RagdiffError } from '../errors.js';
 import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
 import { openDemoStore } from '../store/demo.js';
 import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
+import { errorJson, reportCliError } from './cli-errors.js';
 import { intOption, numberOption } from './options.js';
 import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
 import { checkPromptLength } from '../pipeline/params.js';
@@ -84,13 +85,7 @@ async function run(o: { json?: boolean }, body: () => Promise<boolean>): Promise
     const ok = await body();
     if (!ok) process.exitCode = 1;
   } catch (e) {
-    const err = e as { code?: string; message?: string };
-    if (o.json) {
-      process.stdout.write(JSON.stringify({ error: { code: err.code ?? 'INTERNAL', message: err.message ?? String(e) } }, null, 2) + '\n');
-    } else {
-      process.stderr.write(`ragdiff: ${err.code ? `[${err.code}] ` : ''}${err.message ?? String(e)}\n`);
-    }
-    process.exitCode = 1;
+    reportCliError(e, o.json);
   }
 }
 
@@ -246,8 +241,8 @@ export function registerIndexCommands(program: Command): void {
             try {
               results.push({ id, status: (await store.remove(id, o.reason)) ? 'removed' : 'already-removed' });
             } catch (e) {
-              const err = e as { code?: string; message?: string };
-              results.push({ id, status: 'failed', error: { code: err.code ?? 'INTERNAL', message: err.message ?? String(e) } });
+              const { error } = errorJson(e);
+              results.push({ id, status: 'failed', error: { code: error.code, message: error.message } });
             }
           }
         } finally {
