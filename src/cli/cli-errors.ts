@@ -8,6 +8,7 @@
  */
 import { CommanderError } from 'commander';
 import { isErrorCode, type ErrorCode } from '../error-codes.js';
+import { fsReason } from '../io/user-file.js';
 
 /** Commander's error ids → ours. */
 const COMMANDER_CODES: Record<string, ErrorCode> = {
@@ -52,6 +53,8 @@ export function errorJson(e: unknown): { error: { code: ErrorCode; name: string;
   let message = typeof err?.message === 'string' ? err.message : String(e);
   // Commander prefixes its messages with "error: "; the code says that already.
   if (e instanceof CommanderError) message = message.replace(/^error: /, '');
+  // A raw Node error that escaped its mapping: its words, without Node's code.
+  else if (!isErrorCode((e as { code?: unknown } | null)?.code)) message = fsReason(e);
   return { error: { code: cliErrorCode(e), name: typeof err?.name === 'string' ? err.name : 'Error', message } };
 }
 

@@ -12,7 +12,9 @@ import { withPngText } from '../image/png-text.js';
 import { RagPipeline, TOKEN_MODES, type RagResult, type ReferenceUse, type RetrievalMode, type RetrievalOptions } from '../rag/index.js';
 import { bundleRetrieval } from '../rag/bundle-retrieval.js';
 import { clipEncoderId } from '../models/encoder-id.js';
-import { readInputFile } from './input-file.js';
+import { checkInputFile, readInputFile } from './input-file.js';
+import { MAX_POLICY_BYTES } from '../safety/load.js';
+import { KnowledgeBase } from '../trajectory/kb-file.js';
 import { intOption, numberOption, runAction } from './options.js';
 import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, usageText, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
 import { policyForCli } from '../safety/cli.js';
@@ -110,6 +112,9 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
   const retrieval = wantsRetrieval(o);
   const initImage = o.initImage !== undefined ? readInputFile(o.initImage, '--init-image') : undefined;
   const uploads = retrieval ? readUploads(o) : [];
+  // Files the libraries open themselves, checked now: a FIFO, a directory or a missing file fails before any model loads.
+  if (o.policy !== undefined) checkInputFile(o.policy, '--policy', MAX_POLICY_BYTES);
+  if (o.kb !== undefined) KnowledgeBase.open(o.kb).close();
   for (const p of outputPaths(o.output, typeof o.batch === 'number' && o.batch > 0 ? o.batch : 1)) prepareOutputFile(p);
   // A policy screens the prompt, every reference and every output (its guard's hooks go into the RagPipeline).
   const safety = o.policy ? await policyForCli(o.policy, o.model) : undefined;

@@ -19,6 +19,8 @@ import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
 import { openDemoStore } from '../store/demo.js';
 import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
 import { errorJson, reportCliError } from './cli-errors.js';
+import { checkInputFile } from './input-file.js';
+import { MAX_POLICY_BYTES } from '../safety/load.js';
 import { intOption, numberOption } from './options.js';
 import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
 import { checkPromptLength } from '../pipeline/params.js';
@@ -49,7 +51,14 @@ const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').ma
 /** Loads the encoder: a JS module (`--encoder`, exporting createEncoder() or a default factory) or an ONNX bundle (`--model`). */
 async function loadEncoder(o: CommonOptions): Promise<ImageTextEncoder> {
   if (o.encoder) {
-    const mod = (await import(pathToFileURL(resolve(o.encoder)).href)) as { createEncoder?: () => unknown; default?: unknown };
+    // import() of a FIFO would wait forever: only a regular file is loaded.
+    checkInputFile(o.encoder, '--encoder');
+    let mod: { createEncoder?: () => unknown; default?: unknown };
+    try {
+      mod = (await import(pathToFileURL(resolve(o.encoder)).href)) as typeof mod;
+    } catch (e) {
+      throw new RagdiffError('ENCODER_INVALID', `--encoder ${o.encoder} does not load as a JS module: ${(e as Error).message}`, { cause: e });
+    }
     const factory = mod.createEncoder ?? mod.default;
     const enc = (await (typeof factory === 'function' ? (factory as () => unknown)() : factory)) as ImageTextEncoder | undefined;
     if (!enc || typeof enc.embedImages !== 'function') throw new RagdiffError('ENCODER_INVALID', `${o.encoder} does not export createEncoder() returning an encoder`);
@@ -154,6 +163,7 @@ export function registerIndexCommands(program: Command): void {
     .action(async (paths: string[], o: CommonOptions & MetaOptions & { copy: boolean; nearDuplicates: boolean; nearDistance?: number; policy?: string }) => {
       await run(o, async () => {
         const near = o.nearDuplicates === false ? false : o.nearDistance !== undefined ? { maxDistance: o.nearDistance } : undefined;
+        if (o.policy !== undefined) checkInputFile(o.policy, '--policy', MAX_POLICY_BYTES);
         const safety = o.policy ? await policyForCli(o.policy, o.model) : undefined;
         const store = await openStore(o, { nearDuplicates: near, ...(safety ? { screen: safety.guard.imageScreen() } : {}) }).catch(async (e) => { await safety?.close(); throw e; });
         try {

@@ -2,13 +2,13 @@
  * `ragdiff kb build --prompts FILE --seeds N --out KB` (trajectory knowledge
  * bases for `ragdiff generate --kb KB`) and `ragdiff kb info KB`.
  */
-import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { SAMPLERS, type SamplerChoice } from '../pipeline/params.js';
 import { buildKnowledgeBase } from '../trajectory/build.js';
 import { KnowledgeBase } from '../trajectory/kb-file.js';
 import { DEFAULT_MODEL_DIR, progressBar } from './generate.js';
+import { readInputFile } from './input-file.js';
 import { intOption, numberOption, runAction } from './options.js';
 
 function intList(v: string): number[] {
@@ -57,7 +57,7 @@ export function registerKbCommands(program: Command): void {
     .option('--threads <n>', 'intra-op threads per model', intOption('threads', 1))
     .option('--json', 'print the result as JSON (errors as {"error": {code, name, message}})')
     .action((o: BuildCli) => runAction(o, async () => {
-      const prompts = readFileSync(o.prompts, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+      const prompts = readInputFile(o.prompts, '--prompts').toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
       const pipeline = await Pipeline.load(o.model, { concurrency: o.concurrency ?? 1, threads: o.threads });
       const bar = progressBar(process.stderr, 'kb ');
       const t0 = performance.now();

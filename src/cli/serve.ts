@@ -9,6 +9,8 @@ import { createServer, type SafetyHooks } from '../server/index.js';
 import { ImageStore, loadClipEncoders, openDemoStore, type ImageScreen } from '../store/index.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
 import { intOption, runAction } from './options.js';
+import { checkInputFile } from './input-file.js';
+import { MAX_POLICY_BYTES } from '../safety/load.js';
 import { RagdiffError } from '../errors.js';
 
 interface ServeOptions {
@@ -76,6 +78,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
   if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new RagdiffError('INVALID_ARGUMENT', 'give one of --store <dir>, --demo-store, --without-store');
   // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
   const demo = o.demoStore || (!o.store && !o.withoutStore);
+  if (o.policy !== undefined) checkInputFile(o.policy, '--policy', MAX_POLICY_BYTES); // a FIFO or directory fails before any model loads
   const policy: Partial<Awaited<ReturnType<typeof loadPolicy>>> = o.policy ? await loadPolicy(o.policy, o.model) : {};
   const rag = await RagPipeline.load(o.model, {
     concurrency: o.concurrency,
