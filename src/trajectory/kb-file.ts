@@ -341,7 +341,7 @@ export function appendTrajectories(path: string, records: readonly TrajectoryRec
 export interface OpenOptions {
   /** Check the header against this binding (KB_MISMATCH naming the field). */
   expect?: KbBinding;
-  /** Internal (appender): stop at a torn tail instead of failing. */
+  /** The appender and `kb build` (which appends next): stop at a torn tail instead of failing; the append cuts it. */
   repairTail?: boolean;
 }
 
@@ -392,7 +392,7 @@ export class KnowledgeBase {
       const version = dv.getUint32(4, true);
       if (version !== KB_VERSION) throw err('KB_VERSION', `${path} is knowledge-base format version ${version}; this ragdiff reads version ${KB_VERSION}`);
       const len = dv.getUint32(8, true);
-      if (16 + len > size) throw err('KB_TRUNCATED', `${path}: the header is cut short`);
+      if (16 + len > size) throw err('KB_TRUNCATED', `${path}: the header is cut short, so the base holds no trajectory and cannot be appended to; delete it and build it again`);
       const json = aligned(len);
       readExactly(fd, json, 16);
       if (crc32(json) !== dv.getUint32(12, true)) throw err('KB_CORRUPT', `${path}: the header checksum does not match (corrupted file)`);
@@ -438,7 +438,7 @@ export class KnowledgeBase {
           this.appendInProgress = true; // an appender (another process, or another thread of this one) is writing this chunk
           break;
         }
-        if (tail) throw err('KB_TRUNCATED', `${this.path}: the chunk at byte ${off} is incomplete (an interrupted append; the next append repairs it)`);
+        if (tail) throw err('KB_TRUNCATED', `${this.path}: the chunk at byte ${off} is incomplete (an interrupted append); the next append repairs it, keeping the ${this.count} trajectories before it: run \`ragdiff kb build --out ${this.path}\` with the base's settings`);
         throw err('KB_CORRUPT', `${this.path}: the chunk header at byte ${off} fails its checksum (corrupted file)`);
       }
       this.chunks.push({ offset: off, count, first: this.count, payloadLength: payload, keysCrc: dv.getUint32(16, true), restCrc: dv.getUint32(20, true) });
