@@ -19,6 +19,7 @@ import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
 import { openDemoStore } from '../store/demo.js';
 import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
 import { errorJson, reportCliError } from './cli-errors.js';
+import { createProgress } from './progress.js';
 import { checkInputFile } from './input-file.js';
 import { MAX_POLICY_BYTES } from '../safety/load.js';
 import { intOption, numberOption } from './options.js';
@@ -98,21 +99,12 @@ async function run(o: { json?: boolean }, body: () => Promise<boolean>): Promise
   }
 }
 
-/** A progress bar on stderr when it is a terminal and output is not JSON. */
-function progress(o: { json?: boolean }): { update(p: AddProgress): void; done(): void } {
-  const stream = process.stderr;
-  if (o.json || !stream.isTTY) return { update() {}, done() {} };
-  let drawn = false;
+/** The ingest's progress bar on stderr (a terminal only, never with --json). */
+function progress(o: { json?: boolean }, label: string): { update(p: AddProgress): void; done(): void } {
+  const bar = createProgress({ label, json: o.json });
   return {
-    update(p) {
-      const width = 30;
-      const filled = Math.round((p.done / Math.max(1, p.total)) * width);
-      stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} added ${p.added} skipped ${p.skipped} failed ${p.failed}\x1b[K`);
-      drawn = true;
-    },
-    done() {
-      if (drawn) stream.write('\r\x1b[K');
-    },
+    update: (p) => bar.update(p.done, p.total, `added ${p.added} skipped ${p.skipped} failed ${p.failed}`),
+    done: () => bar.done(),
   };
 }
 
@@ -167,7 +159,7 @@ export function registerIndexCommands(program: Command): void {
         const safety = o.policy ? await policyForCli(o.policy, o.model) : undefined;
         const store = await openStore(o, { nearDuplicates: near, ...(safety ? { screen: safety.guard.imageScreen() } : {}) }).catch(async (e) => { await safety?.close(); throw e; });
         try {
-          const bar = progress(o);
+          const bar = progress(o, 'index add');
           const report = await store.add(paths, metaOf(o), { copy: o.copy, onProgress: (p) => bar.update(p) });
           bar.done();
           out(o, report, reportText(report));
@@ -187,7 +179,7 @@ export function registerIndexCommands(program: Command): void {
       await run(o, async () => {
         const store = await openStore(o);
         try {
-          const bar = progress(o);
+          const bar = progress(o, 'index add-url');
           const report = await store.addUrl(urls, metaOf(o), {
             allowHosts: o.allowHost,
             maxBytes: o.maxBytes,
@@ -268,11 +260,14 @@ export function registerIndexCommands(program: Command): void {
     .action(async (o: CommonOptions & { reembed?: boolean }) => {
       await run(o, async () => {
         const store = await openStore(o, { onEncoderMismatch: o.reembed ? 'reembed' : 'error' });
+        const bar = createProgress({ label: 'index rebuild', json: o.json });
         try {
-          const report = store.reembeddedOnOpen ?? (await store.rebuild({ reembed: o.reembed === true }));
+          const report = store.reembeddedOnOpen ?? (await store.rebuild({ reembed: o.reembed === true, onProgress: (p) => bar.update(p.done, p.total, p.phase) }));
+          bar.done();
           out(o, report, [`indexed ${report.indexed}, re-embedded ${report.reembedded}, failed ${report.failed.length}`, ...report.failed.map((f) => `FAILED ${f.id} [${f.code}] ${f.message}`)].join('\n'));
           return report.failed.length === 0;
         } finally {
+          bar.done();
           await store.close();
         }
       });

@@ -7,7 +7,8 @@ import { Pipeline } from '../pipeline/pipeline.js';
 import { SAMPLERS, type SamplerChoice } from '../pipeline/params.js';
 import { buildKnowledgeBase } from '../trajectory/build.js';
 import { KnowledgeBase } from '../trajectory/kb-file.js';
-import { DEFAULT_MODEL_DIR, progressBar } from './generate.js';
+import { DEFAULT_MODEL_DIR } from './generate.js';
+import { createProgress } from './progress.js';
 import { readInputFile } from './input-file.js';
 import { intOption, numberOption, runAction } from './options.js';
 
@@ -59,13 +60,13 @@ export function registerKbCommands(program: Command): void {
     .action((o: BuildCli) => runAction(o, async () => {
       const prompts = readInputFile(o.prompts, '--prompts').toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
       const pipeline = await Pipeline.load(o.model, { concurrency: o.concurrency ?? 1, threads: o.threads });
-      const bar = progressBar(process.stderr, 'kb ');
+      const bar = createProgress({ label: 'kb build', json: o.json });
       const t0 = performance.now();
       try {
         const r = await buildKnowledgeBase(pipeline, {
           prompts, seeds: o.seeds, seedBase: o.seedBase, out: o.out, steps: o.steps, keyStep: o.keyStep, valueSteps: o.valueSteps,
           guidanceScale: o.guidance, negativePrompt: o.negative, sampler: o.sampler,
-          onProgress: (done, total) => bar.update({ step: done, total, stage: 'denoise' }),
+          onProgress: (done, total) => bar.update(done, total, 'trajectories'),
         });
         bar.done();
         const seconds = (performance.now() - t0) / 1000;
