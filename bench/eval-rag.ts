@@ -34,6 +34,7 @@
  *   npm run eval:rag -- --quick         # 6 held-out prompts × 1 noise, 12 training prompts (smoke test)
  *   npm run eval:rag -- --arms a,b      # only these arms (labels as in the table)
  */
+import { createProgress } from '../src/cli/progress.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,13 +121,16 @@ async function main(): Promise<void> {
   for (const arm of run) {
     const ta = Date.now();
     const samples: Sample[] = [];
+    const bar = createProgress({ label: arm.label.padEnd(32) }); // a terminal only: a log file gets the summary lines
     for (let i = 0; i < held.length; i++) {
+      bar.update(i, held.length, 'held-out prompts');
       const h = held[i]!;
       const retrieval = arm.db ? { ...arm.retrieval, store: storeOf(arm.db), excludeIds: excludes(arm.db, h.id) } : undefined;
       const r = await rag.generate({ prompt: h.name, seed: heldSeeds[i], batch: NOISES, steps: STEPS, ...(retrieval ? { retrieval } : {}) });
       r.images.forEach((im) => samples.push({ prompt: h.name, target: h.name, png: im.png, references: r.references.map((x) => (x.kind === 'stored' ? storeOf(arm.db!).readImage(x.id!) : Buffer.alloc(0))) }));
       if (i < 8) (grid[arm.label] ??= []).push(r.images[0]!.png);
     }
+    bar.done();
     results[arm.label] = await suite.score(samples, arm.db === 'noto' ? noto : twemoji);
     console.log(`${arm.label}: ${JSON.stringify(results[arm.label]!.summary)} (${((Date.now() - ta) / 1000).toFixed(0)} s)`);
     if (arm.training) {

@@ -58,3 +58,14 @@ export function assertPlainObject(name: string, v: unknown): asserts v is Record
     throw typeError('INVALID_TYPE', `${name} must be an object, got ${show(v)}`);
   }
 }
+
+/**
+ * Throws UNKNOWN_OPTION naming the full path of the first key of `v` not in
+ * `known` (`retrieval.scales.txt`), so a misspelt nested option is never
+ * silently ignored.
+ */
+export function assertKnownKeys(name: string, v: object, known: readonly string[]): void {
+  for (const k of Object.keys(v)) {
+    if (!known.includes(k)) throw rangeError('UNKNOWN_OPTION', `${name}.${k} is not an option (misspelt?); ${name} takes ${known.join(', ')}`);
+  }
+}

@@ -12,7 +12,9 @@ import { withPngText } from '../image/png-text.js';
 import { RagPipeline, TOKEN_MODES, type RagResult, type ReferenceUse, type RetrievalMode, type RetrievalOptions } from '../rag/index.js';
 import { bundleRetrieval } from '../rag/bundle-retrieval.js';
 import { clipEncoderId } from '../models/encoder-id.js';
-import { readInputFile } from './input-file.js';
+import { checkInputFile, readInputFile } from './input-file.js';
+import { MAX_POLICY_BYTES } from '../safety/load.js';
+import { KnowledgeBase } from '../trajectory/kb-file.js';
 import { intOption, numberOption, runAction } from './options.js';
 import { liveRegistry } from './live-sources.js';
 import { ImageStore } from '../store/store.js';
@@ -112,6 +114,9 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
   const retrieval = wantsRetrieval(o);
   const initImage = o.initImage !== undefined ? readInputFile(o.initImage, '--init-image') : undefined;
   const uploads = retrieval ? readUploads(o) : [];
+  // Files the libraries open themselves, checked now: a FIFO, a directory or a missing file fails before any model loads.
+  if (o.policy !== undefined) checkInputFile(o.policy, '--policy', MAX_POLICY_BYTES);
+  if (o.kb !== undefined) KnowledgeBase.open(o.kb).close();
   const sources = retrieval ? liveRegistry(o) : undefined; // opens nothing; checks --sources-config at once
   for (const p of outputPaths(o.output, typeof o.batch === 'number' && o.batch > 0 ? o.batch : 1)) prepareOutputFile(p);
   // A policy screens the prompt, every reference and every output (its guard's hooks go into the RagPipeline).
@@ -451,7 +456,9 @@ export function registerGenerateCommands(program: Command): void {
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .option('--held-out <text...>', `held-out concepts for the retrieval rows (default: ${HELDOUT_DEMO_PROMPTS.join(', ')})`)
     .option('--no-retrieval', 'skip the retrieval rows (and the demo store)')
-    .action(async (o: DemoOptions) => {
-      await runDemo(o);
-    });
+    .option('--json', 'print the files written as JSON, the log on stderr (errors as {"error": {code, name, message}})')
+    .action((o: DemoOptions & { json?: boolean }) => runAction(o, async () => {
+      const r = await runDemo(o, o.json ? (s) => console.error(s) : console.log);
+      if (o.json) console.log(JSON.stringify(r, null, 2));
+    }));
 }

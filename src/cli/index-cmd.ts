@@ -26,6 +26,10 @@ import { copyLocalStore } from '../store/pg/copy-local.js';
 import { PgReferenceStore } from '../store/pg/store.js';
 import type { ReferenceStore } from '../store/reference-store.js';
 import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
+import { errorJson, reportCliError } from './cli-errors.js';
+import { createProgress } from './progress.js';
+import { checkInputFile } from './input-file.js';
+import { MAX_POLICY_BYTES } from '../safety/load.js';
 import { intOption, numberOption } from './options.js';
 import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
 import { checkPromptLength } from '../pipeline/params.js';
@@ -56,7 +60,14 @@ const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').ma
 /** Loads the encoder: a JS module (`--encoder`, exporting createEncoder() or a default factory) or an ONNX bundle (`--model`). */
 async function loadEncoder(o: CommonOptions): Promise<ImageTextEncoder> {
   if (o.encoder) {
-    const mod = (await import(pathToFileURL(resolve(o.encoder)).href)) as { createEncoder?: () => unknown; default?: unknown };
+    // import() of a FIFO would wait forever: only a regular file is loaded.
+    checkInputFile(o.encoder, '--encoder');
+    let mod: { createEncoder?: () => unknown; default?: unknown };
+    try {
+      mod = (await import(pathToFileURL(resolve(o.encoder)).href)) as typeof mod;
+    } catch (e) {
+      throw new RagdiffError('ENCODER_INVALID', `--encoder ${o.encoder} does not load as a JS module: ${(e as Error).message}`, { cause: e });
+    }
     const factory = mod.createEncoder ?? mod.default;
     const enc = (await (typeof factory === 'function' ? (factory as () => unknown)() : factory)) as ImageTextEncoder | undefined;
     if (!enc || typeof enc.embedImages !== 'function') throw new RagdiffError('ENCODER_INVALID', `${o.encoder} does not export createEncoder() returning an encoder`);
@@ -101,31 +112,16 @@ async function run(o: { json?: boolean }, body: () => Promise<boolean>): Promise
     const ok = await body();
     if (!ok) process.exitCode = 1;
   } catch (e) {
-    const err = e as { code?: string; message?: string };
-    if (o.json) {
-      process.stdout.write(JSON.stringify({ error: { code: err.code ?? 'INTERNAL', message: err.message ?? String(e) } }, null, 2) + '\n');
-    } else {
-      process.stderr.write(`ragdiff: ${err.code ? `[${err.code}] ` : ''}${err.message ?? String(e)}\n`);
-    }
-    process.exitCode = 1;
+    reportCliError(e, o.json);
   }
 }
 
-/** A progress bar on stderr when it is a terminal and output is not JSON. */
-function progress(o: { json?: boolean }): { update(p: AddProgress): void; done(): void } {
-  const stream = process.stderr;
-  if (o.json || !stream.isTTY) return { update() {}, done() {} };
-  let drawn = false;
+/** The ingest's progress bar on stderr (a terminal only, never with --json). */
+function progress(o: { json?: boolean }, label: string): { update(p: AddProgress): void; done(): void } {
+  const bar = createProgress({ label, json: o.json });
   return {
-    update(p) {
-      const width = 30;
-      const filled = Math.round((p.done / Math.max(1, p.total)) * width);
-      stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} added ${p.added} skipped ${p.skipped} failed ${p.failed}\x1b[K`);
-      drawn = true;
-    },
-    done() {
-      if (drawn) stream.write('\r\x1b[K');
-    },
+    update: (p) => bar.update(p.done, p.total, `added ${p.added} skipped ${p.skipped} failed ${p.failed}`),
+    done: () => bar.done(),
   };
 }
 
@@ -176,10 +172,11 @@ export function registerIndexCommands(program: Command): void {
     .action(async (paths: string[], o: CommonOptions & MetaOptions & { copy: boolean; nearDuplicates: boolean; nearDistance?: number; policy?: string }) => {
       await run(o, async () => {
         const near = o.nearDuplicates === false ? false : o.nearDistance !== undefined ? { maxDistance: o.nearDistance } : undefined;
+        if (o.policy !== undefined) checkInputFile(o.policy, '--policy', MAX_POLICY_BYTES);
         const safety = o.policy ? await policyForCli(o.policy, o.model) : undefined;
         const store = await openAnyStore(o, { nearDuplicates: near, ...(safety ? { screen: safety.guard.imageScreen() } : {}) }).catch(async (e) => { await safety?.close(); throw e; });
         try {
-          const bar = progress(o);
+          const bar = progress(o, 'index add');
           const report = await store.add(paths, metaOf(o), { copy: o.copy, onProgress: (p) => bar.update(p) });
           bar.done();
           out(o, report, reportText(report));
@@ -199,7 +196,7 @@ export function registerIndexCommands(program: Command): void {
       await run(o, async () => {
         const store = await openStore(o);
         try {
-          const bar = progress(o);
+          const bar = progress(o, 'index add-url');
           const report = await store.addUrl(urls, metaOf(o), {
             allowHosts: o.allowHost,
             maxBytes: o.maxBytes,
@@ -263,8 +260,8 @@ export function registerIndexCommands(program: Command): void {
             try {
               results.push({ id, status: (await store.remove(id, o.reason)) ? 'removed' : 'already-removed' });
             } catch (e) {
-              const err = e as { code?: string; message?: string };
-              results.push({ id, status: 'failed', error: { code: err.code ?? 'INTERNAL', message: err.message ?? String(e) } });
+              const { error } = errorJson(e);
+              results.push({ id, status: 'failed', error: { code: error.code, message: error.message } });
             }
           }
         } finally {
@@ -280,11 +277,14 @@ export function registerIndexCommands(program: Command): void {
     .action(async (o: CommonOptions & { reembed?: boolean }) => {
       await run(o, async () => {
         const store = await openStore(o, { onEncoderMismatch: o.reembed ? 'reembed' : 'error' });
+        const bar = createProgress({ label: 'index rebuild', json: o.json });
         try {
-          const report = store.reembeddedOnOpen ?? (await store.rebuild({ reembed: o.reembed === true }));
+          const report = store.reembeddedOnOpen ?? (await store.rebuild({ reembed: o.reembed === true, onProgress: (p) => bar.update(p.done, p.total, p.phase) }));
+          bar.done();
           out(o, report, [`indexed ${report.indexed}, re-embedded ${report.reembedded}, failed ${report.failed.length}`, ...report.failed.map((f) => `FAILED ${f.id} [${f.code}] ${f.message}`)].join('\n'));
           return report.failed.length === 0;
         } finally {
+          bar.done();
           await store.close();
         }
       });
@@ -330,7 +330,7 @@ export function registerIndexCommands(program: Command): void {
         try {
           const to = await PgReferenceStore.open(o.to, { encoder });
           try {
-            const bar = progress(o);
+            const bar = progress(o, 'copying');
             const r = await copyLocalStore(from, to, { onProgress: (p) => bar.update({ ...p, added: 0, skipped: 0, failed: 0, item: { input: '', status: 'added' } }) });
             bar.done();
             out(o, r, `copied ${r.copied}, already present ${r.present}${r.missingBytes.length ? `, without bytes (gone locally): ${r.missingBytes.join(' ')}` : ''}`);

@@ -2,14 +2,15 @@
  * `ragdiff kb build --prompts FILE --seeds N --out KB` (trajectory knowledge
  * bases for `ragdiff generate --kb KB`) and `ragdiff kb info KB`.
  */
-import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { SAMPLERS, type SamplerChoice } from '../pipeline/params.js';
 import { buildKnowledgeBase } from '../trajectory/build.js';
 import { KnowledgeBase } from '../trajectory/kb-file.js';
-import { DEFAULT_MODEL_DIR, progressBar } from './generate.js';
-import { intOption, numberOption } from './options.js';
+import { DEFAULT_MODEL_DIR } from './generate.js';
+import { createProgress } from './progress.js';
+import { readInputFile } from './input-file.js';
+import { intOption, numberOption, runAction } from './options.js';
 
 function intList(v: string): number[] {
   const parts = v.split(',').map((s) => s.trim());
@@ -35,6 +36,7 @@ interface BuildCli {
   sampler?: SamplerChoice;
   concurrency?: number;
   threads?: number;
+  json?: boolean;
 }
 
 export function registerKbCommands(program: Command): void {
@@ -54,28 +56,32 @@ export function registerKbCommands(program: Command): void {
     .option('--sampler <name>', `sampler: ${SAMPLERS.join(', ')}`, sampler)
     .option('--concurrency <n>', 'inference workers', intOption('concurrency', 1))
     .option('--threads <n>', 'intra-op threads per model', intOption('threads', 1))
-    .action(async (o: BuildCli) => {
-      const prompts = readFileSync(o.prompts, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    .option('--json', 'print the result as JSON (errors as {"error": {code, name, message}})')
+    .action((o: BuildCli) => runAction(o, async () => {
+      const prompts = readInputFile(o.prompts, '--prompts').toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
       const pipeline = await Pipeline.load(o.model, { concurrency: o.concurrency ?? 1, threads: o.threads });
-      const bar = progressBar(process.stderr, 'kb ');
+      const bar = createProgress({ label: 'kb build', json: o.json });
       const t0 = performance.now();
       try {
         const r = await buildKnowledgeBase(pipeline, {
           prompts, seeds: o.seeds, seedBase: o.seedBase, out: o.out, steps: o.steps, keyStep: o.keyStep, valueSteps: o.valueSteps,
           guidanceScale: o.guidance, negativePrompt: o.negative, sampler: o.sampler,
-          onProgress: (done, total) => bar.update({ step: done, total, stage: 'denoise' }),
+          onProgress: (done, total) => bar.update(done, total, 'trajectories'),
         });
         bar.done();
-        console.log(`${r.path}: ${r.added} trajectories added, ${r.count} in the base (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        const seconds = (performance.now() - t0) / 1000;
+        if (o.json) console.log(JSON.stringify({ ...r, seconds }, null, 2));
+        else console.log(`${r.path}: ${r.added} trajectories added, ${r.count} in the base (${seconds.toFixed(1)} s)`);
       } finally {
         bar.done();
         await pipeline.close();
       }
-    });
+    }));
   kb.command('info')
     .description('print a knowledge base header and size, and verify every checksum')
     .argument('<kb>', 'knowledge-base file')
-    .action((path: string) => {
+    .option('--json', 'errors as {"error": {code, name, message}} on stdout too (the header is JSON already)')
+    .action((path: string, o: { json?: boolean }) => runAction(o, async () => {
       const k = KnowledgeBase.open(path);
       try {
         k.verify();
@@ -84,5 +90,5 @@ export function registerKbCommands(program: Command): void {
       } finally {
         k.close();
       }
-    });
+    }));
 }

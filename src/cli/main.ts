@@ -4,7 +4,8 @@
  * this file only assembles them.
  */
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { argvWantsJson, reportCliError } from './cli-errors.js';
 import { registerConvertCommands } from './convert-cmd.js';
 import { registerExplainCommand } from './explain.js';
 import { registerGenerateCommands } from './generate.js';
@@ -15,11 +16,15 @@ import { registerSourcesCommands } from './live-sources.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+// Parse errors are thrown (exitOverride), not printed by commander, so they are
+// reported like every other error: `ragdiff: [CODE] …`, and as JSON with --json.
+// Set before the subcommands are registered: they inherit both settings.
 const program = new Command()
   .name('ragdiff')
   .description('Retrieval-augmented image generation')
   .version(pkg.version)
-  .showHelpAfterError();
+  .exitOverride()
+  .configureOutput({ outputError: () => {} });
 
 registerGenerateCommands(program);
 registerIndexCommands(program);
@@ -29,8 +34,14 @@ registerServeCommand(program);
 registerSourcesCommands(program);
 registerConvertCommands(program);
 
+const argv = process.argv.slice(2);
 program.parseAsync(process.argv).catch((e: unknown) => {
-  const err = e as { code?: string; message?: string };
-  console.error(`ragdiff: ${err.code ? `[${err.code}] ` : ''}${err.message ?? String(e)}`);
-  process.exitCode = process.exitCode || 1;
+  // --help and --version end through exitOverride too: they are not errors.
+  if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || (e.code === 'commander.help' && e.exitCode === 0))) {
+    process.exitCode = e.exitCode;
+    return;
+  }
+  if (e instanceof CommanderError && e.code === 'commander.help') e.message = 'a subcommand is needed (see the usage above)';
+  reportCliError(e, argvWantsJson(argv));
+  if (e instanceof CommanderError) process.stderr.write('(add --help for usage)\n');
 });

@@ -1,5 +1,6 @@
 /** Option parsers shared by the CLI's subcommands; each rejects bad text with a message naming the option. */
 import { InvalidArgumentError } from 'commander';
+import { reportCliError } from './cli-errors.js';
 
 /** An integer option, optionally with a lower bound (the API validates upper bounds). */
 export function intOption(name: string, min = -Infinity) {
@@ -38,18 +39,6 @@ export function repeatOption(v: string, previous: string[] = []): string[] {
   return [...previous, v];
 }
 
-/** The JSON form of an error, for `--json` output: its code, its class and its message. */
-export function errorJson(e: unknown): { error: { code: string; name: string; message: string } } {
-  const err = e as { code?: unknown; name?: unknown; message?: unknown };
-  return {
-    error: {
-      code: typeof err?.code === 'string' ? err.code : 'INTERNAL',
-      name: typeof err?.name === 'string' ? err.name : 'Error',
-      message: typeof err?.message === 'string' ? err.message : String(e),
-    },
-  };
-}
-
 /**
  * Runs a command body. Errors set exit code 1 and are reported on stderr as
  * `ragdiff: [CODE] message`; with `--json` also as one JSON document on stdout
@@ -59,9 +48,6 @@ export async function runAction(o: { json?: boolean }, body: () => Promise<void>
   try {
     await body();
   } catch (e) {
-    const { error } = errorJson(e);
-    if (o.json) process.stdout.write(JSON.stringify({ error }, null, 2) + '\n');
-    process.stderr.write(`ragdiff: [${error.code}] ${error.message}\n`);
-    process.exitCode = 1;
+    reportCliError(e, o.json);
   }
 }

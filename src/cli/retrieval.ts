@@ -111,11 +111,19 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-/** Opens the store the options name (an existing one: generate never creates a store). */
+/**
+ * Opens the store the options name (an existing one: generate never creates a
+ * store) as a reader: generation only reads, so it takes no writer lock and runs
+ * beside other generations, `ragdiff serve` and `ragdiff index add` on the same
+ * store. The demo store is built on first use (that build alone takes a lock)
+ * and then opened read-only too.
+ */
 export async function openRetrievalStore(o: RetrievalCliOptions, modelDir: string): Promise<OpenedStore> {
   const encoder: ClipEncoders = await loadClipEncoders(encoderDirFor(o, modelDir));
   try {
-    const store = o.demoStore !== undefined ? await openDemoStore({ dataset: o.demoStore, encoder }) : await ImageStore.open(o.store!, { encoder, create: false });
+    const store = o.demoStore !== undefined
+      ? await openDemoStore({ dataset: o.demoStore, encoder, store: { readOnly: true } })
+      : await ImageStore.open(o.store!, { encoder, create: false, readOnly: true });
     return {
       store,
       encoder,

@@ -2,14 +2,17 @@
  * `ragdiff serve`: the HTTP service and its page (src/server/).
  */
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { RagPipeline } from '../rag/index.js';
 import { policyForCli } from '../safety/cli.js';
 import { createServer, DEFAULT_CONNECTION_LIMITS } from '../server/index.js';
 import { ImageStore, loadClipEncoders, openDemoStore } from '../store/index.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
-import { intOption, repeatOption } from './options.js';
+import { intOption, repeatOption, runAction } from './options.js';
 import { createSources, STORE_SOURCE } from '../sources/index.js';
+import { checkInputFile } from './input-file.js';
+import { MAX_POLICY_BYTES } from '../safety/load.js';
+import { RagdiffError } from '../errors.js';
 
 interface ServeOptions {
   /** Sources requests may use: store plus online ones and 'url' (default: the store only). */
@@ -35,14 +38,29 @@ interface ServeOptions {
   keepAliveTimeout: number;
   maxConnections: number;
   maxConnectionsPerAddress: number;
+  readOnly?: boolean;
+  json?: boolean;
+}
+
+/**
+ * The server reads only (no writer lock, uploads and removals answer 409
+ * STORE_READ_ONLY) with --read-only, or when API keys are configured and none
+ * is a write key (nobody could upload, so there is nothing to lock for).
+ */
+export function acceptsNoUploads(o: Pick<ServeOptions, 'readOnly' | 'apiKey' | 'writeKey'>, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (o.readOnly) return true;
+  const keys = keyList(o.apiKey, env.RAGDIFF_API_KEYS);
+  const writeKeys = keyList(o.writeKey, env.RAGDIFF_WRITE_KEYS);
+  return keys.length > 0 && writeKeys.length === 0;
 }
 
 const keyList = (flag: string[] | undefined, env: string | undefined) => [...(flag ?? []), ...(env ? env.split(',').map((s) => s.trim()).filter(Boolean) : [])];
 
 async function serveCommand(o: ServeOptions): Promise<void> {
-  if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new InvalidArgumentError('give one of --store <dir>, --demo-store, --without-store');
+  if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new RagdiffError('INVALID_ARGUMENT', 'give one of --store <dir>, --demo-store, --without-store');
   // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
   const demo = o.demoStore || (!o.store && !o.withoutStore);
+  if (o.policy !== undefined) checkInputFile(o.policy, '--policy', MAX_POLICY_BYTES); // a FIFO or directory fails before any model loads
   // Online sources are the operator's choice, off by default; 'url' lets requests name image URLs. Checked before any model loads.
   const online = (o.sources ?? '').split(',').map((s) => s.trim()).filter((s) => s && s !== STORE_SOURCE);
   const sources = online.length
@@ -63,13 +81,15 @@ async function serveCommand(o: ServeOptions): Promise<void> {
   });
   let store: ImageStore | undefined;
   let encoder: Awaited<ReturnType<typeof loadClipEncoders>> | undefined;
+  // The writer lock only when uploads can happen: not with --read-only, nor when keys are set and none may write.
+  const readOnly = acceptsNoUploads(o);
   try {
     if (demo) {
       console.error('opening the demo store (built on first use, which takes a minute)…');
-      store = await openDemoStore({ encoderDir: o.model, store: storeScreen });
+      store = await openDemoStore({ encoderDir: o.model, store: { readOnly, ...storeScreen } });
     } else if (o.store) {
       encoder = await loadClipEncoders(o.model);
-      store = await ImageStore.open(resolve(o.store), { encoder, ...storeScreen });
+      store = await ImageStore.open(resolve(o.store), { encoder, readOnly, ...(readOnly ? { create: false } : {}), ...storeScreen });
     }
   } catch (e) {
     await rag.close();
@@ -90,8 +110,12 @@ async function serveCommand(o: ServeOptions): Promise<void> {
   if (!['127.0.0.1', '::1', 'localhost'].includes(o.host) && !o.apiKey?.length && !process.env.RAGDIFF_API_KEYS && !o.writeKey?.length && !process.env.RAGDIFF_WRITE_KEYS) {
     console.error(`warning: listening on ${o.host} without API keys: anyone who can reach it may generate, upload and remove references (see --api-key, --write-key)`);
   }
-  console.log(`ragdiff serve: ${rag.info.name}${store ? `, ${store.size} references in ${store.dir}` : ', no reference store'}`);
-  console.log(`  page: ${url}/   API: ${url}/v1/images/generations   metrics: ${url}/metrics`);
+  if (o.json) {
+    console.log(JSON.stringify({ url, model: rag.info.name, store: store ? { dir: store.dir, size: store.size, writable: !store.readOnly } : null }));
+  } else {
+    console.log(`ragdiff serve: ${rag.info.name}${store ? `, ${store.size} references in ${store.dir}${store.readOnly ? ' (read-only: no uploads)' : ''}` : ', no reference store'}`);
+    console.log(`  page: ${url}/   API: ${url}/v1/images/generations   metrics: ${url}/metrics`);
+  }
   await new Promise<void>((done) => {
     const stop = () => {
       process.off('SIGINT', stop);
@@ -135,6 +159,8 @@ export function registerServeCommand(program: Command): void {
     .option('--keep-alive-timeout <seconds>', 'an idle keep-alive connection is closed after this', intOption('keep-alive-timeout', 1), DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000)
     .option('--max-connections <n>', 'connections open at once, all clients (0: no cap)', intOption('max-connections', 0), DEFAULT_CONNECTION_LIMITS.maxConnections)
     .option('--max-connections-per-address <n>', 'connections open at once from one address (0: no cap; raise it behind a reverse proxy)', intOption('max-connections-per-address', 0), DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress)
+    .option('--read-only', 'open the store as a reader: no uploads or removals (409), no writer lock, so `ragdiff index add` and other writers can run beside it; implied when API keys are set and none is a write key')
+    .option('--json', 'print the listening address as one JSON line (errors as {"error": {code, name, message}})')
     .addHelpText('after', `
 The page: open http://127.0.0.1:8787/ in a browser (or the host and port you
 chose). Type a prompt, pick, drop or upload references, and generate; the
@@ -143,10 +169,11 @@ result is shown beside a no-retrieval result for the same seed.
 Examples:
   ragdiff serve                                 # the demo store; the page at http://127.0.0.1:8787/
   ragdiff serve --store refs/ --port 9000
+  ragdiff serve --store refs/ --read-only        # serve beside \`ragdiff index add\` on the same store
   RAGDIFF_API_KEYS=k1-xxxxxxxx RAGDIFF_WRITE_KEYS=admin-xxxxxxxx ragdiff serve --store refs/ --host 0.0.0.0
 
 API: POST /v1/images/generations (OpenAI images shape + "retrieval"), GET /v1/generations/:id/events (SSE),
      GET|POST /v1/references, GET /v1/references/:id/image, DELETE /v1/references/:id, GET /v1/models,
      GET /healthz, GET /metrics, GET /openapi.json (the whole API, OpenAPI 3.1)`)
-    .action(serveCommand);
+    .action((o: ServeOptions) => runAction(o, () => serveCommand(o)));
 }

@@ -8,6 +8,7 @@
  * RagdiffError naming the path: IS_DIRECTORY, FILE_NOT_REGULAR or
  * OUTPUT_NOT_WRITABLE.
  */
+import { fsReason } from './user-file.js';
 import { accessSync, constants, lstatSync, mkdirSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { RagdiffError } from '../errors.js';
@@ -28,7 +29,7 @@ function statOrNull(p: string): Stats | null {
       }
       throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${p} is a symbolic link to nothing`, { cause: e });
     }
-    throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${p} cannot be used: ${(e as Error).message}`, { cause: e });
+    throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${p} cannot be used: ${fsReason(e)}`, { cause: e });
   }
 }
 
@@ -55,7 +56,7 @@ export function ensureOutputDir(dir: string, what = 'output directory'): string 
   try {
     accessSync(cur, constants.W_OK | constants.X_OK);
   } catch (e) {
-    throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${what} ${abs}: ${cur} is not writable (${(e as { code?: string }).code ?? (e as Error).message})`, { cause: e });
+    throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${what} ${abs}: ${cur} is not writable (${fsReason(e)})`, { cause: e });
   }
   for (const level of missing.reverse()) {
     try {
@@ -64,7 +65,7 @@ export function ensureOutputDir(dir: string, what = 'output directory'): string 
       const code = (e as { code?: string }).code;
       // Created meanwhile by someone else: fine if it is a directory.
       if (code === 'EEXIST' && statOrNull(level)?.isDirectory()) continue;
-      throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${what} ${abs}: cannot create ${level} (${code ?? (e as Error).message})`, { cause: e });
+      throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${what} ${abs}: cannot create ${level} (${fsReason(e)})`, { cause: e });
     }
   }
   return abs;
@@ -92,7 +93,7 @@ export function writeOutputFile(file: string, bytes: Uint8Array | string, what =
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'EISDIR') throw new RagdiffError('IS_DIRECTORY', `${what} ${abs} is a directory; give a file name`, { cause: e });
-    throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${what} ${abs} cannot be written (${code ?? (e as Error).message})`, { cause: e });
+    throw new RagdiffError('OUTPUT_NOT_WRITABLE', `${what} ${abs} cannot be written (${fsReason(e)})`, { cause: e });
   }
   return abs;
 }

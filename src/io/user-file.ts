@@ -53,10 +53,20 @@ function checkArgs(path: unknown, options: ReadUserFileOptions): { what: string;
   return { what: options.what ?? 'file', maxBytes };
 }
 
-/** Maps a failed stat/open/read to a typed error naming the path. */
-function fsError(e: unknown, what: string, path: string): RagdiffError {
+/**
+ * A failed file operation in words, without Node's code and syscall
+ * ("ELOOP: too many symbolic links encountered, stat '/x'" → "too many
+ * symbolic links encountered"): users get ragdiff's code, never Node's.
+ */
+export function fsReason(e: unknown): string {
+  const m = (e as Error)?.message ?? String(e);
+  return m.replace(/^E[A-Z]+: /, '').replace(/, \w+ '.*'( -> '.*')?$/, '');
+}
+
+/** Maps a failed stat/open/read to a typed error naming the path (FILE_NOT_FOUND, IS_DIRECTORY or FILE_UNREADABLE). */
+export function fsError(e: unknown, what: string, path: string): RagdiffError {
   const code = (e as { code?: string })?.code;
-  const why = (e as Error)?.message ?? String(e);
+  const why = fsReason(e);
   if (code === 'ENOENT' || code === 'ENOTDIR') return new RagdiffError('FILE_NOT_FOUND', `${what} ${path}: no such file (or a dangling symbolic link)`, { cause: e });
   if (code === 'EISDIR') return new RagdiffError('IS_DIRECTORY', `${what} ${path} is a directory, not a file`, { cause: e });
   if (code === 'ELOOP') return new RagdiffError('FILE_UNREADABLE', `${what} ${path}: too many levels of symbolic links`, { cause: e });
@@ -72,6 +82,47 @@ function checkStats(st: Stats, what: string, path: string, maxBytes: number): vo
 
 function tooLarge(what: string, path: string, maxBytes: number): RagdiffError {
   return new RagdiffError('FILE_TOO_LARGE', `${what} ${path} is over the limit of ${maxBytes} bytes (it grew while being read)`);
+}
+
+/**
+ * The gate's checks without the read, for a path a library opens itself (a
+ * policy, a knowledge base): exists, a regular file, at most maxBytes. Throws
+ * the gate's errors; returns the stat. The library must still open without
+ * blocking (a FIFO may be swapped in after the check).
+ */
+export function checkUserFileSync(path: string, options: ReadUserFileOptions): Stats {
+  const { what, maxBytes } = checkArgs(path, options);
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw fsError(e, what, path);
+  }
+  checkStats(st, what, path, maxBytes);
+  return st;
+}
+
+/**
+ * Opens a user's file for reading without ever blocking (O_NONBLOCK: a FIFO
+ * cannot hang the open) and checks the open descriptor is a regular file, for
+ * code that reads it piecewise itself (a knowledge base). Returns the
+ * descriptor; the caller closes it. Throws the gate's errors.
+ */
+export function openUserFileSync(path: string, what = 'file'): number {
+  const { maxBytes } = checkArgs(path, { maxBytes: Number.MAX_SAFE_INTEGER, what });
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (e) {
+    throw fsError(e, what, path);
+  }
+  try {
+    checkStats(fstatSync(fd), what, path, maxBytes);
+  } catch (e) {
+    closeSync(fd);
+    throw e instanceof RagdiffError ? e : fsError(e, what, path);
+  }
+  return fd;
 }
 
 /**

@@ -4,7 +4,7 @@
  * admitted, so a bad request fails at once and never occupies the queue.
  */
 import { AbortError, RagdiffError, rangeError, typeError } from '../errors.js';
-import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
+import { assertBoolean, assertInteger, assertKnownKeys, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
 import { MAX_SEED } from '../rng.js';
 import { DIFFUSERS_CLASS, SAMPLER_NAMES, samplerForClass, type SamplerName } from '../scheduler/index.js';
 import type { GuidanceBranch } from './guidance.js';
@@ -160,8 +160,9 @@ export function randomSeed(): number {
 }
 
 /** Encoded images with one blend weight each: finite, summing to one. */
-function checkImageBlend(name: string, v: unknown): void {
+function checkImageBlend(name: string, v: unknown, extra: readonly string[] = []): void {
   assertPlainObject(name, v);
+  assertKnownKeys(name, v, ['images', 'weights', ...extra]);
   const { images, weights } = v as { images: unknown; weights: unknown };
   if (!Array.isArray(images) || images.length === 0 || images.length > 16) throw typeError('INVALID_TYPE', `${name}.images must be an array of 1..16 encoded images`);
   images.forEach((b, i) => {
@@ -222,7 +223,7 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
     checkImageBlend('initImages', r.initImages);
   }
   if (r.referenceAttention !== undefined) {
-    checkImageBlend('referenceAttention', r.referenceAttention);
+    checkImageBlend('referenceAttention', r.referenceAttention, ['fidelity']);
     assertNumber('referenceAttention.fidelity', r.referenceAttention.fidelity, 0, 1);
   }
   if (r.initImage !== undefined || r.initImages !== undefined) {
@@ -241,6 +242,7 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
 
   if (r.startFrom !== undefined) {
     assertPlainObject('startFrom', r.startFrom);
+    assertKnownKeys('startFrom', r.startFrom, ['step', 'latent', 'history']);
     assertInteger('startFrom.step', r.startFrom.step, 0, steps - 1);
     if (!(r.startFrom.latent instanceof Float32Array)) throw typeError('INVALID_TYPE', 'startFrom.latent must be a Float32Array');
     if (r.initImage !== undefined || r.initImages !== undefined) throw rangeError('INVALID_VALUE', 'startFrom and initImage cannot be combined');
@@ -254,6 +256,7 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
   }
   if (r.guidance !== undefined) {
     assertPlainObject('guidance', r.guidance);
+    assertKnownKeys('guidance', r.guidance, ['texts', 'branches', 'weights', 'label']);
     if (r.guidance.texts !== undefined) {
       if (!Array.isArray(r.guidance.texts) || r.guidance.texts.length === 0 || r.guidance.texts.length > 16) {
         throw typeError('INVALID_TYPE', 'guidance.texts must be an array of 1..16 strings');

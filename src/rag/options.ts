@@ -4,7 +4,7 @@
  */
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import { normaliseEmbedding } from '../store/index.js';
-import { assertBoolean, assertInteger, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
+import { assertBoolean, assertInteger, assertKnownKeys, assertNumber, assertOneOf, assertPlainObject, assertString } from '../validate.js';
 import { REMODIFFUSE_FINE, TOKEN_MODES, type MixtureOptions } from './modes/index.js';
 import { normalizeLive, type NormalizedLive } from '../sources/request.js';
 import type { SourceRegistry } from '../sources/registry.js';
@@ -84,7 +84,7 @@ function isStore(s: unknown): s is ReferenceSource {
 
 export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: number, bundle: BundleRetrieval, sources?: () => SourceRegistry): NormalizedRetrieval {
   assertPlainObject('retrieval', r);
-  for (const key of Object.keys(r)) if (!KNOWN.has(key)) throw rangeError('UNKNOWN_OPTION', `unknown retrieval option ${JSON.stringify(key)}`);
+  assertKnownKeys('retrieval', r, [...KNOWN]);
   const o = r as unknown as RetrievalOptions;
   if (!isStore(o.store)) throw typeError('INVALID_TYPE', 'retrieval.store must be an open ImageStore (query, get, readImage, embedReference, stats)');
 
@@ -148,6 +148,9 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
     o.references.forEach((ref, i) => {
       const name = `retrieval.references[${i}]`;
       assertPlainObject(name, ref);
+      // { id, image } names two references at once: which one was meant is not ours to guess.
+      if ('id' in ref && 'image' in ref) throw rangeError('INVALID_VALUE', `${name} has both an id and an image: give one (a stored image or uploaded bytes)`);
+      assertKnownKeys(name, ref, 'id' in ref ? ['id'] : ['image', 'name', 'source', 'licence', 'attribution']);
       if ('id' in ref) {
         assertString(`${name}.id`, ref.id, 200);
         if (ref.id.length === 0) throw rangeError('INVALID_VALUE', `${name}.id is empty`);
@@ -169,6 +172,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   let retrievalScale = bundle.defaults.retrievalScale ?? 4;
   if (o.scales !== undefined) {
     assertPlainObject('retrieval.scales', o.scales);
+    assertKnownKeys('retrieval.scales', o.scales, ['text', 'retrieval']);
     if (o.scales.text !== undefined) textScale = o.scales.text;
     if (o.scales.retrieval !== undefined) retrievalScale = o.scales.retrieval;
   }
@@ -181,10 +185,12 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   const mixture: MixtureOptions = { coarseScale: 6.5, fineBelow: 100, fine: { ...REMODIFFUSE_FINE } };
   if (o.mixture !== undefined) {
     assertPlainObject('retrieval.mixture', o.mixture);
+    assertKnownKeys('retrieval.mixture', o.mixture, ['coarseScale', 'fineBelow', 'fine']);
     if (o.mixture.coarseScale !== undefined) mixture.coarseScale = o.mixture.coarseScale;
     if (o.mixture.fineBelow !== undefined) mixture.fineBelow = o.mixture.fineBelow;
     if (o.mixture.fine !== undefined) {
       assertPlainObject('retrieval.mixture.fine', o.mixture.fine);
+      assertKnownKeys('retrieval.mixture.fine', o.mixture.fine, ['both', 'text', 'retrieval']);
       mixture.fine = { both: o.mixture.fine.both, text: o.mixture.fine.text, retrieval: o.mixture.fine.retrieval };
     }
   }
@@ -195,6 +201,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   let textShare = 0.5;
   if (o.interleave !== undefined) {
     assertPlainObject('retrieval.interleave', o.interleave);
+    assertKnownKeys('retrieval.interleave', o.interleave, ['textShare']);
     if (o.interleave.textShare !== undefined) textShare = o.interleave.textShare;
   }
   assertNumber('retrieval.interleave.textShare', textShare, 0, 1);
@@ -203,6 +210,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   if (mode === 'reference-init' || (o.referenceInit !== undefined && o.referenceInit !== false)) {
     const ri = o.referenceInit === undefined || o.referenceInit === false ? {} : o.referenceInit;
     assertPlainObject('retrieval.referenceInit', ri);
+    assertKnownKeys('retrieval.referenceInit', ri, ['strength', 'blend']);
     const strength = ri.strength ?? bundle.defaults.strength ?? 0.7;
     assertNumber('retrieval.referenceInit.strength', strength, 0, 1);
     if (strength === 0) throw rangeError('OUT_OF_RANGE', 'retrieval.referenceInit.strength must be in (0, 1], got 0');
@@ -218,6 +226,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   if (mode === 'reference-attention' || attentionByDefault || (o.referenceAttention !== undefined && o.referenceAttention !== false)) {
     const ra = o.referenceAttention === undefined || o.referenceAttention === false ? {} : o.referenceAttention;
     assertPlainObject('retrieval.referenceAttention', ra);
+    assertKnownKeys('retrieval.referenceAttention', ra, ['fidelity', 'blend', 'branches']);
     const fidelity = ra.fidelity ?? bundle.defaults.fidelity ?? 1;
     assertNumber('retrieval.referenceAttention.fidelity', fidelity, 0, 1);
     const blend = ra.blend ?? (mode === 'reference-attention' ? Math.min(k, 16) : 1);
@@ -232,6 +241,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   if (o.reflective !== undefined && o.reflective !== false) {
     const rf = o.reflective === true ? {} : o.reflective;
     assertPlainObject('retrieval.reflective', rf);
+    assertKnownKeys('retrieval.reflective', rf, ['lambda', 'draftSteps', 'candidates']);
     reflective = { lambda: rf.lambda ?? 0.5, draftSteps: rf.draftSteps ?? 6, candidates: rf.candidates ?? Math.max(4 * k, 16) };
     assertNumber('retrieval.reflective.lambda', reflective.lambda, 0, 10);
     assertInteger('retrieval.reflective.draftSteps', reflective.draftSteps, 1, 100);
@@ -241,6 +251,7 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   let retrieveOnly: NormalizedRetrieval['retrieveOnly'] = null;
   if (o.retrieveOnly !== undefined) {
     assertPlainObject('retrieval.retrieveOnly', o.retrieveOnly);
+    assertKnownKeys('retrieval.retrieveOnly', o.retrieveOnly, ['above', 'alsoGenerate']);
     assertNumber('retrieval.retrieveOnly.above', o.retrieveOnly.above, -1, 1);
     const alsoGenerate = o.retrieveOnly.alsoGenerate ?? false;
     assertBoolean('retrieval.retrieveOnly.alsoGenerate', alsoGenerate);

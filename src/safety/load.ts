@@ -13,13 +13,16 @@
  * encoder calls, at screening time.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { decodeImage } from '../image/decode.js';
 import { dihedralAll } from '../image/dihedral.js';
 import type { ImageTextEncoder, RgbImage } from '../models/encoders.js';
 import { canonicalJson, PolicyError, validatePolicy, type ConceptRule, type PolicyDocument } from './policy.js';
+
+/** A policy file larger than this is refused unread (a real one is a few KB). */
+export const MAX_POLICY_BYTES = 16 * 1024 * 1024;
 
 export interface CompiledConcept extends ConceptRule {
   /** L2-normalised anchors: the text phrases first, then the images (upright, on white). */
@@ -94,7 +97,8 @@ export async function loadPolicy(source: string | object, options: LoadPolicyOpt
     if (options.baseDir === undefined) baseDir = dirname(resolve(source));
     let text: string;
     try {
-      text = readFileSync(source, 'utf8');
+      // Through the file gate: a FIFO or device is refused, never read (a read would block).
+      text = readUserFileSync(source, { maxBytes: MAX_POLICY_BYTES, what: 'policy' }).toString('utf8');
     } catch (e) {
       throw new PolicyError('(file)', `cannot read ${source}: ${(e as Error).message}`, { cause: e });
     }
@@ -131,7 +135,7 @@ export async function loadPolicy(source: string | object, options: LoadPolicyOpt
         const field = `concepts[${i}].images[${j}]`;
         let bytes: Buffer;
         try {
-          bytes = readFileSync(resolveAnchorPath(p, baseDir));
+          bytes = readUserFileSync(resolveAnchorPath(p, baseDir), { maxBytes: DEFAULT_MAX_USER_FILE_BYTES, what: 'example image' });
         } catch (e) {
           throw new PolicyError(field, `cannot read the example image ${p}: ${(e as Error).message}`, { cause: e });
         }
@@ -172,7 +176,7 @@ export async function loadPolicy(source: string | object, options: LoadPolicyOpt
     for (const [j, p] of doc.benign.images.entries()) {
       const field = `benign.images[${j}]`;
       try {
-        const bytes = readFileSync(resolveAnchorPath(p, baseDir));
+        const bytes = readUserFileSync(resolveAnchorPath(p, baseDir), { maxBytes: DEFAULT_MAX_USER_FILE_BYTES, what: 'benign image' });
         imageHashes[`benign:${p}`] = createHash('sha256').update(bytes).digest('hex');
         const d = await decodeImage(bytes, { width: size.width, height: size.height, fit: 'cover' });
         pixels.push({ rgb: d.rgb, width: d.width, height: d.height });

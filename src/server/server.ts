@@ -162,7 +162,8 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
       status: admission.closing ? 'shutting-down' : 'ok',
       model: rag.info.name,
       queue: { ...q, inflight: admission.inflight },
-      store: ctx.store ? { size: ctx.store.size, encoder: ctx.store.stats().encoderId } : null,
+      // writable: false when the store was opened read-only (serve --read-only): uploads and removals answer 409.
+      store: ctx.store ? { size: ctx.store.size, encoder: ctx.store.stats().encoderId, writable: !ctx.store.readOnly } : null,
       policy: policy()?.hash ?? null,
     };
     return reply.code(admission.closing ? 503 : 200).send(body);
@@ -180,7 +181,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
     // Token modes use up to one reference per neighbour slot (the default k).
     retrieval: { slots: rag.info.neighbourSlots },
     defaults: { steps: rag.info.defaults.steps, guidance_scale: rag.info.defaults.guidanceScale },
-    store: ctx.store ? { size: ctx.store.size, name: ctx.store.stats().encoderId } : null,
+    store: ctx.store ? { size: ctx.store.size, name: ctx.store.stats().encoderId, writable: !ctx.store.readOnly } : null,
     auth: keys.enabled,
     policy: policy()?.hash ?? null,
     policy_version: policy()?.version ?? null,

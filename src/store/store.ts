@@ -26,7 +26,7 @@
  * its vector.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import type { ImageTextEncoder } from '../models/encoders.js';
@@ -48,6 +48,7 @@ import type {
 } from './types.js';
 import { DEFAULT_HNSW, VectorIndex, type HnswParams } from './vectors.js';
 import { listInputs, readRegularFile, type Item } from './walk.js';
+import { ensureOutputDir } from '../io/output-path.js';
 import { acquireWriterLock, WRITER_LOCK_FILE, type WriterLock } from './writer-lock.js';
 
 export type * from './types.js';
@@ -146,7 +147,8 @@ export class ImageStore implements ReferenceStore {
     }
     if (!existsSync(dbPath)) {
       if (options.create === false) throw new RagdiffError('STORE_NOT_FOUND', `no image store in ${root}`);
-      mkdirSync(root, { recursive: true });
+      // One level at a time, typed errors: a file, FIFO or symlink loop in the way is OUTPUT_NOT_WRITABLE, not a raw EEXIST.
+      ensureOutputDir(root, 'store directory');
     }
     const lock = acquireWriterLock(join(root, WRITER_LOCK_FILE));
     let catalogue: SqliteCatalogue | undefined;

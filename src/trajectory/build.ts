@@ -61,7 +61,8 @@ export async function buildKnowledgeBase(pipeline: Pipeline, o: BuildKnowledgeBa
   let embeddingDim = 0;
   if (o.embedText) embeddingDim = (await o.embedText([o.prompts[0]!]))[0]!.length;
   if (existsSync(o.out)) {
-    const kb = KnowledgeBase.open(o.out, { expect: binding });
+    // A tail cut by an interrupted append is tolerated here and cut by the first append below (under the lock).
+    const kb = KnowledgeBase.open(o.out, { expect: binding, repairTail: true });
     const h = kb.header;
     kb.close();
     if (h.keyStep !== keyStep) throw new KbMismatchError('keyStep', `${o.out} holds keys at step ${h.keyStep}, not ${keyStep}`);

@@ -23,6 +23,7 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { RagdiffError, type ErrorCode } from '../errors.js';
+import { fsReason, openUserFileSync } from '../io/user-file.js';
 
 export const KB_VERSION = 1;
 const MAGIC = 0x424b4452; // 'RDKB'
@@ -86,6 +87,7 @@ export class KbMismatchError extends RagdiffError {
 }
 
 const err = (code: ErrorCode, msg: string) => new RagdiffError(code, msg);
+const notWritable = (path: string, e: unknown) => new RagdiffError('OUTPUT_NOT_WRITABLE', `cannot write the knowledge base ${path}: ${fsReason(e)}`, { cause: e });
 
 function latentSize(h: Pick<KbHeader, 'latentShape'>): number {
   return h.latentShape[0] * h.latentShape[1] * h.latentShape[2];
@@ -189,7 +191,7 @@ function acquire(path: string): () => void {
       closeSync(fd);
       return () => rmSync(lp, { force: true });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw notWritable(lp, e);
       const owner = kbLockOwner(path);
       if (owner !== null) throw err('KB_LOCKED', `${path} is being appended to by process ${owner} (${lp})`);
       rmSync(lp, { force: true }); // stale: its owner is gone
@@ -223,7 +225,7 @@ export function createKnowledgeBase(path: string, header: Omit<KbHeader, 'format
     fd = openSync(path, 'wx');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw err('KB_EXISTS', `${path} already exists; append to it or choose another path`);
-    throw e;
+    throw notWritable(path, e);
   }
   try {
     writeSync(fd, encodeHeader(h));
@@ -306,7 +308,12 @@ export function appendTrajectories(path: string, records: readonly TrajectoryRec
     const kb = KnowledgeBase.open(path, { repairTail: true });
     const chunk = encodeChunk(kb.header, records);
     kb.close();
-    const fd = openSync(path, 'r+');
+    let fd: number;
+    try {
+      fd = openSync(path, 'r+');
+    } catch (e) {
+      throw notWritable(path, e);
+    }
     try {
       const end = kb.end;
       if (fstatSync(fd).size !== end) ftruncateSync(fd, end);
@@ -334,7 +341,7 @@ export function appendTrajectories(path: string, records: readonly TrajectoryRec
 export interface OpenOptions {
   /** Check the header against this binding (KB_MISMATCH naming the field). */
   expect?: KbBinding;
-  /** Internal (appender): stop at a torn tail instead of failing. */
+  /** The appender and `kb build` (which appends next): stop at a torn tail instead of failing; the append cuts it. */
   repairTail?: boolean;
 }
 
@@ -368,8 +375,14 @@ export class KnowledgeBase {
   /** Opens a base: reads the header and the chunk index (not the data). */
   static open(path: string, options: OpenOptions = {}): KnowledgeBase {
     if (typeof path !== 'string' || path === '') throw new RagdiffError('INVALID_TYPE', 'path must be a non-empty string');
-    if (!existsSync(path)) throw err('KB_NOT_FOUND', `${path}: no such knowledge base`);
-    const fd = openSync(path, 'r');
+    let fd: number;
+    try {
+      // Through the file gate: a FIFO or device never blocks the open, a directory is IS_DIRECTORY.
+      fd = openUserFileSync(path, 'knowledge base');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'FILE_NOT_FOUND') throw err('KB_NOT_FOUND', `${path}: no such knowledge base`);
+      throw e;
+    }
     try {
       const size = fstatSync(fd).size;
       const head = aligned(16);
@@ -379,7 +392,7 @@ export class KnowledgeBase {
       const version = dv.getUint32(4, true);
       if (version !== KB_VERSION) throw err('KB_VERSION', `${path} is knowledge-base format version ${version}; this ragdiff reads version ${KB_VERSION}`);
       const len = dv.getUint32(8, true);
-      if (16 + len > size) throw err('KB_TRUNCATED', `${path}: the header is cut short`);
+      if (16 + len > size) throw err('KB_TRUNCATED', `${path}: the header is cut short, so the base holds no trajectory and cannot be appended to; delete it and build it again`);
       const json = aligned(len);
       readExactly(fd, json, 16);
       if (crc32(json) !== dv.getUint32(12, true)) throw err('KB_CORRUPT', `${path}: the header checksum does not match (corrupted file)`);
@@ -425,7 +438,7 @@ export class KnowledgeBase {
           this.appendInProgress = true; // an appender (another process, or another thread of this one) is writing this chunk
           break;
         }
-        if (tail) throw err('KB_TRUNCATED', `${this.path}: the chunk at byte ${off} is incomplete (an interrupted append; the next append repairs it)`);
+        if (tail) throw err('KB_TRUNCATED', `${this.path}: the chunk at byte ${off} is incomplete (an interrupted append); the next append repairs it, keeping the ${this.count} trajectories before it: run \`ragdiff kb build --out ${this.path}\` with the base's settings`);
         throw err('KB_CORRUPT', `${this.path}: the chunk header at byte ${off} fails its checksum (corrupted file)`);
       }
       this.chunks.push({ offset: off, count, first: this.count, payloadLength: payload, keysCrc: dv.getUint32(16, true), restCrc: dv.getUint32(20, true) });

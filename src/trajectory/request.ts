@@ -4,6 +4,7 @@
  * bad key/value steps, fail before queueing, with the field named) and the
  * plain, structured-cloneable job part the inference worker executes.
  */
+import { assertKnownKeys } from '../validate.js';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import { checkBinding, KbMismatchError, KnowledgeBase, type KbBinding } from './kb-file.js';
 
@@ -76,9 +77,7 @@ function int(name: string, v: unknown, lo: number, hi: number): number {
 export function prepareTrajectory(t: unknown, binding: KbBinding, timesteps: number, batch: number): TrajectoryJob {
   if (typeof t !== 'object' || t === null || Array.isArray(t)) throw typeError('INVALID_TYPE', 'trajectory must be an object { kb, keyStep?, valueStep?, k?, maxDistance? }');
   const r = t as TrajectoryRequest;
-  for (const key of Object.keys(r)) {
-    if (!['kb', 'keyStep', 'valueStep', 'k', 'maxDistance', 'nprobe', 'nlist', 'prompt'].includes(key)) throw rangeError('UNKNOWN_OPTION', `unknown trajectory option ${JSON.stringify(key)}`);
-  }
+  assertKnownKeys('trajectory', r, ['kb', 'keyStep', 'valueStep', 'k', 'maxDistance', 'nprobe', 'nlist', 'prompt']);
   if (typeof r.kb !== 'string' || r.kb === '') throw typeError('INVALID_TYPE', 'trajectory.kb must be the path of a knowledge base');
   if (r.prompt !== undefined && typeof r.prompt !== 'string') throw typeError('INVALID_TYPE', 'trajectory.prompt must be a string');
   if (r.keyStep !== undefined) int('keyStep', r.keyStep, 1, timesteps - 1);
