@@ -50,7 +50,14 @@ test('the known keys still pass', () => {
 test('a reference with both an id and an image is ambiguous: INVALID_VALUE naming it', () => {
   const e = code(() => normalizeRetrieval({ store, references: [{ id: 'abc' }, { id: 'def', image: png }] } as never, 'cat', 7, bundle));
   assert.is(e.code, 'INVALID_VALUE', e.message);
-  assert.match(e.message, /retrieval\.references\[1\] has both an id and an image/);
+  assert.match(e.message, /retrieval\.references\[1\] has id and image/);
+  const u = code(() => normalizeRetrieval({ store, references: [{ image: png, url: 'https://example.org/a.png' }] } as never, 'cat', 7, bundle));
+  assert.is(u.code, 'INVALID_VALUE', u.message);
+  assert.match(u.message, /retrieval\.references\[0\] has image and url/);
+  // A URL reference's own keys are known; a misspelt one is named.
+  const m = code(() => normalizeRetrieval({ store, references: [{ url: 'https://example.org/a.png', creater: 'x' }] } as never, 'cat', 7, bundle));
+  assert.is(m.code, 'UNKNOWN_OPTION', m.message);
+  assert.match(m.message, /retrieval\.references\[0\]\.creater/);
 });
 
 test('generate\'s nested options: startFrom, guidance, initImages, referenceAttention, trajectory', () => {

@@ -149,8 +149,9 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
       const name = `retrieval.references[${i}]`;
       assertPlainObject(name, ref);
       // { id, image } names two references at once: which one was meant is not ours to guess.
-      if ('id' in ref && 'image' in ref) throw rangeError('INVALID_VALUE', `${name} has both an id and an image: give one (a stored image or uploaded bytes)`);
-      assertKnownKeys(name, ref, 'id' in ref ? ['id'] : ['image', 'name', 'source', 'licence', 'attribution']);
+      const kinds = (['id', 'image', 'url'] as const).filter((key) => key in ref);
+      if (kinds.length > 1) throw rangeError('INVALID_VALUE', `${name} has ${kinds.join(' and ')}: give one (a stored image, uploaded bytes or an image URL)`);
+      assertKnownKeys(name, ref, 'id' in ref ? ['id'] : 'url' in ref ? ['url', 'title', 'creator', 'licence', 'licenceUrl', 'landingUrl'] : ['image', 'name', 'source', 'licence', 'attribution']);
       if ('id' in ref) {
         assertString(`${name}.id`, ref.id, 200);
         if (ref.id.length === 0) throw rangeError('INVALID_VALUE', `${name}.id is empty`);
