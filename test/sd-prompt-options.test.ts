@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { RagPipeline } from '../src/rag/index.js';
 import { createServer, type RagServer } from '../src/server/index.js';
+import { loadClipEncoders } from '../src/store/index.js';
+import type { GenerateRequest } from '../src/pipeline/index.js';
+import { buildSmallStore } from './fixtures/server/small-store.js';
 import { repoPath, tempDir } from './helpers.js';
 
 const MAIN = repoPath('dist/src/cli/main.js');
@@ -138,6 +141,24 @@ test('HTTP: truncate_prompt on a > 77-token prompt changes the image (one window
   const cut = await image(sdBase, { prompt: LONG, truncate_prompt: true });
   assert.not.ok(chunked.equals(cut), 'truncate_prompt changed nothing');
   assert.ok(cut.equals(await image(sdBase, { prompt: LONG.split(' ').slice(0, 60).join(' '), truncate_prompt: true })), 'only the first window counts');
+});
+
+test('RagPipeline: a reflective draft is encoded with the request\'s prompt options too', async () => {
+  const enc = await loadClipEncoders(repoPath('models/tiny-emoji'));
+  const store = await buildSmallStore(join(dir, 'store'), enc);
+  const seen: GenerateRequest[] = [];
+  const p = sdRag!.pipeline;
+  const original = p.generate.bind(p);
+  p.generate = ((req: GenerateRequest) => { seen.push(req); return original(req); }) as typeof p.generate;
+  try {
+    await sdRag!.generate({ prompt: LONG, seed: 1, steps: 4, sampler: 'ddim', truncatePrompt: true, retrieval: { store, k: 2, reflective: { lambda: 0.5, draftSteps: 1, candidates: 4 } } });
+  } finally {
+    p.generate = original;
+    await store.close();
+    await enc.close();
+  }
+  assert.is(seen.length, 2, 'a draft, then the generation');
+  assert.ok(seen.every((r) => r.truncatePrompt === true), JSON.stringify(seen.map((r) => r.truncatePrompt)));
 });
 
 test.run();
