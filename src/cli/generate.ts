@@ -20,6 +20,7 @@ import { liveRegistry } from './live-sources.js';
 import { ImageStore } from '../store/store.js';
 import { addRetrievalOptions, openRetrievalStore, referenceJson, referencesText, readUploads, retrievalRequest, usageText, wantsRetrieval, type RetrievalCliOptions } from './retrieval.js';
 import { policyForCli } from '../safety/cli.js';
+import { RagdiffError } from '../errors.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded default bundle. */
@@ -71,6 +72,10 @@ interface GenerateCliOptions extends RetrievalCliOptions {
   guidance?: number;
   sampler?: SamplerChoice;
   negative?: string;
+  negativePrompt?: string;
+  prompt2?: string;
+  negativePrompt2?: string;
+  truncatePrompt?: boolean;
   batch?: number;
   initImage?: string;
   strength?: number;
@@ -110,7 +115,13 @@ async function retrievedPng(r: RagResult, prompt: string): Promise<Buffer> {
 async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<void> {
   // Inputs and outputs are checked before any model loads: a bad path fails in milliseconds.
   checkPromptLength('prompt', prompt);
+  if (o.negativePrompt !== undefined) {
+    if (o.negative !== undefined && o.negative !== o.negativePrompt) throw new RagdiffError('INVALID_ARGUMENT', 'give one negative prompt: --negative or --negative-prompt, not both');
+    o.negative = o.negativePrompt;
+  }
   if (o.negative !== undefined) checkPromptLength('negative prompt', o.negative);
+  if (o.prompt2 !== undefined) checkPromptLength('--prompt-2', o.prompt2);
+  if (o.negativePrompt2 !== undefined) checkPromptLength('--negative-prompt-2', o.negativePrompt2);
   const retrieval = wantsRetrieval(o);
   const initImage = o.initImage !== undefined ? readInputFile(o.initImage, '--init-image') : undefined;
   const uploads = retrieval ? readUploads(o) : [];
@@ -146,6 +157,9 @@ async function generateCommand(prompt: string, o: GenerateCliOptions): Promise<v
     const r = await rag.generate({
       prompt,
       negativePrompt: o.negative,
+      ...(o.prompt2 !== undefined ? { prompt2: o.prompt2 } : {}),
+      ...(o.negativePrompt2 !== undefined ? { negativePrompt2: o.negativePrompt2 } : {}),
+      ...(o.truncatePrompt ? { truncatePrompt: true } : {}),
       seed: o.seed,
       steps: o.steps,
       guidanceScale: o.guidance,
@@ -428,6 +442,10 @@ export function registerGenerateCommands(program: Command): void {
     .option('-g, --guidance <x>', 'classifier-free guidance scale', numberOption('guidance'))
     .option('--sampler <name>', `sampler: ${SAMPLERS.join(', ')}`, sampler)
     .option('-n, --negative <text>', 'negative prompt')
+    .option('--negative-prompt <text>', 'the same as --negative')
+    .option('--prompt-2 <text>', 'SDXL: the prompt for the second text encoder (default: the prompt)')
+    .option('--negative-prompt-2 <text>', 'SDXL: the negative prompt for the second text encoder (default: --negative)')
+    .option('--truncate-prompt', 'cut prompts to one 77-token window instead of chunking longer ones')
     .option('-b, --batch <n>', 'images to generate (1..16)', intOption('batch'))
     .option('--init-image <file>', 'image-to-image: start from this image')
     .option('--strength <x>', 'image-to-image strength (0, 1]; with a store and no --init-image, the reference-init strength', numberOption('strength'))

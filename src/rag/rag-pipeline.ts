@@ -291,6 +291,7 @@ export class RagPipeline {
   private async draftEmbedding(rest: Omit<RagRequest, 'retrieval'>, r: NormalizedRetrieval, store: ReferenceSource): Promise<Float32Array> {
     const draft = await this.pipeline.generate({
       prompt: rest.prompt, negativePrompt: rest.negativePrompt, steps: r.reflective!.draftSteps, guidanceScale: r.textScale,
+      prompt2: rest.prompt2, negativePrompt2: rest.negativePrompt2, truncatePrompt: rest.truncatePrompt,
       seed: rest.seed ?? 0, sampler: rest.sampler, karras: rest.karras, signal: rest.signal,
     });
     return (await store.embedReference(draft.images[0]!.png, { purpose: 'query' })).embedding;

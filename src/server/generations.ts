@@ -117,6 +117,9 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
   const req: Omit<RagRequest, 'signal' | 'onProgress'> = {
     prompt: b.prompt,
     ...(b.negative_prompt !== undefined ? { negativePrompt: b.negative_prompt } : {}),
+    ...(b.prompt_2 !== undefined ? { prompt2: b.prompt_2 } : {}),
+    ...(b.negative_prompt_2 !== undefined ? { negativePrompt2: b.negative_prompt_2 } : {}),
+    ...(b.truncate_prompt !== undefined ? { truncatePrompt: b.truncate_prompt } : {}),
     ...(b.seed !== undefined ? { seed: b.seed } : {}),
     ...(b.steps !== undefined ? { steps: b.steps } : {}),
     ...(b.guidance_scale !== undefined ? { guidanceScale: b.guidance_scale } : {}),

@@ -154,6 +154,11 @@ export function generationBody(l: Limits) {
     properties: {
       prompt: { type: 'string', minLength: 1, maxLength: l.promptChars },
       negative_prompt: { type: 'string', maxLength: l.promptChars },
+      // SDXL's second tokenizer/encoder (default: prompt / negative_prompt); other families refuse them.
+      prompt_2: { type: 'string', maxLength: l.promptChars },
+      negative_prompt_2: { type: 'string', maxLength: l.promptChars },
+      // Cut prompts to one 77-token window instead of chunking them.
+      truncate_prompt: { type: 'boolean' },
       n: { type: 'integer', minimum: 1, maximum: l.n, default: 1 },
       size: { type: 'string', maxLength: 20 },
       response_format: { type: 'string', maxLength: 20 },
