@@ -10,6 +10,7 @@ import { registerGenerateCommands } from './generate.js';
 import { registerIndexCommands } from './index-cmd.js';
 import { registerKbCommands } from './kb-cmd.js';
 import { registerServeCommand } from './serve.js';
+import { registerWorkerCommand } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,6 +25,7 @@ registerIndexCommands(program);
 registerExplainCommand(program);
 registerKbCommands(program);
 registerServeCommand(program);
+registerWorkerCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const err = e as { code?: string; message?: string };
