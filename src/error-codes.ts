@@ -10,8 +10,8 @@
  * TO ADD A CODE: add one line to the group it belongs to (input, files, images,
  * models, store, network, runtime), with a one-line meaning and its status, then
  * the same row in docs/errors.md. Statuses: 400 bad input, 403 refused by policy
- * or permissions, 404 not found, 409 conflicting state (locked, mismatched),
- * 410 gone, 413 too large, 415 unsupported media, 422 undecodable, 429 busy,
+ * or permissions, 404 not found, 408 too slow, 409 conflicting state (locked, mismatched),
+ * 410 gone, 413 too large, 431 headers too large, 415 unsupported media, 422 undecodable, 429 busy,
  * 499 aborted by the caller, 500 internal or server-side setup, 501 not supported
  * by this model or build, 502/504 an upstream server failed, 503 closed.
  */
@@ -143,8 +143,12 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the request\'s content type is not accepted by the route' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'the request body or an uploaded file is over the service\'s limit' },
   NOT_AN_IMAGE: { status: 415, meaning: 'an uploaded file is not an image' },
+  REQUEST_TIMEOUT: { status: 408, meaning: 'the request (headers and body) did not arrive within the service\'s request timeout; the connection is closed' },
+  HEADERS_TOO_LARGE: { status: 431, meaning: 'the request\'s headers are larger than the service accepts' },
+  INVALID_MULTIPART: { status: 400, meaning: 'a multipart/form-data body that does not parse (no boundary, garbage, a part cut short)' },
   NOT_FOUND: { status: 404, meaning: 'no such route' },
   JOB_NOT_FOUND: { status: 404, meaning: 'no generation job with this id (finished results are kept a short while)' },
+  MODEL_NOT_FOUND: { status: 404, meaning: 'a request names a model this service does not serve (GET /v1/models lists them)' },
   UNAUTHORIZED: { status: 401, meaning: 'a missing or wrong API key' },
   FORBIDDEN: { status: 403, meaning: 'the API key may not use this route (e.g. a generate-only key writing references)' },
   NO_STORE: { status: 409, meaning: 'the service runs without a store; reference routes are unavailable' },

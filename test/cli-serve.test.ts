@@ -27,7 +27,7 @@ test('serve --help says how to reach the page and lists the options', async () =
   const r = await ragdiff(['serve', '--help']);
   assert.is(r.code, 0);
   assert.match(r.stdout, /open http:\/\/127\.0\.0\.1:8787\/ in a browser/);
-  for (const flag of ['--host', '--port', '--model', '--store', '--demo-store', '--policy', '--concurrency', '--queue', '--api-key', '--write-key']) assert.ok(r.stdout.includes(flag), flag);
+  for (const flag of ['--host', '--port', '--model', '--store', '--demo-store', '--policy', '--concurrency', '--queue', '--api-key', '--write-key', '--request-timeout', '--headers-timeout', '--keep-alive-timeout', '--max-connections', '--max-connections-per-address']) assert.ok(r.stdout.includes(flag), flag);
 });
 
 test('serve --store: listens on loopback, generates, and exits 0 on SIGTERM', async () => {

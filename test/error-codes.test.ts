@@ -9,7 +9,7 @@ import { ALL_ERROR_CODES, ERROR_CODES, httpStatusOf, httpStatusOfError, isErrorC
 import { deserializeError, serializeError } from '../src/worker-errors.js';
 import { repoPath } from './helpers.js';
 
-const ALLOWED_STATUSES = new Set([400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 499, 500, 501, 502, 503, 504]);
+const ALLOWED_STATUSES = new Set([400, 401, 403, 404, 408, 409, 410, 413, 415, 422, 429, 431, 499, 500, 501, 502, 503, 504]);
 
 function filesUnder(dir: string, ext: RegExp): string[] {
   const out: string[] = [];

@@ -134,7 +134,7 @@ test('what fastify and the HTTP parser refuse answers in the one shape, with a c
   for (const [bytes, status, code, where] of [
     ['GARBAGE\r\n\r\n', 400, 'INVALID_REQUEST', 'not HTTP'],
     ['GET /v1/info HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n', 400, 'INVALID_REQUEST', 'a malformed header'],
-    [`GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(20_000)}\r\n\r\n`, 413, 'PAYLOAD_TOO_LARGE', 'headers over the limit'],
+    [`GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE', 'headers over the limit'],
   ] as const) {
     const r = await raw(bytes);
     assert.is(r.status, status, `${where}: ${r.status} ${r.body}`);
@@ -155,7 +155,7 @@ test('client-facing messages carry no server path: a missing pinned reference, a
   assertNoPaths(body.retrieval.skipped, 'retrieval.skipped');
 });
 
-test('one pixel limit: uploads and pinned base64 references stop at 16 MP; the PNG bomb is 413 IMAGE_TOO_LARGE as in the library', async () => {
+test('one pixel limit: uploads, pinned base64 references and image queries stop at 16 MP; the PNG bomb is 413 IMAGE_TOO_LARGE as in the library', async () => {
   const bomb = pngClaiming(50_000, 50_000);
   const twenty = pngClaiming(5000, 4000); // 20 MP: under the library's 40 MP decode cap, over the service's 16 MP
   const upload = (bytes: Buffer) => {
@@ -172,6 +172,12 @@ test('one pixel limit: uploads and pinned base64 references stop at 16 MP; the P
   assert.match(await expectShape(await pinned(bomb), 'IMAGE_TOO_LARGE', 'pinned: PNG bomb'), /retrieval\.references\[0\].*16000000/);
   await expectShape(await pinned(twenty), 'IMAGE_TOO_LARGE', 'pinned: 20 MP');
   await expectShape(await pinned(Buffer.from('not an image at all')), 'NOT_AN_IMAGE', 'pinned: not an image');
+  // An image query is the same concept: the same limit, checked before a slot is taken.
+  const imageQuery = (bytes: Buffer) => fetch(`${base}/v1/images/generations`, {
+    method: 'POST', headers: { ...auth(), 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'cat', steps: 1, retrieval: { query: { b64_json: bytes.toString('base64') } } }),
+  });
+  assert.match(await expectShape(await imageQuery(twenty), 'IMAGE_TOO_LARGE', 'image query: 20 MP'), /retrieval\.query.*16000000/);
   // The library's code for the same bomb.
   await decodeImage(bomb).then(() => assert.unreachable('the bomb decoded'), (e: { code: string }) => assert.is(e.code, 'IMAGE_TOO_LARGE'));
   // A real image under the limit is still accepted as a pinned reference.

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { RagPipeline } from '../rag/index.js';
 import { policyForCli } from '../safety/cli.js';
-import { createServer } from '../server/index.js';
+import { createServer, DEFAULT_CONNECTION_LIMITS } from '../server/index.js';
 import { ImageStore, loadClipEncoders, openDemoStore } from '../store/index.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
 import { intOption } from './options.js';
@@ -25,6 +25,11 @@ interface ServeOptions {
   threads?: number;
   providers?: string;
   grace: number;
+  requestTimeout: number;
+  headersTimeout: number;
+  keepAliveTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
 }
 
 const keyList = (flag: string[] | undefined, env: string | undefined) => [...(flag ?? []), ...(env ? env.split(',').map((s) => s.trim()).filter(Boolean) : [])];
@@ -66,6 +71,10 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     rag, store,
     apiKeys: { keys: keyList(o.apiKey, process.env.RAGDIFF_API_KEYS), writeKeys: keyList(o.writeKey, process.env.RAGDIFF_WRITE_KEYS) },
     logger: { level: 'warn' },
+    connections: {
+      requestTimeoutMs: o.requestTimeout * 1000, headersTimeoutMs: o.headersTimeout * 1000, keepAliveTimeoutMs: o.keepAliveTimeout * 1000,
+      maxConnections: o.maxConnections, maxConnectionsPerAddress: o.maxConnectionsPerAddress,
+    },
   });
   const url = await server.listen({ host: o.host, port: o.port });
   if (!['127.0.0.1', '::1', 'localhost'].includes(o.host) && !o.apiKey?.length && !process.env.RAGDIFF_API_KEYS && !o.writeKey?.length && !process.env.RAGDIFF_WRITE_KEYS) {
@@ -108,6 +117,11 @@ export function registerServeCommand(program: Command): void {
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
     .option('--providers <list>', 'ONNX Runtime execution providers, e.g. cuda,cpu')
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, time in-flight generations get before they are cancelled', intOption('grace'), 10)
+    .option('--request-timeout <seconds>', 'a request (headers and body) must arrive within this, else 408 and the connection closes', intOption('request-timeout', 1), DEFAULT_CONNECTION_LIMITS.requestTimeoutMs / 1000)
+    .option('--headers-timeout <seconds>', 'request headers must arrive within this', intOption('headers-timeout', 1), DEFAULT_CONNECTION_LIMITS.headersTimeoutMs / 1000)
+    .option('--keep-alive-timeout <seconds>', 'an idle keep-alive connection is closed after this', intOption('keep-alive-timeout', 1), DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000)
+    .option('--max-connections <n>', 'connections open at once, all clients (0: no cap)', intOption('max-connections', 0), DEFAULT_CONNECTION_LIMITS.maxConnections)
+    .option('--max-connections-per-address <n>', 'connections open at once from one address (0: no cap; raise it behind a reverse proxy)', intOption('max-connections-per-address', 0), DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress)
     .addHelpText('after', `
 The page: open http://127.0.0.1:8787/ in a browser (or the host and port you
 chose). Type a prompt, pick, drop or upload references, and generate; the
@@ -119,6 +133,7 @@ Examples:
   RAGDIFF_API_KEYS=k1-xxxxxxxx RAGDIFF_WRITE_KEYS=admin-xxxxxxxx ragdiff serve --store refs/ --host 0.0.0.0
 
 API: POST /v1/images/generations (OpenAI images shape + "retrieval"), GET /v1/generations/:id/events (SSE),
-     GET|POST /v1/references, GET /v1/references/:id/image, DELETE /v1/references/:id, GET /healthz, GET /metrics`)
+     GET|POST /v1/references, GET /v1/references/:id/image, DELETE /v1/references/:id, GET /v1/models,
+     GET /healthz, GET /metrics, GET /openapi.json (the whole API, OpenAPI 3.1)`)
     .action(serveCommand);
 }

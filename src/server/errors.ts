@@ -5,14 +5,14 @@
  * Kept in this one file so the closed ErrorCode set (src/errors.ts, when it
  * lands) can replace `httpStatusOf` at merge without touching the routes.
  */
-import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { httpStatusOf as libraryStatusOf, isErrorCode } from '../error-codes.js';
 
 /** Codes the server itself raises (all in the closed table of src/error-codes.ts, which maps every code to its status). */
 export type ServerCode =
   | 'INVALID_REQUEST' | 'INVALID_JSON' | 'UNSUPPORTED_MEDIA_TYPE' | 'PAYLOAD_TOO_LARGE' | 'NOT_FOUND' | 'JOB_NOT_FOUND'
-  | 'UNAUTHORIZED' | 'FORBIDDEN' | 'PROMPT_BLOCKED' | 'NOT_AN_IMAGE' | 'SHUTTING_DOWN' | 'NO_STORE' | 'INTERNAL';
+  | 'UNAUTHORIZED' | 'FORBIDDEN' | 'PROMPT_BLOCKED' | 'NOT_AN_IMAGE' | 'SHUTTING_DOWN' | 'NO_STORE' | 'INTERNAL'
+  | 'INVALID_MULTIPART' | 'MODEL_NOT_FOUND';
 
 /** HTTP status for a ragdiff error code: the one mapping, src/error-codes.ts; unknown codes are server faults (500). */
 export function httpStatusOf(code: string | undefined): number {
@@ -21,7 +21,8 @@ export function httpStatusOf(code: string | undefined): number {
 
 /** An error the routes throw: a code from the mapping and a message safe to show. */
 export class HttpError extends Error {
-  constructor(readonly code: ServerCode | string, message: string, readonly headers: Record<string, string> = {}) {
+  /** `fields`: OpenAI's `type` and `param`, where an OpenAI client looks for them (e.g. MODEL_NOT_FOUND). */
+  constructor(readonly code: ServerCode | string, message: string, readonly headers: Record<string, string> = {}, readonly fields: OpenAiErrorFields = {}) {
     super(message);
     this.name = 'HttpError';
   }
@@ -54,9 +55,13 @@ function fromFastify(e: FastifyError): { code: string; message: string } | undef
 
 /** Longest path parameter (ids): the same limit as the routes' id schema. */
 export const MAX_PARAM_LENGTH = 200;
+export interface OpenAiErrorFields {
+  type?: string;
+  param?: string | null;
+}
 
 export interface ErrorBody {
-  error: { code: string; message: string };
+  error: { code: string; message: string } & OpenAiErrorFields;
 }
 
 /**
@@ -75,7 +80,7 @@ export function errorReply(e: unknown, log?: (e: unknown) => void, redact: (s: s
     return { status, headers: {}, body: { error: { code: code === 'INTERNAL' || !isErrorCode(code) ? 'INTERNAL' : code, message: 'internal error; see the server log' } } };
   }
   const message = fast?.message ?? (typeof err?.message === 'string' ? err.message : String(e));
-  return { status, headers: err instanceof HttpError ? err.headers : {}, body: { error: { code, message: redact(message) } } };
+  return { status, headers: err instanceof HttpError ? err.headers : {}, body: { error: { code, message: redact(message), ...(err instanceof HttpError ? err.fields : {}) } } };
 }
 
 /** Fastify error handler using the mapping (also fastify's `frameworkErrors`: bad URLs, over-long parameters). */
@@ -86,19 +91,3 @@ export function errorHandler(redact: (s: string) => string) {
   };
 }
 
-/**
- * Requests Node's HTTP parser refuses before fastify sees them (a malformed
- * request line or header, headers over the size limit, a request that did not
- * arrive in time): the same error shape, then the connection is closed.
- */
-export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
-  const [code, message] = err.code === 'HPE_HEADER_OVERFLOW'
-    ? ['PAYLOAD_TOO_LARGE', 'the request headers are over the server\'s size limit']
-    : ['INVALID_REQUEST', timeout ? 'the request did not arrive in time' : 'the request is not valid HTTP'];
-  const body = JSON.stringify({ error: { code, message } });
-  if (socket.writable) {
-    socket.end(`HTTP/1.1 ${httpStatusOf(code)} ${code === 'PAYLOAD_TOO_LARGE' ? 'Payload Too Large' : 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  }
-}

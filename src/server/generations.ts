@@ -14,47 +14,94 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RagRequest, RagResult, RetrievalOptions, ReferenceChoice } from '../rag/index.js';
 import type { ProgressEvent } from '../pipeline/params.js';
 import type { ServerContext } from './context.js';
-import { errorReply, HttpError } from './errors.js';
+import { errorReply, HttpError, httpStatusOf } from './errors.js';
 import { checkImageHeader } from './image-header.js';
 import type { Job, JobEvent } from './jobs.js';
-import { generationBody, idParams } from './schemas.js';
+import type { FromSchema } from './from-schema.js';
+import { checkModel } from './models.js';
+import { generationBody, idParams, retrievalOptions, type IdParams } from './schemas.js';
 import { useView } from './references-view.js';
 
-export interface GenerationBody {
-  prompt: string;
-  negative_prompt?: string;
-  n: number;
-  size?: string;
-  response_format?: string;
-  model?: string;
-  user?: string;
-  seed?: number;
-  steps?: number;
-  guidance_scale?: number;
-  sampler?: RagRequest['sampler'];
-  karras?: boolean;
-  stream?: boolean;
-  retrieval?: boolean | {
-    k?: number;
-    mode?: RetrievalOptions['mode'];
-    query?: string;
-    references?: (string | { id: string } | { b64_json: string; name?: string; source?: string; licence?: string; attribution?: string })[];
-    exclude?: string[];
-    sources?: string[];
-    licences?: string[];
-    min_score?: number;
-    scales?: { text?: number; retrieval?: number };
-    reference_init?: false | { strength?: number; blend?: number };
-    query_in_first_slot?: boolean;
-    neighbour_weighting?: 'uniform' | 'score';
-    reflective?: boolean;
-  };
-}
+/** The body, as the schema (the one source) accepts it. */
+export type GenerationBody = FromSchema<ReturnType<typeof generationBody>>;
+type WireRetrieval = FromSchema<ReturnType<typeof retrievalOptions>>;
+
+/**
+ * Each of the library's retrieval options and its name over HTTP. Typed so that
+ * an option added to RetrievalOptions does not compile until it is reachable here.
+ */
+export const RETRIEVAL_WIRE_NAMES: { readonly [K in Exclude<keyof RetrievalOptions, 'store'>]-?: keyof WireRetrieval } = {
+  k: 'k', query: 'query', sources: 'sources', licences: 'licences', tags: 'tags', excludeIds: 'exclude', minScore: 'min_score',
+  references: 'references', mode: 'mode', scales: 'scales', queryInFirstSlot: 'query_in_first_slot', neighbourWeighting: 'neighbour_weighting',
+  mixture: 'mixture', interleave: 'interleave', referenceInit: 'reference_init', referenceAttention: 'reference_attention',
+  reflective: 'reflective', retrieveOnly: 'retrieve_only',
+};
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+function imageOf(ctx: ServerContext, field: string, b64: string): Buffer {
+  const s = b64.replace(/\s+/g, '');
+  if (!BASE64.test(s) || s.length % 4 !== 0) throw new HttpError('INVALID_REQUEST', `${field}.b64_json is not base64`);
+  const image = Buffer.from(s, 'base64');
+  if (image.length > ctx.limits.uploadBytes) throw new HttpError('PAYLOAD_TOO_LARGE', `${field} is ${image.length} bytes; the limit is ${ctx.limits.uploadBytes}`);
+  return image;
+}
+
+function queryOf(ctx: ServerContext, q: NonNullable<WireRetrieval['query']>): NonNullable<RetrievalOptions['query']> {
+  if (typeof q === 'string') return q;
+  if ('b64_json' in q) return imageOf(ctx, 'retrieval.query', q.b64_json);
+  return Float32Array.from(q.embedding);
+}
+
+/** The wire's snake_case retrieval object as the library's RetrievalOptions (values are the library's to check). */
+function retrievalOf(ctx: ServerContext, store: NonNullable<ServerContext['store']>, o: WireRetrieval): RetrievalOptions {
+  const references: ReferenceChoice[] | undefined = o.references?.map((r, i) => {
+    if (typeof r === 'string') return { id: r };
+    if ('id' in r) return { id: r.id };
+    return { image: imageOf(ctx, `retrieval.references[${i}]`, r.b64_json), name: r.name, source: r.source ?? 'upload', licence: r.licence, attribution: r.attribution };
+  });
+  const ra = o.reference_attention;
+  const rf = o.reflective;
+  return {
+    store,
+    ...(o.k !== undefined ? { k: o.k } : {}),
+    ...(o.mode !== undefined ? { mode: o.mode } : {}),
+    ...(o.query !== undefined ? { query: queryOf(ctx, o.query) } : {}),
+    ...(references ? { references } : {}),
+    ...(o.exclude ? { excludeIds: o.exclude } : {}),
+    ...(o.sources ? { sources: o.sources } : {}),
+    ...(o.licences ? { licences: o.licences } : {}),
+    ...(o.tags ? { tags: o.tags } : {}),
+    ...(o.min_score !== undefined ? { minScore: o.min_score } : {}),
+    ...(o.scales ? { scales: o.scales } : {}),
+    ...(o.query_in_first_slot !== undefined ? { queryInFirstSlot: o.query_in_first_slot } : {}),
+    ...(o.neighbour_weighting !== undefined ? { neighbourWeighting: o.neighbour_weighting } : {}),
+    ...(o.mixture ? { mixture: { coarseScale: o.mixture.coarse_scale, fineBelow: o.mixture.fine_below, fine: o.mixture.fine } } : {}),
+    ...(o.interleave ? { interleave: { textShare: o.interleave.text_share } } : {}),
+    ...(o.reference_init !== undefined ? { referenceInit: o.reference_init } : {}),
+    ...(ra !== undefined ? { referenceAttention: ra === false ? false : { fidelity: ra.fidelity, blend: ra.blend, branches: ra.branches } } : {}),
+    ...(rf !== undefined ? { reflective: typeof rf === 'boolean' ? rf : { lambda: rf.lambda, draftSteps: rf.draft_steps, candidates: rf.candidates } } : {}),
+    ...(o.retrieve_only ? { retrieveOnly: { above: o.retrieve_only.above, alsoGenerate: o.retrieve_only.also_generate } } : {}),
+  };
+}
+
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * A library error about a retrieval option, in the names the client sent:
+ * "retrieval.referenceInit.blend" → "retrieval.reference_init.blend".
+ */
+export function inWireNames(e: unknown): unknown {
+  const err = e as { code?: unknown; message?: unknown };
+  if (typeof err?.code !== 'string' || typeof err.message !== 'string' || !err.message.includes('retrieval.') || httpStatusOf(err.code) >= 500) return e;
+  const names = RETRIEVAL_WIRE_NAMES as Record<string, string>;
+  const message = err.message.replace(/\bretrieval\.([A-Za-z]+)((?:\.[A-Za-z]+)*)/g, (_m, first: string, rest: string) => `retrieval.${names[first] ?? snake(first)}${snake(rest)}`);
+  return new HttpError(err.code, message);
+}
+
 /** The API body as a RagRequest (checks the server's own rules; the rag layer checks the rest). */
 export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagRequest, 'signal' | 'onProgress'> {
+  checkModel(ctx, b.model);
   if (b.size !== undefined && b.size !== ctx.size) {
     throw new HttpError('INVALID_REQUEST', `size must be "${ctx.size}" (the only size model ${ctx.rag.info.name} makes), got ${JSON.stringify(b.size)}`);
   }
@@ -78,37 +125,13 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
     if (b.retrieval === undefined) return req; // no store: plain generation unless retrieval was asked for
     throw new HttpError('NO_STORE', 'this server has no reference store; start it with --store <dir> or --demo-store, or send "retrieval": false');
   }
-  const o = wanted === true ? {} : wanted;
-  const references: ReferenceChoice[] | undefined = o.references?.map((r, i) => {
-    if (typeof r === 'string') return { id: r };
-    if ('id' in r) return { id: r.id };
-    const s = r.b64_json.replace(/\s+/g, '');
-    if (!BASE64.test(s) || s.length % 4 !== 0) throw new HttpError('INVALID_REQUEST', `retrieval.references[${i}].b64_json is not base64`);
-    const image = Buffer.from(s, 'base64');
-    if (image.length > ctx.limits.uploadBytes) throw new HttpError('PAYLOAD_TOO_LARGE', `retrieval.references[${i}] is ${image.length} bytes; the limit is ${ctx.limits.uploadBytes}`);
-    return { image, name: r.name, source: r.source ?? 'upload', licence: r.licence, attribution: r.attribution };
-  });
-  const retrieval: RetrievalOptions = {
-    store: ctx.store,
-    ...(o.k !== undefined ? { k: o.k } : {}),
-    ...(o.mode !== undefined ? { mode: o.mode } : {}),
-    ...(o.query !== undefined ? { query: o.query } : {}),
-    ...(references ? { references } : {}),
-    ...(o.exclude ? { excludeIds: o.exclude } : {}),
-    ...(o.sources ? { sources: o.sources } : {}),
-    ...(o.licences ? { licences: o.licences } : {}),
-    ...(o.min_score !== undefined ? { minScore: o.min_score } : {}),
-    ...(o.scales ? { scales: o.scales } : {}),
-    ...(o.reference_init !== undefined ? { referenceInit: o.reference_init } : {}),
-    ...(o.query_in_first_slot !== undefined ? { queryInFirstSlot: o.query_in_first_slot } : {}),
-    ...(o.neighbour_weighting !== undefined ? { neighbourWeighting: o.neighbour_weighting } : {}),
-    ...(o.reflective !== undefined ? { reflective: o.reflective } : {}),
-  };
-  return { ...req, retrieval };
+  return { ...req, retrieval: retrievalOf(ctx, ctx.store, wanted === true ? {} : wanted) };
 }
 
-/** Pinned base64 references get the upload's pixel limit, checked from the header before a slot is taken. */
+/** Pinned base64 references and an image query get the upload's pixel limit, checked from the header before a slot is taken. */
 async function checkInlineImages(ctx: ServerContext, req: Omit<RagRequest, 'signal' | 'onProgress'>): Promise<void> {
+  const q = req.retrieval?.query;
+  if (Buffer.isBuffer(q) || q instanceof Uint8Array && !(q instanceof Float32Array)) await checkImageHeader(q, ctx.limits.uploadPixels, 'retrieval.query');
   for (const [i, r] of (req.retrieval?.references ?? []).entries()) {
     if ('image' in r && r.image) await checkImageHeader(r.image, ctx.limits.uploadPixels, `retrieval.references[${i}]`);
   }
@@ -126,6 +149,8 @@ export function responseOf(ctx: ServerContext, r: RagResult, created: number) {
     data: r.images.map((im) => ({ b64_json: im.png.toString('base64'), seed: im.seed, references: refs, provenance })),
     parameters: r.parameters ? parameters : null,
     references: refs,
+    // retrieve_only answered with a stored image.
+    ...(r.retrieved ? { retrieved: { b64_json: r.retrieved.png.toString('base64'), reference: useView(r.retrieved.reference) } } : {}),
     retrieval: st.retrieval ? { ...st.retrieval, ...(st.retrieval.skipped ? { skipped: ctx.redact(st.retrieval.skipped) } : {}) } : null,
     safety: {
       // The policy this generation ran under (the one stamped into each PNG).
@@ -168,7 +193,7 @@ async function generate(ctx: ServerContext, body: GenerationBody, req: Omit<RagR
       ctx.metrics.rejected.inc({ reason: 'busy' });
       throw ctx.admission.busy((e as Error).message);
     }
-    throw e;
+    throw inWireNames(e);
   } finally {
     release();
     ctx.metrics.generation.observe({ retrieval: withRetrieval, outcome }, (performance.now() - started) / 1000);
@@ -222,7 +247,7 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContex
   });
 
   app.get('/v1/generations/:id/events', { schema: { params: idParams }, config: { access: 'read' } }, async (request, reply) => {
-    const job = ctx.jobs.get((request.params as { id: string }).id);
+    const job = ctx.jobs.get((request.params as IdParams).id);
     if (!job) throw new HttpError('JOB_NOT_FOUND', 'no generation with this id (finished jobs are kept one minute)');
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -244,7 +269,7 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContex
   });
 
   app.get('/v1/generations/:id', { schema: { params: idParams }, config: { access: 'read' } }, async (request, reply) => {
-    const job = ctx.jobs.get((request.params as { id: string }).id);
+    const job = ctx.jobs.get((request.params as IdParams).id);
     if (!job) throw new HttpError('JOB_NOT_FOUND', 'no generation with this id (finished jobs are kept one minute)');
     if (!job.final) return reply.code(202).send({ id: job.id, status: 'running', progress: job.last?.data ?? null });
     if (job.final.event === 'error') {
@@ -255,7 +280,7 @@ export function registerGenerationRoutes(app: FastifyInstance, ctx: ServerContex
   });
 
   app.delete('/v1/generations/:id', { schema: { params: idParams }, config: { access: 'read' } }, async (request) => {
-    const job = ctx.jobs.get((request.params as { id: string }).id);
+    const job = ctx.jobs.get((request.params as IdParams).id);
     if (!job) throw new HttpError('JOB_NOT_FOUND', 'no generation with this id');
     if (!job.done) job.controller.abort(new Error('cancelled by the client'));
     return { id: job.id, cancelled: !job.done };

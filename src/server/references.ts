@@ -4,7 +4,7 @@
  * duplicate and opted-out checks), and opt one out (store.remove: its bytes
  * and embedding are deleted and it never comes back).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { MultipartFile } from '@fastify/multipart';
 import sharp from 'sharp';
 import type { ImageStore, StoredImage } from '../store/index.js';
@@ -12,10 +12,24 @@ import type { ServerContext } from './context.js';
 import { HttpError } from './errors.js';
 import { checkImageHeader } from './image-header.js';
 import { storedView } from './references-view.js';
-import { idParams, removeQuery, searchQuery, thumbQuery } from './schemas.js';
+import type { FromSchema } from './from-schema.js';
+import { idParams, removeQuery, searchQuery, thumbQuery, type IdParams } from './schemas.js';
 
 const MIME: Record<string, string> = { png: 'image/png', jpeg: 'image/jpeg', jpg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', avif: 'image/avif', tiff: 'image/tiff', heif: 'image/heif' };
 const UPLOAD_FIELDS = ['name', 'source', 'licence', 'attribution'] as const;
+
+/**
+ * The multipart parser (busboy) throws plain Errors without a code for a body
+ * that does not parse: no boundary, garbage, a part cut short. Those are the
+ * client's fault (400 INVALID_MULTIPART, logged at info without a stack);
+ * coded errors (limits, our own HttpErrors) pass through unchanged.
+ */
+export function malformedMultipart(e: unknown, log: FastifyBaseLogger): unknown {
+  // Only the parser's plain Errors: a TypeError from a bug here stays a 500.
+  if (!(e instanceof Error) || Object.getPrototypeOf(e) !== Error.prototype || typeof (e as { code?: unknown }).code === 'string') return e;
+  log.info({ code: 'INVALID_MULTIPART', reason: e.message }, 'malformed multipart body');
+  return new HttpError('INVALID_MULTIPART', `the multipart/form-data body does not parse: ${e.message}`);
+}
 
 function storeOf(ctx: ServerContext): ImageStore {
   if (!ctx.store) throw new HttpError('NO_STORE', 'this server has no reference store; start it with --store <dir> or --demo-store');
@@ -44,7 +58,7 @@ async function screenStored(ctx: ServerContext, store: ImageStore, im: StoredIma
 export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/v1/references', { schema: { querystring: searchQuery(ctx.limits) }, config: { access: 'read' } }, async (request) => {
     const store = storeOf(ctx);
-    const raw = request.query as { q?: string; k?: string; offset?: string; exclude?: string };
+    const raw = request.query as FromSchema<ReturnType<typeof searchQuery>>;
     const q = { ...raw, k: raw.k === undefined ? 12 : Number(raw.k), offset: Number(raw.offset ?? 0) };
     if (q.k < 1 || q.k > ctx.limits.searchK) throw new HttpError('INVALID_REQUEST', `k must be 1..${ctx.limits.searchK}, got ${q.k}`);
     const excludeIds = q.exclude ? q.exclude.split(',').filter(Boolean) : undefined;
@@ -75,21 +89,21 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
   });
 
   app.get('/v1/references/:id', { schema: { params: idParams }, config: { access: 'read' } }, async (request) => {
-    const im = storeOf(ctx).get((request.params as { id: string }).id);
+    const im = storeOf(ctx).get((request.params as IdParams).id);
     if (!im) throw new HttpError('IMAGE_NOT_FOUND', 'no reference with this id');
     return storedView(im);
   });
 
   app.get('/v1/references/:id/image', { schema: { params: idParams, querystring: thumbQuery }, config: { access: 'read' } }, async (request, reply) => {
     const store = storeOf(ctx);
-    const { id } = request.params as { id: string };
+    const { id } = request.params as IdParams;
     const im = store.get(id);
     if (!im) throw new HttpError('IMAGE_NOT_FOUND', 'no reference with this id');
     if (im.status === 'removed') throw new HttpError('IMAGE_REMOVED', 'this reference was removed at its owner\'s request');
     if (im.status === 'blocked') throw new HttpError('IMAGE_BLOCKED', `this reference is blocked: ${im.reason ?? 'by policy'}`);
     await screenStored(ctx, store, im);
     const bytes = store.readImage(id);
-    const sizeText = (request.query as { size?: string }).size;
+    const sizeText = (request.query as FromSchema<typeof thumbQuery>).size;
     const size = sizeText === undefined ? undefined : Number(sizeText);
     if (size !== undefined && (size < 16 || size > 512)) throw new HttpError('INVALID_REQUEST', `size must be 16..512, got ${size}`);
     reply.header('cache-control', 'private, max-age=3600');
@@ -107,15 +121,19 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
     const fields: Record<string, string> = {};
     let bytes: Buffer | undefined;
     let filename = '';
-    for await (const part of request.parts({ limits: { fileSize: ctx.limits.uploadBytes, files: 1, fields: 10, fieldSize: 2000 } })) {
-      if (part.type === 'file') {
-        if (part.fieldname !== 'file') throw new HttpError('INVALID_REQUEST', `the file part must be named "file", got "${part.fieldname}"`);
-        bytes = await (part as MultipartFile).toBuffer(); // throws 413 past fileSize
-        filename = part.filename ?? '';
-      } else {
-        if (!(UPLOAD_FIELDS as readonly string[]).includes(part.fieldname)) throw new HttpError('INVALID_REQUEST', `unknown field "${part.fieldname}"; allowed: file, ${UPLOAD_FIELDS.join(', ')}`);
-        fields[part.fieldname] = String(part.value);
+    try {
+      for await (const part of request.parts({ limits: { fileSize: ctx.limits.uploadBytes, files: 1, fields: 10, fieldSize: 2000 } })) {
+        if (part.type === 'file') {
+          if (part.fieldname !== 'file') throw new HttpError('INVALID_REQUEST', `the file part must be named "file", got "${part.fieldname}"`);
+          bytes = await (part as MultipartFile).toBuffer(); // throws 413 past fileSize
+          filename = part.filename ?? '';
+        } else {
+          if (!(UPLOAD_FIELDS as readonly string[]).includes(part.fieldname)) throw new HttpError('INVALID_REQUEST', `unknown field "${part.fieldname}"; allowed: file, ${UPLOAD_FIELDS.join(', ')}`);
+          fields[part.fieldname] = String(part.value);
+        }
       }
+    } catch (e) {
+      throw malformedMultipart(e, request.log);
     }
     if (!bytes || bytes.length === 0) throw new HttpError('INVALID_REQUEST', 'no file: send the image in a part named "file"');
     // Header only: a cheap refusal of non-images and pixel floods before the store decodes anything.
@@ -144,8 +162,8 @@ export function registerReferenceRoutes(app: FastifyInstance, ctx: ServerContext
 
   app.delete('/v1/references/:id', { schema: { params: idParams, querystring: removeQuery }, config: { access: 'write' } }, async (request) => {
     const store = storeOf(ctx);
-    const { id } = request.params as { id: string };
-    const reason = (request.query as { reason?: string }).reason ?? 'opted out through the HTTP API';
+    const { id } = request.params as IdParams;
+    const reason = (request.query as FromSchema<typeof removeQuery>).reason ?? 'opted out through the HTTP API';
     const removed = await store.remove(id, reason); // IMAGE_NOT_FOUND → 404
     return { id, removed, status: 'removed' };
   });

@@ -12,13 +12,16 @@ import fastifyStatic from '@fastify/static';
 import { RagPipeline } from '../rag/index.js';
 import type { ImageStore } from '../store/index.js';
 import { Admission } from './admission.js';
+import { capConnections, clientErrorHandler, connectionLimits, fastifyTimeoutOptions, type ConnectionLimits } from './connections.js';
 import { KeyCheck, type Access, type ApiKeys } from './auth.js';
 import type { ServerContext } from './context.js';
-import { clientErrorHandler, errorHandler, HttpError, MAX_PARAM_LENGTH } from './errors.js';
+import { errorHandler, HttpError, MAX_PARAM_LENGTH } from './errors.js';
 import { pathRedactor } from './redact.js';
 import { registerGenerationRoutes } from './generations.js';
 import { JobRegistry } from './jobs.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
+import { registerModelRoutes } from './models.js';
+import { registerOpenApi } from './openapi.js';
 import { registerReferenceRoutes } from './references.js';
 import { countedSafety, safetyOf, type RagSafety } from './safety.js';
 import { DEFAULT_LIMITS, type Limits } from './schemas.js';
@@ -40,6 +43,8 @@ export interface ServerOptions {
   store?: ImageStore;
   apiKeys?: ApiKeys;
   limits?: Partial<Limits>;
+  /** Request, header and keep-alive timeouts and connection caps (defaults: DEFAULT_CONNECTION_LIMITS). */
+  connections?: Partial<ConnectionLimits>;
   /** Serve the page at `/` (default true). */
   page?: boolean;
   /** Fastify's logger option (default off). */
@@ -78,11 +83,13 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   const redact = pathRedactor({ store: options.store?.dir, model: options.rag.info.dir });
   const handleError = errorHandler(redact);
   let appClosing = false;
+  const connections = connectionLimits(options.connections);
   const app = Fastify({
     logger: options.logger ?? false,
     // Every error fastify or Node's parser raises answers in the one error shape (errors.ts), never fastify's own.
     frameworkErrors: handleError,
-    clientErrorHandler,
+    ...fastifyTimeoutOptions(connections),
+    clientErrorHandler: clientErrorHandler(() => metrics.rejected.inc({ reason: 'request-timeout' })),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     bodyLimit: limits.bodyBytes,
     // Show every schema error at once, and never coerce a wrong JSON type into a right one.
@@ -93,6 +100,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   let admission!: Admission;
   const metrics = createMetrics(() => ({ ...options.rag.pipeline.queueState, inflight: admission.inflight }));
   admission = new Admission(() => options.rag.pipeline.queueState.capacity);
+  capConnections(app.server, connections, (reason) => metrics.rejected.inc({ reason }));
   // One wiring: the hooks go, each counted and otherwise unchanged, into a RagPipeline of the server's own over the same workers.
   const safety = safetyOf(options.rag, options.safety);
   const rag = new RagPipeline(options.rag.pipeline, countedSafety(safety, metrics));
@@ -114,9 +122,17 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   });
   // Schema errors name the field: "body/n must be <= 4".
   app.setSchemaErrorFormatter((errors, dataVar) => {
-    // Inside anyOf, every branch reports; the deepest path names the field the client got wrong.
-    const e = errors.reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a));
+    // Inside anyOf, every branch reports; the deepest path names the field the client got wrong,
+    // and at that path a branch of the right shape (a misspelt key, a bound) says more than "must be boolean".
+    const depth = Math.max(...errors.map((x) => x.instancePath.length));
+    const deepest = errors.filter((x) => x.instancePath.length === depth);
+    const SHAPE = ['type', 'const', 'anyOf'];
+    const e = deepest.find((x) => !SHAPE.includes(x.keyword)) ?? deepest[0]!;
     const where = `${dataVar}${e.instancePath}`;
+    if (SHAPE.includes(e.keyword)) {
+      const kinds = deepest.flatMap((x) => (x.keyword === 'type' ? [String((x.params as { type: unknown }).type)] : x.keyword === 'const' ? [JSON.stringify((x.params as { allowedValue: unknown }).allowedValue)] : []));
+      return new Error(`${where} must be ${[...new Set(kinds)].join(' or ') || 'of another shape'}`);
+    }
     const extra = e.keyword === 'additionalProperties' ? ` ("${(e.params as { additionalProperty: string }).additionalProperty}")` : e.keyword === 'enum' ? `: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` : '';
     return new Error(`${where} ${e.message}${extra}`);
   });
@@ -133,6 +149,8 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   });
 
   await app.register(multipart, { limits: { fileSize: limits.uploadBytes, files: 1, fields: 10 } });
+  // Before the routes: it collects their schemas as they are added.
+  await registerOpenApi(app, { packageRoot, keys: keys.enabled, model: rag.info.name });
 
   app.get('/healthz', async (_request, reply) => {
     const q = rag.pipeline.queueState;
@@ -168,6 +186,7 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
   }));
 
   registerGenerationRoutes(app, ctx);
+  registerModelRoutes(app, ctx);
   registerReferenceRoutes(app, ctx);
 
   if (options.page !== false) {
