@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { LocalGenerator } from '../generator/index.js';
 import { BlobDir, DEFAULT_QUEUE_NAME, startQueueWorker } from '../queue/index.js';
 import { RagPipeline } from '../rag/index.js';
+import { policyForCli } from '../safety/cli.js';
 import { ImageStore, loadClipEncoders } from '../store/index.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
 import { intOption } from './options.js';
@@ -18,6 +19,7 @@ interface WorkerOptions {
   queueName: string;
   model: string;
   store?: string;
+  policy?: string;
   blobDir: string;
   concurrency: number;
   threads?: number;
@@ -26,13 +28,18 @@ interface WorkerOptions {
 }
 
 async function workerCommand(o: WorkerOptions): Promise<void> {
-  const rag = await RagPipeline.load(o.model, { concurrency: o.concurrency, maxQueue: o.concurrency, threads: o.threads });
+  // `--policy FILE`: the same guard and hooks as `serve --policy`; with a queue, every door is the worker's.
+  const policy = o.policy ? await policyForCli(resolve(o.policy), o.model) : undefined;
+  const rag = await RagPipeline.load(o.model, { ...(policy ? policy.guard.ragOptions() : {}), concurrency: o.concurrency, maxQueue: o.concurrency, threads: o.threads }).catch(async (e) => {
+    await policy?.close();
+    throw e;
+  });
   let encoder: Awaited<ReturnType<typeof loadClipEncoders>> | undefined;
   let store: ImageStore | undefined;
   try {
     if (o.store) {
       encoder = await loadClipEncoders(o.model);
-      store = await ImageStore.open(resolve(o.store), { encoder, readOnly: true });
+      store = await ImageStore.open(resolve(o.store), { encoder, readOnly: true, ...(policy ? { screen: policy.guard.imageScreen() } : {}) });
     }
     const generator = new LocalGenerator(rag, store);
     const worker = await startQueueWorker({
@@ -55,6 +62,7 @@ async function workerCommand(o: WorkerOptions): Promise<void> {
     await store?.close();
     await encoder?.close();
     await rag.close();
+    await policy?.close();
   }
 }
 
@@ -67,6 +75,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--queue-name <name>', 'queue name shared by servers and workers', DEFAULT_QUEUE_NAME)
     .option('-m, --model <dir>', 'model bundle directory (the server must name the same bundle)', DEFAULT_MODEL_DIR)
     .option('--store <dir>', 'reference store directory, opened read-only (without one, jobs that ask for retrieval fail NO_STORE)')
+    .option('--policy <file>', 'safety policy file (as for `serve --policy`): this worker enforces it on every job')
     .option('--concurrency <n>', 'jobs this worker runs at once', intOption('concurrency', 1), 1)
     .option('--threads <n>', 'intra-op threads per model', intOption('threads', 1))
     .option('--lock-duration <ms>', 'BullMQ job lock: a dead worker\'s job is handed on after about this long (default 30000)', intOption('lock-duration', 1000))

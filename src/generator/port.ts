@@ -11,8 +11,8 @@
 import type { ProgressEvent } from '../pipeline/index.js';
 import type { RagRequest, RagResult, RetrievalOptions } from '../rag/index.js';
 
-/** Retrieval as data: the generator's own store, a text query (bytes and vectors stay in-process). */
-export type GenerationRetrieval = Omit<RetrievalOptions, 'store' | 'query'> & { query?: string };
+/** Retrieval without a store object: the generator searches its own (a query's bytes and vectors become blob keys and arrays on the wire). */
+export type GenerationRetrieval = Omit<RetrievalOptions, 'store'>;
 
 /** A generation request that can cross a process boundary (as JSON, after uploads become blob keys). */
 export type GenerationRequest = Omit<RagRequest, 'signal' | 'onProgress' | 'retrieval' | 'initImage'> & {

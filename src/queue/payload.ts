@@ -13,12 +13,13 @@ export const PAYLOAD_VERSION = 1;
 
 type UploadMeta = { name?: string; source?: string; licence?: string; attribution?: string };
 export type WireReference = { id: string } | ({ blob: string } & UploadMeta);
+export type WireQuery = string | { blob: string } | { embedding: number[] };
 
 export interface JobPayload {
   v: typeof PAYLOAD_VERSION;
   /** The model the job asks for (GeneratorInfo.id). */
   model: string;
-  request: Omit<GenerationRequest, 'retrieval'> & { retrieval?: Omit<NonNullable<GenerationRequest['retrieval']>, 'references'> & { references?: WireReference[] } };
+  request: Omit<GenerationRequest, 'retrieval'> & { retrieval?: Omit<NonNullable<GenerationRequest['retrieval']>, 'references' | 'query'> & { references?: WireReference[]; query?: WireQuery } };
 }
 
 type WireImage = Omit<RagResult['images'][number], 'png'> & { png: string };
@@ -31,13 +32,14 @@ const invalid = (what: string) => new RagdiffError('JOB_INVALID', `malformed job
 export async function toPayload(model: string, request: GenerationRequest, blobs: BlobDir): Promise<JobPayload> {
   const { retrieval, ...rest } = request;
   if (!retrieval) return { v: PAYLOAD_VERSION, model, request: rest };
-  const { references, ...r } = retrieval;
+  const { references, query, ...r } = retrieval;
+  const q: WireQuery | undefined = query === undefined || typeof query === 'string' ? query : query instanceof Float32Array ? { embedding: Array.from(query) } : { blob: await blobs.put(query) };
   const wire = references && (await Promise.all(references.map(async (c): Promise<WireReference> => {
     if ('id' in c) return { id: c.id };
     const { image, ...meta } = c;
     return { blob: await blobs.put(image), ...meta };
   })));
-  return { v: PAYLOAD_VERSION, model, request: { ...rest, retrieval: { ...r, ...(wire ? { references: wire } : {}) } } };
+  return { v: PAYLOAD_VERSION, model, request: { ...rest, retrieval: { ...r, ...(wire ? { references: wire } : {}), ...(q !== undefined ? { query: q } : {}) } } };
 }
 
 /** Checks the payload's shape (the pipeline checks the values) and reads pinned uploads back from the blob directory. */
@@ -51,7 +53,8 @@ export async function fromPayload(data: unknown, blobs: BlobDir): Promise<{ mode
   const { retrieval, ...rest } = req;
   if (retrieval === undefined) return { model: data.model, request: rest as GenerationRequest };
   if (!isObject(retrieval)) throw invalid('request.retrieval must be an object');
-  const { references, ...r } = retrieval;
+  const { references, query, ...r } = retrieval;
+  const q = await queryOf(query, blobs);
   if (references !== undefined && !Array.isArray(references)) throw invalid('request.retrieval.references must be an array');
   const pinned = references && (await Promise.all(references.map(async (c: unknown, i): Promise<ReferenceChoice> => {
     if (isObject(c) && typeof c.id === 'string') return { id: c.id };
@@ -68,7 +71,21 @@ export async function fromPayload(data: unknown, blobs: BlobDir): Promise<{ mode
     }
     throw invalid(`request.retrieval.references[${i}] must be {id} or {blob}`);
   })));
-  return { model: data.model, request: { ...rest, retrieval: { ...r, ...(pinned ? { references: pinned } : {}) } } as GenerationRequest };
+  return { model: data.model, request: { ...rest, retrieval: { ...r, ...(pinned ? { references: pinned } : {}), ...(q !== undefined ? { query: q } : {}) } } as GenerationRequest };
+}
+
+async function queryOf(q: unknown, blobs: BlobDir): Promise<string | Uint8Array | Float32Array | undefined> {
+  if (q === undefined || typeof q === 'string') return q;
+  if (isObject(q) && Array.isArray(q.embedding) && q.embedding.every((x) => typeof x === 'number')) return Float32Array.from(q.embedding as number[]);
+  if (isObject(q) && typeof q.blob === 'string') {
+    try {
+      return await blobs.get(q.blob);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'INVALID_VALUE') throw invalid('request.retrieval.query.blob is not a blob key');
+      throw e;
+    }
+  }
+  throw invalid('request.retrieval.query must be a string, {blob} or {embedding}');
 }
 
 /** The result with every PNG moved to the blob directory. */
