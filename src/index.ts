@@ -14,3 +14,4 @@ export { workerOptions, workerExecArgv, workerStackSizeMb, startWorker } from '.
 export { prepareOnnxRuntime } from './models/ort-environment.js';
 export * from './trajectory/index.js';
 export * from './safety/index.js';
+export * from './generator/index.js';
