@@ -67,6 +67,15 @@ test('a malformed payload fails JOB_INVALID and the worker carries on', async ()
     const job = await raw.add('generate', data);
     await rejects(job.waitUntilFinished(events, 20_000), (e) => /^\[JOB_INVALID\] malformed job payload/.test((e as Error).message), JSON.stringify(data));
   }
+  // Edited in Redis to something that is not JSON at all (BullMQ itself would choke on it before any processor).
+  await raw.pause();
+  const edited = await raw.add('generate', { v: 1 });
+  const client = await openRedis(redis.url);
+  await client.hset(`bull:ragdiff:${edited.id}`, 'data', '{not json');
+  client.disconnect();
+  await raw.resume();
+  await rejects(edited.waitUntilFinished(events, 20_000), (e) => /^\[JOB_INVALID\] malformed job payload: not JSON/.test((e as Error).message));
+  await raw.remove(edited.id!); // BullMQ's own getters cannot list a job whose data is not JSON
   const r = await gen.generate({ prompt: 'blue car', seed: 1, steps: 2, batch: 1 });
   assert.is(r.images.length, 1, 'the worker still generates');
 });

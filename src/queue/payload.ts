@@ -45,6 +45,7 @@ export async function toPayload(model: string, request: GenerationRequest, blobs
 /** Checks the payload's shape (the pipeline checks the values) and reads pinned uploads back from the blob directory. */
 export async function fromPayload(data: unknown, blobs: BlobDir): Promise<{ model: string; request: GenerationRequest }> {
   if (!isObject(data)) throw invalid(`expected an object, got ${data === null ? 'null' : typeof data}`);
+  if (typeof data.unparseable === 'string') throw invalid(`not JSON: ${JSON.stringify(data.unparseable)}`);
   if (data.v !== PAYLOAD_VERSION) throw invalid(`version ${JSON.stringify(data.v)}, this worker reads ${PAYLOAD_VERSION}`);
   if (typeof data.model !== 'string' || data.model === '') throw invalid('model must be a non-empty string');
   const req = data.request;

@@ -10,7 +10,7 @@
  * malformed payload (JOB_INVALID), another model (MODEL_MISMATCH), a job
  * cancelled before it started (ABORTED). The worker itself carries on.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type JobJson } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AbortError, RagdiffError } from '../errors.js';
 import type { Generator } from '../generator/index.js';
@@ -37,6 +37,23 @@ export interface QueueWorker {
   /** Jobs this worker finished (for tests and logs). */
   readonly completed: number;
   close(): Promise<void>;
+}
+
+/**
+ * BullMQ parses a job's data before any processor sees it; data edited in
+ * Redis to something that is not JSON would throw there, leaving the job
+ * active until its lock expires and then looping through stalled recovery.
+ * Such data reaches the processor as a marker instead, and fails JOB_INVALID.
+ */
+class PayloadSafeWorker extends Worker {
+  protected override createJob(data: JobJson, jobId: string): Job {
+    try {
+      return super.createJob(data, jobId);
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
+      return super.createJob({ ...data, data: JSON.stringify({ unparseable: String(data.data).slice(0, 80) }) }, jobId);
+    }
+  }
 }
 
 export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
@@ -82,7 +99,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     }
   };
 
-  const worker = new Worker(queue, (job, _token, signal) => run(job, signal), {
+  const worker = new PayloadSafeWorker(queue, (job, _token, signal) => run(job, signal), {
     connection: bullConnection(o.url),
     concurrency: o.concurrency ?? 1,
     ...(o.lockDurationMs !== undefined ? { lockDuration: o.lockDurationMs } : {}),
