@@ -88,6 +88,9 @@ export const ERROR_CODES = {
   DEMO_BUILD_FAILED: { status: 500, meaning: 'building the demo store failed' },
   STORE_READ_ONLY: { status: 409, meaning: 'a write was asked of a store opened read-only' },
   STORE_LOCK_FAILED: { status: 500, meaning: 'the store\'s writer lock file could not be opened or locked' },
+  STORE_UNREACHABLE: { status: 502, meaning: 'the store\'s database refused, dropped or timed out the connection' },
+  VECTOR_EXTENSION_MISSING: { status: 500, meaning: 'the PostgreSQL database lacks the pgvector extension (install it, then CREATE EXTENSION vector)' },
+  SCHEMA_TOO_NEW: { status: 409, meaning: 'the store\'s database schema was written by a newer ragdiff' },
 
   // ---- retrieval-augmented generation (src/rag) and its evaluation (src/eval)
   REFERENCE_NOT_FOUND: { status: 404, meaning: 'a pinned reference id is not in the store (or has no embedding)' },

@@ -40,7 +40,7 @@ test('fp16 generation works, is deterministic and converts at the boundary', asy
   assert.equal([info.width, info.height], [64, 64]);
   assert.ok(new Set(data).size > 4, 'not a constant image: the fp16 outputs were read back');
   assert.match(readPngText(a.images[0]!.png).parameters!, /Model: sd-fp16/);
-  assert.equal(a.stats.prompt, { tokens: 5, maxTokens: 77, truncated: false });
+  assert.equal(a.stats.prompt, { tokens: 5, maxTokens: 77, truncated: false, chunks: 1 });
 });
 
 test('image-to-image through an fp16 VAE encoder', async () => {

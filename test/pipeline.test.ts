@@ -201,7 +201,7 @@ test('bad init images are typed errors: corrupt, not an image, over the pixel li
 
 test('prompts: empty is allowed; enormous ones are truncated to the encoder length, said in stats; over MAX_PROMPT_CHARS rejected', async () => {
   const empty = await pipeline.generate({ ...base, prompt: '' });
-  assert.equal(empty.stats.prompt, { tokens: 2, maxTokens: 16, truncated: false });
+  assert.equal(empty.stats.prompt, { tokens: 2, maxTokens: 16, truncated: false, chunks: 1 });
   const huge = 'red cat '.repeat(MAX_PROMPT_CHARS / 8); // exactly the cap: accepted
   await rejects(pipeline.generate({ ...base, prompt: huge + 'x' }), hasErrorCode('PROMPT_TOO_LONG'));
   await rejects(pipeline.generate({ ...base, negativePrompt: huge + 'x' }), hasErrorCode('PROMPT_TOO_LONG'));

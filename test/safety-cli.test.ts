@@ -34,7 +34,7 @@ test('generate --policy: a blocked prompt writes nothing and says which rule; an
   const ok = await ragdiff(['generate', 'automobile', '-o', join(dir, 'car.png'), '-m', MODEL, '--steps', '4', '--seed', '1', '--policy', POLICY]);
   assert.is(ok.code, 0, ok.stderr);
   const policy = readProvenance(readFileSync(join(dir, 'car.png'))).policy!;
-  assert.is(policy.version, 'emoji-default-1');
+  assert.is(policy.version, 'emoji-default-2');
   assert.match(policy.hash, /^[0-9a-f]{64}$/);
   const broken = join(dir, 'broken.json');
   writeFileSync(broken, JSON.stringify({ version: 'x', concepts: [{ id: 'a', text: ['a'], threshold: 5 }] }));

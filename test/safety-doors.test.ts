@@ -197,8 +197,8 @@ test("the policy's version and hash are in every output's provenance, with and w
   const withRetrieval = await guarded.generate({ prompt: 'banana', seed: 1, steps, retrieval: { store: open, k: 2 } });
   const plain = await guarded.generate({ prompt: 'banana', seed: 1, steps });
   for (const r of [withRetrieval, plain]) {
-    assert.equal(r.policy, { version: 'emoji-default-1', hash: defaultPolicy.hash });
-    assert.equal(readProvenance(r.images[0]!.png).policy, { version: 'emoji-default-1', hash: defaultPolicy.hash });
+    assert.equal(r.policy, { version: 'emoji-default-2', hash: defaultPolicy.hash });
+    assert.equal(readProvenance(r.images[0]!.png).policy, { version: 'emoji-default-2', hash: defaultPolicy.hash });
   }
   assert.is(readProvenance(withRetrieval.images[0]!.png).provenance!.policy!.hash, defaultPolicy.hash);
 });

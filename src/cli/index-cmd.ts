@@ -7,6 +7,10 @@
  *   ragdiff index remove <ids…> --store DIR
  *   ragdiff index rebuild --store DIR [--reembed]
  *   ragdiff index info --store DIR
+ *   ragdiff index migrate-schema --store postgres://…
+ *   ragdiff index migrate --from DIR --to postgres://…   (resumable: run it again after an interruption)
+ *
+ * --store takes a directory or a postgres:// URL (add, query, remove, info, migrate-schema; add-url and rebuild are local only).
  *
  * `--json` prints one JSON document on stdout (errors too, as {"error": {code, message}}).
  * The exit code is 1 when anything failed (a failed item, an unknown id, an error), else 0.
@@ -17,6 +21,10 @@ import type { Command } from 'commander';
 import { RagdiffError } from '../errors.js';
 import { loadClipEncoders, type ImageTextEncoder } from '../models/encoders.js';
 import { openDemoStore } from '../store/demo.js';
+import { isPostgresUrl } from '../store/pg/connect.js';
+import { copyLocalStore } from '../store/pg/copy-local.js';
+import { PgReferenceStore } from '../store/pg/store.js';
+import type { ReferenceStore } from '../store/reference-store.js';
 import { ImageStore, type AddProgress, type AddReport, type ImageMeta, type ImageStoreOptions } from '../store/store.js';
 import { intOption, numberOption } from './options.js';
 import { DEFAULT_MAX_USER_FILE_BYTES, readUserFileSync } from '../io/user-file.js';
@@ -57,11 +65,20 @@ async function loadEncoder(o: CommonOptions): Promise<ImageTextEncoder> {
   return loadClipEncoders(o.model);
 }
 
+/** A local store (directory or --demo): for the commands only the local backend has (add-url, rebuild). */
 async function openStore(o: CommonOptions, extra: Partial<ImageStoreOptions> = {}): Promise<ImageStore> {
+  if (isPostgresUrl(o.store)) throw new RagdiffError('INVALID_ARGUMENT', 'this command works on local stores (--store DIR) only, not on a postgres:// store');
   const encoder = await loadEncoder(o);
   if (o.demo) return openDemoStore({ encoder, store: extra });
-  if (!o.store) throw new RagdiffError('INVALID_ARGUMENT', 'say which store: --store DIR (or --demo for the emoji demo store)');
+  if (!o.store) throw new RagdiffError('INVALID_ARGUMENT', 'say which store: --store DIR or postgres://… (or --demo for the emoji demo store)');
   return ImageStore.open(o.store, { ...extra, encoder });
+}
+
+/** Either backend: --store DIR, --store postgres://…, or --demo. */
+async function openAnyStore(o: CommonOptions, extra: Partial<ImageStoreOptions> = {}): Promise<ReferenceStore> {
+  if (!isPostgresUrl(o.store)) return openStore(o, extra);
+  const { nearDuplicates, screen, readOnly } = extra;
+  return PgReferenceStore.open(o.store, { encoder: await loadEncoder(o), nearDuplicates, screen, readOnly, ownsEncoder: true });
 }
 
 function metaOf(o: MetaOptions): ImageMeta {
@@ -133,7 +150,7 @@ function reportText(r: AddReport): string {
 
 function common(cmd: Command, requireStore = true): Command {
   return cmd
-    .option('--store <dir>', requireStore ? 'the store directory (created if missing)' : 'the store directory')
+    .option('--store <dir|url>', requireStore ? 'the store: a directory (created if missing) or a postgres:// URL' : 'the store: a directory or a postgres:// URL')
     .option('--model <dir>', 'encoder bundle (text_encoder, image_encoder, tokenizer, feature_extractor)', DEFAULT_MODEL_DIR)
     .option('--encoder <module>', 'a JS module exporting createEncoder() (instead of --model)')
     .option('--json', 'print the result as JSON');
@@ -160,7 +177,7 @@ export function registerIndexCommands(program: Command): void {
       await run(o, async () => {
         const near = o.nearDuplicates === false ? false : o.nearDistance !== undefined ? { maxDistance: o.nearDistance } : undefined;
         const safety = o.policy ? await policyForCli(o.policy, o.model) : undefined;
-        const store = await openStore(o, { nearDuplicates: near, ...(safety ? { screen: safety.guard.imageScreen() } : {}) }).catch(async (e) => { await safety?.close(); throw e; });
+        const store = await openAnyStore(o, { nearDuplicates: near, ...(safety ? { screen: safety.guard.imageScreen() } : {}) }).catch(async (e) => { await safety?.close(); throw e; });
         try {
           const bar = progress(o);
           const report = await store.add(paths, metaOf(o), { copy: o.copy, onProgress: (p) => bar.update(p) });
@@ -214,7 +231,7 @@ export function registerIndexCommands(program: Command): void {
         if (text !== undefined) checkPromptLength('query text', text);
         // Read through the file gate before the store opens: a FIFO, device or huge file fails at once.
         const image = o.image !== undefined ? new Uint8Array(readUserFileSync(o.image, { maxBytes: DEFAULT_MAX_USER_FILE_BYTES, what: 'query image' })) : undefined;
-        const store = await openStore(o, { readOnly: true }); // a reader: works beside a writer
+        const store = await openAnyStore(o, { readOnly: true }); // a reader: works beside a writer
         try {
           const hits = await store.query({
             ...(text !== undefined ? { text } : { image: image! }),
@@ -239,7 +256,7 @@ export function registerIndexCommands(program: Command): void {
     .option('--reason <text>', 'recorded with the removal', 'removed on request')
     .action(async (ids: string[], o: CommonOptions & { reason: string }) => {
       await run(o, async () => {
-        const store = await openStore(o);
+        const store = await openAnyStore(o);
         const results: { id: string; status: 'removed' | 'already-removed' | 'failed'; error?: { code: string; message: string } }[] = [];
         try {
           for (const id of ids) {
@@ -277,13 +294,53 @@ export function registerIndexCommands(program: Command): void {
     .option('--demo', 'the emoji demo store')
     .action(async (o: CommonOptions) => {
       await run(o, async () => {
-        const store = await openStore(o, { readOnly: true }); // a reader: works beside a writer
+        const store = await openAnyStore(o, { readOnly: true }); // a reader: works beside a writer
         try {
-          const s = store.stats();
+          const s = await store.stats();
           out(o, s, `${s.dir}\n${s.active} active, ${s.removed} removed, ${s.blocked} blocked; width ${s.dim}; encoder ${s.encoderId}; hnsw M=${s.hnsw.M} efConstruction=${s.hnsw.efConstruction} efSearch=${s.hnsw.efSearch}`);
           return true;
         } finally {
           await store.close();
+        }
+      });
+    });
+  common(index.command('migrate-schema').description('apply pending schema migrations to a postgres:// store (a deploy step; stores also migrate on open)'))
+    .option('--hnsw-m <n>', 'HNSW graph degree, fixed when the store is created', intOption('hnsw-m', 2))
+    .option('--hnsw-ef-construction <n>', 'HNSW build-time candidate list, fixed when the store is created', intOption('hnsw-ef-construction', 4))
+    .action(async (o: CommonOptions & { hnswM?: number; hnswEfConstruction?: number }) => {
+      await run(o, async () => {
+        if (!isPostgresUrl(o.store)) throw new RagdiffError('INVALID_ARGUMENT', 'migrate-schema needs --store postgres://… (local stores migrate themselves on open)');
+        const hnsw = { ...(o.hnswM !== undefined ? { M: o.hnswM } : {}), ...(o.hnswEfConstruction !== undefined ? { efConstruction: o.hnswEfConstruction } : {}) };
+        const r = await PgReferenceStore.migrateSchema(o.store, { encoder: await loadEncoder(o), hnsw, ownsEncoder: true });
+        out(o, r, `${r.location}: schema ${r.from} → ${r.to}${r.applied.length ? ` (applied ${r.applied.join(', ')})` : ' (up to date)'}; pgvector ${r.vectorVersion}`);
+        return true;
+      });
+    });
+  index.command('migrate').description('copy a local store (provenance and opt-outs included) into a postgres:// store; run again to resume')
+    .requiredOption('--from <dir>', 'the local store directory')
+    .requiredOption('--to <url>', 'the postgres:// store (created if empty)')
+    .option('--model <dir>', 'encoder bundle (must be the local store\'s encoder)', DEFAULT_MODEL_DIR)
+    .option('--encoder <module>', 'a JS module exporting createEncoder() (instead of --model)')
+    .option('--json', 'print the result as JSON')
+    .action(async (o: CommonOptions & { from: string; to: string }) => {
+      await run(o, async () => {
+        if (!isPostgresUrl(o.to)) throw new RagdiffError('INVALID_ARGUMENT', `--to must be a postgres:// URL, got ${JSON.stringify(o.to)}`);
+        const encoder = await loadEncoder(o);
+        const from = await ImageStore.open(o.from, { encoder, readOnly: true });
+        try {
+          const to = await PgReferenceStore.open(o.to, { encoder });
+          try {
+            const bar = progress(o);
+            const r = await copyLocalStore(from, to, { onProgress: (p) => bar.update({ ...p, added: 0, skipped: 0, failed: 0, item: { input: '', status: 'added' } }) });
+            bar.done();
+            out(o, r, `copied ${r.copied}, already present ${r.present}${r.missingBytes.length ? `, without bytes (gone locally): ${r.missingBytes.join(' ')}` : ''}`);
+            return true;
+          } finally {
+            await to.close();
+          }
+        } finally {
+          await from.close();
+          await (encoder as { close?(): Promise<void> }).close?.();
         }
       });
     });

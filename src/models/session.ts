@@ -65,7 +65,16 @@ function firstLine(e: unknown): string {
 }
 
 function invalidModel(path: string, e: unknown): RagdiffError {
-  return new RagdiffError('MODEL_FILE_INVALID', `cannot load ONNX model ${path}: ${firstLine(e)}`, { cause: e });
+  const msg = firstLine(e);
+  // Large exports keep their weights beside the graph (external data, e.g. model.onnx_data): name that file.
+  const missing = /External data path does not exist: "?([^"]+)"?/.exec(msg);
+  if (missing) return new RagdiffError('MODEL_FILE_MISSING', `external data file of ${path} not found: ${missing[1]} (copy it beside the model: large ONNX exports keep their weights there)`, { cause: e });
+  const short = /External initializer: (\S+) offset: (\d+) size to read: (\d+) given file_length: (\d+)/.exec(msg);
+  if (short) {
+    return new RagdiffError('MODEL_FILE_INVALID',
+      `external data of ${path} is truncated: tensor ${short[1]} needs bytes ${short[2]}..${Number(short[2]) + Number(short[3])} but the file has ${short[4]} (an interrupted copy or download?)`, { cause: e });
+  }
+  return new RagdiffError('MODEL_FILE_INVALID', `cannot load ONNX model ${path}: ${msg}`, { cause: e });
 }
 
 /** Checks that a session has the named inputs and outputs; the error names the file and what is missing. */

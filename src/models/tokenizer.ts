@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { RagdiffError, typeError } from '../errors.js';
 import { readBundleText } from '../pipeline/bundle.js';
+import { clipTokenizerJson } from './clip-bpe.js';
 
 export interface EncodedPrompt {
   ids: BigInt64Array;
@@ -17,10 +18,25 @@ export interface EncodedPrompt {
   truncated: boolean;
 }
 
+export interface ChunkedPrompt {
+  /** maxLength ids per window: BOS, up to maxLength − 2 tokens of the text, EOS, padding. */
+  chunks: BigInt64Array[];
+  /** Tokens before windowing, special tokens included (as EncodedPrompt.tokenCount). */
+  tokenCount: number;
+  /** True when the text needed more than maxChunks windows (the rest is cut). */
+  truncated: boolean;
+}
+
 export interface PromptTokenizer {
   readonly maxLength: number;
   readonly padId: number;
   encode(text: string): EncodedPrompt;
+  /**
+   * Long prompts as A1111 and compel users expect: the text's tokens in windows of
+   * maxLength − 2, each window with its own BOS and EOS, padded; at most maxChunks
+   * windows. A text that fits one window gives exactly encode(text).ids.
+   */
+  encodeChunks(text: string, maxChunks: number): ChunkedPrompt;
 }
 
 function readJson(path: string): Record<string, unknown> {
@@ -39,10 +55,19 @@ function tokenName(v: unknown): string | undefined {
 }
 
 export function loadTokenizer(dir: string, options: { maxLength?: number } = {}): PromptTokenizer {
-  const jsonPath = join(dir, 'tokenizer.json');
-  const json = readJson(jsonPath);
+  let jsonPath = join(dir, 'tokenizer.json');
   const configPath = join(dir, 'tokenizer_config.json');
   const config = existsSync(configPath) ? readJson(configPath) : {};
+  let json: Record<string, unknown>;
+  const vocabPath = join(dir, 'vocab.json');
+  const mergesPath = join(dir, 'merges.txt');
+  if (!existsSync(jsonPath) && existsSync(vocabPath)) {
+    // A slow CLIP tokenizer as the SD repositories publish it: built here as CLIPTokenizerFast would be.
+    json = clipTokenizerJson(readJson(vocabPath), readBundleText(mergesPath, 'tokenizer merges'), config, { vocab: vocabPath, merges: mergesPath });
+    jsonPath = vocabPath;
+  } else {
+    json = readJson(jsonPath);
+  }
   let tok: Tokenizer;
   try {
     tok = new Tokenizer(json, config);
@@ -56,14 +81,35 @@ export function loadTokenizer(dir: string, options: { maxLength?: number } = {})
   // The special tokens the post-processor adds around any text, e.g. [BOS, EOS].
   const around = tok.encode('').ids;
   const eosId = around.length >= 1 ? around[around.length - 1] : undefined;
-  const padName = tokenName(config.pad_token);
+  // transformers lets special_tokens_map.json's pad token win over tokenizer_config.json's (SD 2.x and SDXL's tokenizer_2 pad with "!").
+  const mapPath = join(dir, 'special_tokens_map.json');
+  const map = existsSync(mapPath) ? readJson(mapPath) : {};
+  const padName = tokenName(map.pad_token) ?? tokenName(config.pad_token);
   const padId = (padName !== undefined ? tok.token_to_id(padName) : undefined) ?? eosId ?? 0;
   // Prompts are cut long before tokenizing so a megabyte prompt costs no more than a long one.
   const maxChars = maxLength * 64;
 
+  const window = (content: readonly number[]): BigInt64Array => {
+    const out = new BigInt64Array(maxLength).fill(BigInt(padId));
+    const ids = around.length >= 2 ? [around[0]!, ...content, eosId!] : content;
+    for (let i = 0; i < ids.length; i++) out[i] = BigInt(ids[i]!);
+    return out;
+  };
   return {
     maxLength,
     padId,
+    encodeChunks(text: string, maxChunks: number): ChunkedPrompt {
+      if (typeof text !== 'string') throw typeError('INVALID_TYPE', `prompt must be a string, got ${typeof text}`);
+      const clipped = text.length > maxChars * maxChunks ? text.slice(0, maxChars * maxChunks) : text;
+      const ids = tok.encode(clipped).ids;
+      const specials = around.length >= 2;
+      const content = specials ? ids.slice(1, ids.length - 1) : ids;
+      const per = specials ? maxLength - 2 : maxLength;
+      const needed = Math.max(1, Math.ceil(content.length / per));
+      const n = Math.min(needed, maxChunks);
+      const chunks = Array.from({ length: n }, (_, c) => window(content.slice(c * per, (c + 1) * per)));
+      return { chunks, tokenCount: ids.length, truncated: needed > maxChunks || clipped.length < text.length };
+    },
     encode(text: string): EncodedPrompt {
       if (typeof text !== 'string') throw typeError('INVALID_TYPE', `prompt must be a string, got ${typeof text}`);
       const clipped = text.length > maxChars ? text.slice(0, maxChars) : text;

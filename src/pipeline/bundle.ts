@@ -6,9 +6,12 @@
  * Every missing or malformed file is an error naming it.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { hasCode, RagdiffError, typeError } from '../errors.js';
 import { readUserFileSync } from '../io/user-file.js';
+import { detectFamily } from './families/detect.js';
+import { FAMILIES, type FamilyName } from './families/index.js';
+import { MODEL_INDEX_KEYS, TEXT_ENCODER_KEYS, UNET_KEYS, unknownKeys, VAE_KEYS } from './config-keys.js';
 
 /** SD 1.x/2.x VAE scaling factor, used when the bundle does not say. */
 export const DEFAULT_SCALING_FACTOR = 0.18215;
@@ -20,6 +23,8 @@ export interface RagdiffBlock {
   text_max_length?: number;
   token_width?: number;
   retrieval?: { k?: number; image_proj?: string; uncond_neighbours?: string };
+  /** The family adapter (families/), when detection from the published configs cannot tell (e.g. Turbo). */
+  family?: string;
   uncond_text?: string;
   name?: string;
 }
@@ -38,7 +43,20 @@ export interface BundleManifest {
     /** A UNet variant with reference attention (ragdiff.variants.reference_attention.path). */
     unetReferenceAttention?: string;
     tokenizerDir: string;
+    /** SDXL's second text encoder and tokenizer. */
+    textEncoder2?: string;
+    tokenizer2Dir?: string;
   };
+  /** The family adapter's name (families/): which inputs the encoders and the UNet take. */
+  family: FamilyName;
+  /** unet/config.json, vae_decoder/config.json (or vae/), text_encoder{,_2}/config.json as published ({} when absent). */
+  configs: { unet: Record<string, unknown>; vae: Record<string, unknown>; textEncoder: Record<string, unknown>; textEncoder2: Record<string, unknown> };
+  /** model_index.json force_zeros_for_empty_prompt (SDXL: an unset negative prompt is zeros). */
+  forceZerosForEmptyPrompt: boolean;
+  /** The VAE config's force_upcast (diffusers decodes such an fp16 VAE in fp32). */
+  forceUpcast: boolean;
+  /** Keys of the published configs ragdiff does not read, and other things a user should know; never silent. */
+  warnings: string[];
   /** scheduler/scheduler_config.json as parsed JSON. */
   schedulerConfig: Record<string, unknown>;
   scalingFactor: number;
@@ -84,6 +102,16 @@ function requireFile(path: string, what: string): string {
   if (!st.isFile()) throw new RagdiffError('MODEL_FILE_INVALID', `${what} is not a file: ${path}`);
   if (st.size === 0) throw new RagdiffError('MODEL_FILE_INVALID', `${what} is empty: ${path}`);
   return path;
+}
+
+/** tokenizer.json (a fast tokenizer), or vocab.json + merges.txt (a slow CLIP tokenizer, as the SD repositories publish). */
+function requireTokenizer(dir: string, what: string): void {
+  if (existsSync(join(dir, 'tokenizer.json')) || !existsSync(join(dir, 'vocab.json'))) {
+    requireFile(join(dir, 'tokenizer.json'), what);
+    return;
+  }
+  requireFile(join(dir, 'vocab.json'), `${what} vocabulary`);
+  requireFile(join(dir, 'merges.txt'), `${what} merges`);
 }
 
 function positiveInt(v: unknown, path: string, key: string): number | undefined {
@@ -137,23 +165,59 @@ export function readBundle(dir: string): BundleManifest {
     }
     files.unetReferenceAttention = requireFile(resolve(root, refAttn.path), 'reference-attention UNet');
   }
-  requireFile(join(files.tokenizerDir, 'tokenizer.json'), 'tokenizer');
+  requireTokenizer(files.tokenizerDir, 'tokenizer');
 
   const schedulerPath = join(root, 'scheduler', 'scheduler_config.json');
   const schedulerConfig = readJsonFile(schedulerPath, 'scheduler config');
 
-  // diffusers ONNX exports copy the VAE config next to the decoder; SD's has scaling_factor 0.18215.
+  const warnings: string[] = unknownKeys(index, MODEL_INDEX_KEYS, indexPath);
+  const config = (rel: string, what: string, known: ReadonlySet<string>) => {
+    const p = join(root, rel);
+    if (!existsSync(p)) return {};
+    const c = readJsonFile(p, what);
+    warnings.push(...unknownKeys(c, known, p));
+    return c;
+  };
+  // diffusers ONNX exports copy the VAE config next to the decoder; SD's has scaling_factor 0.18215, SDXL's 0.13025.
+  const vaePath = [join(root, 'vae_decoder', 'config.json'), join(root, 'vae', 'config.json')].find((p) => existsSync(p));
+  const configs: BundleManifest['configs'] = {
+    unet: config('unet/config.json', 'UNet config', UNET_KEYS),
+    vae: vaePath ? config(relative(root, vaePath), 'VAE config', VAE_KEYS) : {},
+    textEncoder: config('text_encoder/config.json', 'text encoder config', TEXT_ENCODER_KEYS),
+    textEncoder2: config('text_encoder_2/config.json', 'text encoder 2 config', TEXT_ENCODER_KEYS),
+  };
   let scalingFactor = DEFAULT_SCALING_FACTOR;
-  for (const p of [join(root, 'vae_decoder', 'config.json'), join(root, 'vae', 'config.json')]) {
-    if (!existsSync(p)) continue;
-    const cfg = readJsonFile(p, 'VAE config');
-    if (cfg.scaling_factor !== undefined) {
-      if (typeof cfg.scaling_factor !== 'number' || !(cfg.scaling_factor > 0) || !Number.isFinite(cfg.scaling_factor)) {
-        throw new RagdiffError('MODEL_FILE_INVALID', `${p}: scaling_factor must be a positive number, got ${JSON.stringify(cfg.scaling_factor)}`);
-      }
-      scalingFactor = cfg.scaling_factor;
+  const sf = configs.vae.scaling_factor;
+  if (sf !== undefined) {
+    if (typeof sf !== 'number' || !(sf > 0) || !Number.isFinite(sf)) {
+      throw new RagdiffError('MODEL_FILE_INVALID', `${vaePath}: scaling_factor must be a positive number, got ${JSON.stringify(sf)}`);
     }
-    break;
+    scalingFactor = sf;
+  }
+  for (const [key, p] of [['shift_factor', vaePath], ['latents_mean', vaePath]] as const) {
+    if (configs.vae[key] != null) throw new RagdiffError('UNSUPPORTED', `${p}: ${key} is set; ragdiff decodes SD-family VAEs (latent / scaling_factor) only`);
+  }
+  const bool = (v: unknown, p: string, key: string, dflt: boolean) => {
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'boolean') throw new RagdiffError('MODEL_FILE_INVALID', `${p}: ${key} must be a boolean, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const forceUpcast = bool(configs.vae.force_upcast, vaePath ?? '', 'force_upcast', false);
+  const forceZerosForEmptyPrompt = bool(index.force_zeros_for_empty_prompt, indexPath, 'force_zeros_for_empty_prompt', false);
+
+  const names = [index, configs.unet, configs.vae, configs.textEncoder, configs.textEncoder2]
+    .map((c) => c._name_or_path).filter((n): n is string => typeof n === 'string');
+  const family = detectFamily({ indexPath, index, unetConfig: configs.unet, schedulerConfig, names });
+  if (FAMILIES[family].textEncoders.some((t) => t.component === 'text_encoder_2')) {
+    for (const [key, what] of [['text_encoder_2', 'second text encoder'], ['tokenizer_2', 'second tokenizer']] as const) {
+      const listed = index[key];
+      if (!Array.isArray(listed) || listed[0] == null) {
+        throw new RagdiffError('MODEL_FILE_MISSING', `${indexPath}: a ${family} bundle needs ${key} (the ${what}), which model_index.json does not list`);
+      }
+    }
+    files.textEncoder2 = requireFile(component('text_encoder_2'), 'second text encoder model (text_encoder_2)');
+    files.tokenizer2Dir = join(root, 'tokenizer_2');
+    requireTokenizer(files.tokenizer2Dir, 'second tokenizer (tokenizer_2)');
   }
 
   const name = typeof ragdiff?.name === 'string' ? ragdiff.name : root.split(/[\\/]/).filter(Boolean).pop() ?? 'model';
@@ -165,5 +229,10 @@ export function readBundle(dir: string): BundleManifest {
     scalingFactor,
     neighbourSlots: ragdiff?.retrieval?.k ?? 0,
     ragdiff,
+    family,
+    configs,
+    forceZerosForEmptyPrompt,
+    forceUpcast,
+    warnings,
   };
 }

@@ -51,6 +51,14 @@ export interface LatentEvent {
 export interface GenerateRequest {
   prompt: string;
   negativePrompt?: string;
+  /** SDXL: the prompt for the second text encoder (diffusers' prompt_2; default: prompt). */
+  prompt2?: string;
+  /** SDXL: the negative prompt for the second text encoder (default: negativePrompt). */
+  negativePrompt2?: string;
+  /** Cut prompts to one 77-token window instead of encoding longer ones in windows (A1111/compel style, the default where the model allows). */
+  truncatePrompt?: boolean;
+  /** SDXL micro-conditioning (time_ids), [height, width] and [top, left] in pixels; defaults: the image size and (0, 0), as diffusers. */
+  sizeConditioning?: { originalSize?: [number, number]; cropsTopLeft?: [number, number]; targetSize?: [number, number] };
   /** Denoising steps, 1..1000 (default 25). Image-to-image runs about steps × strength of them. */
   steps?: number;
   /** Classifier-free guidance scale, 0..100 (default 7.5). 1 runs the conditional branch only. */
@@ -108,6 +116,12 @@ export interface GenerateRequest {
 export interface NormalizedRequest {
   prompt: string;
   negativePrompt: string;
+  /** Whether the request gave a negative prompt (SDXL zeros an unset one). */
+  negativePromptSet: boolean;
+  prompt2?: string;
+  negativePrompt2?: string;
+  truncatePrompt: boolean;
+  sizeConditioning?: GenerateRequest['sizeConditioning'];
   steps: number;
   guidanceScale: number;
   seed: number;
@@ -138,6 +152,7 @@ export interface RequestDefaults {
 const KNOWN = new Set([
   'prompt', 'negativePrompt', 'steps', 'guidanceScale', 'seed', 'batch', 'sampler', 'karras', 'initImage', 'initImages', 'referenceAttention', 'strength',
   'onProgress', 'signal', 'guidance', 'captureLatents', 'onLatent', 'startFrom', 'provenance', 'trajectory',
+  'prompt2', 'negativePrompt2', 'truncatePrompt', 'sizeConditioning',
 ]);
 
 export function randomSeed(): number {
@@ -170,6 +185,21 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
   if (r.negativePrompt !== undefined) {
     assertString('negativePrompt', r.negativePrompt);
     checkPromptLength('negativePrompt', r.negativePrompt);
+  }
+  for (const k of ['prompt2', 'negativePrompt2'] as const) {
+    if (r[k] !== undefined) {
+      assertString(k, r[k]);
+      checkPromptLength(k, r[k]!);
+    }
+  }
+  if (r.truncatePrompt !== undefined) assertBoolean('truncatePrompt', r.truncatePrompt);
+  if (r.sizeConditioning !== undefined) {
+    assertPlainObject('sizeConditioning', r.sizeConditioning);
+    for (const [k, v] of Object.entries(r.sizeConditioning)) {
+      if (!['originalSize', 'cropsTopLeft', 'targetSize'].includes(k)) throw rangeError('UNKNOWN_OPTION', `unknown sizeConditioning option ${JSON.stringify(k)}`);
+      if (!Array.isArray(v) || v.length !== 2) throw typeError('INVALID_TYPE', `sizeConditioning.${k} must be [${k === 'cropsTopLeft' ? 'top, left' : 'height, width'}]`);
+      v.forEach((x, i) => assertInteger(`sizeConditioning.${k}[${i}]`, x, 0, 1 << 20));
+    }
   }
   const steps = r.steps ?? defaults.steps;
   assertInteger('steps', steps, 1, MAX_STEPS);
@@ -206,7 +236,8 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
 
   const captureLatents = r.captureLatents ?? [];
   if (!Array.isArray(captureLatents)) throw typeError('INVALID_TYPE', 'captureLatents must be an array of step indices');
-  captureLatents.forEach((s, i) => assertInteger(`captureLatents[${i}]`, s, 0, steps - 1));
+  // Indices into the schedule's model calls (PNDM makes more calls than steps): the upper bound is checked once the schedule is known.
+  captureLatents.forEach((s, i) => assertInteger(`captureLatents[${i}]`, s, 0, 4 * MAX_STEPS));
 
   if (r.startFrom !== undefined) {
     assertPlainObject('startFrom', r.startFrom);
@@ -251,6 +282,11 @@ export function normalizeRequest(req: unknown, defaults: RequestDefaults): Norma
   return {
     prompt: r.prompt,
     negativePrompt: r.negativePrompt ?? '',
+    negativePromptSet: r.negativePrompt !== undefined,
+    ...(r.prompt2 !== undefined ? { prompt2: r.prompt2 } : {}),
+    ...(r.negativePrompt2 !== undefined ? { negativePrompt2: r.negativePrompt2 } : {}),
+    truncatePrompt: r.truncatePrompt ?? false,
+    ...(r.sizeConditioning !== undefined ? { sizeConditioning: r.sizeConditioning } : {}),
     steps,
     guidanceScale,
     seed,

@@ -32,6 +32,10 @@ import { parameterText, type GenerationParameters } from './output.js';
 import type { FromWorker, ToWorker, WorkerData } from './protocol.js';
 import { deserializeError } from '../worker-errors.js';
 import type { Job, JobResult, JobTimings, ModelInfo } from './runner.js';
+import { tokenizeTexts, type PromptStats } from './prompts.js';
+import { FAMILIES } from './families/index.js';
+
+export type { PromptStats } from './prompts.js';
 
 export interface PipelineOptions {
   /** ONNX Runtime execution providers in order of preference; one that cannot load falls back to CPU with a warning. */
@@ -61,14 +65,6 @@ export interface GeneratedImage {
   seed: number;
 }
 
-export interface PromptStats {
-  /** Tokens the text produced (special tokens included), before truncation. */
-  tokens: number;
-  /** The text encoder's fixed length. */
-  maxTokens: number;
-  /** True when the prompt was cut to maxTokens. */
-  truncated: boolean;
-}
 
 export interface GenerateStats {
   /** Denoiser (UNet) calls; each evaluates every guidance branch for every image of the batch at once. */
@@ -128,6 +124,13 @@ function scheduleKey(sampler: SamplerChoice, karras: boolean | undefined): strin
 
 let nextId = 1;
 
+/** SDXL's add_time_ids: original_size + crops_coords_top_left + target_size, each defaulting as diffusers (the image size, (0, 0)). */
+function timeIds(req: NormalizedRequest, info: ModelInfo): number[] {
+  const size: [number, number] = [info.image.height, info.image.width];
+  const c = req.sizeConditioning ?? {};
+  return [...(c.originalSize ?? size), ...(c.cropsTopLeft ?? [0, 0]), ...(c.targetSize ?? size)];
+}
+
 /** The bundle's default sampler: ragdiff.defaults.sampler when it names one (an explicit choice), else the config's _class_name (an unknown class is UNSUPPORTED_SCHEDULER). */
 function bundleSampler(manifest: BundleManifest): SamplerChoice {
   const d = (manifest.ragdiff as { defaults?: { sampler?: string } } | null)?.defaults ?? {};
@@ -146,12 +149,13 @@ export class Pipeline {
     private readonly manifest: BundleManifest,
     private readonly options: Required<Pick<PipelineOptions, 'concurrency' | 'maxQueue' | 'maxInitImagePixels'>> & PipelineOptions,
     info: ModelInfo,
-    private readonly tokenizer: PromptTokenizer,
+    private readonly tokenizers: PromptTokenizer[],
     private readonly pool: WorkerPool<Task, FromWorker, ModelInfo>,
   ) {
     const d = (manifest.ragdiff as { defaults?: { steps?: number; guidance_scale?: number; sampler?: string } } | null)?.defaults ?? {};
     const sampler = bundleSampler(manifest);
-    this.info = { ...info, defaults: { steps: d.steps ?? 25, guidanceScale: d.guidance_scale ?? 7.5, sampler } };
+    const family = FAMILIES[manifest.family].defaults;
+    this.info = { ...info, defaults: { steps: d.steps ?? family.steps, guidanceScale: d.guidance_scale ?? family.guidanceScale, sampler } };
     pool.serve({
       next: () => this.next(),
       message: (task, m) => this.onMessage(task, m),
@@ -198,14 +202,15 @@ export class Pipeline {
     // Rejects only once every worker has settled, those that loaded closed again (see worker-pool.ts).
     const { pool, infos } = await WorkerPool.start<Task, FromWorker, ModelInfo>({ url: WORKER_URL, workerData, size: concurrency, what: 'inference worker', onWarning });
     const info = infos[0]!;
-    let tokenizer: PromptTokenizer;
+    let tokenizers: PromptTokenizer[];
     try {
-      tokenizer = loadTokenizer(manifest.files.tokenizerDir, { maxLength: info.textLength });
+      tokenizers = [loadTokenizer(manifest.files.tokenizerDir, { maxLength: info.textLength })];
+      if (manifest.files.tokenizer2Dir) tokenizers.push(loadTokenizer(manifest.files.tokenizer2Dir, { maxLength: info.textLength }));
     } catch (e) {
       await pool.close();
       throw e;
     }
-    const p = new Pipeline(manifest, opts, info, tokenizer, pool);
+    const p = new Pipeline(manifest, opts, info, tokenizers, pool);
     p.schedules.set(scheduleKey(defaultSampler, undefined), firstScheduler);
     return p;
   }
@@ -358,10 +363,26 @@ export class Pipeline {
     schedule.setTimesteps(req.steps);
     // Model calls: one per timestep (PNDM repeats some, so it can exceed the step count).
     const calls = schedule.timesteps.length;
+    if (info.maxSteps > 0 && req.steps > info.maxSteps) {
+      throw rangeError('OUT_OF_RANGE', `steps ${req.steps} is more than a ${info.family} model is distilled for (1..${info.maxSteps}); its scheduler takes 1 to ${info.maxSteps} steps`);
+    }
+    // SDXL's options on a model with one text encoder and no time ids would be silently meaningless.
+    for (const k of ['prompt2', 'negativePrompt2', 'sizeConditioning'] as const) {
+      if (req[k] !== undefined && (k === 'sizeConditioning' ? info.pooledWidth === 0 : this.tokenizers.length < 2)) {
+        throw rangeError('INVALID_VALUE', `${k} applies to SDXL-family models (two text encoders, time ids); this model is ${info.family}`);
+      }
+    }
+    req.captureLatents.forEach((s, i) => {
+      if (s >= calls) throw rangeError('OUT_OF_RANGE', `captureLatents[${i}] must be a schedule index in 0..${calls - 1} (${req.sampler}, ${req.steps} steps), got ${s}`);
+    });
     const style = req.trajectory?.prompt;
     const texts = req.guidance?.texts ?? (style !== undefined ? [req.prompt, req.negativePrompt, style] : [req.prompt, req.negativePrompt]);
+    const texts2 = req.guidance?.texts ? [] : [req.prompt2, req.negativePrompt2];
     const slotsLength = info.neighbourSlots * info.tokenWidth;
-    let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights } : cfgPlan(req.guidanceScale, calls);
+    // LCM embeds the scale (timestep_cond) and Turbo runs without CFG unless the scale is above 1 (diffusers): the conditional branch alone.
+    const condOnly = info.guidance === 'embedded' || (info.guidance === 'optional' && req.guidanceScale <= 1);
+    let plan: GuidancePlan = req.guidance ? { branches: req.guidance.branches, weights: req.guidance.weights }
+      : condOnly ? { branches: [{ text: 0, label: 'cond' }], weights: new Float32Array(calls).fill(1) } : cfgPlan(req.guidanceScale, calls);
     // Stylised trajectory jump: the style prompt takes over at the value step (checked against the base below).
     if (style !== undefined) plan = stylePlan(req.guidanceScale, calls, requestedValueStep(req.trajectory!));
     checkPlan(plan, { steps: calls, texts: texts.length, neighbourLength: slotsLength, embedLength: info.neighbourSlots * info.embedDim, slots: info.neighbourSlots });
@@ -370,12 +391,19 @@ export class Pipeline {
     const used = [...new Set(plan.branches.map((b) => b.text))].sort((a, b) => a - b);
     plan = { branches: plan.branches.map((b) => ({ ...b, text: used.indexOf(b.text) })), weights: plan.weights };
 
-    const encoded = texts.map((t) => this.tokenizer.encode(t));
-    const stats = (e: { tokenCount: number; truncated: boolean }): PromptStats => ({ tokens: e.tokenCount, maxTokens: this.tokenizer.maxLength, truncated: e.truncated });
-    const promptStats = stats(req.guidance?.texts ? this.tokenizer.encode(req.prompt) : encoded[0]!);
-    const negativeStats = stats(req.guidance?.texts ? this.tokenizer.encode(req.negativePrompt) : encoded[1]!);
+    const chunks = req.truncatePrompt ? 1 : info.maxTextChunks;
+    const tokens = tokenizeTexts(this.tokenizers, used.map((i) => texts[i]!), used.map((i) => texts2[i]), chunks);
+    const statsOf = (text: string) => tokenizeTexts(this.tokenizers.slice(0, 1), [text], [], chunks).stats[0]!;
+    const promptStats = used[0] === 0 && !req.guidance?.texts ? tokens.stats[0]! : statsOf(req.prompt);
+    const negativeStats = used.includes(1) && !req.guidance?.texts ? tokens.stats[used.indexOf(1)]! : statsOf(req.negativePrompt);
+    // SDXL: an unset negative prompt is zeros, not the encoded "" (model_index.json force_zeros_for_empty_prompt).
+    const zeroNegative = FAMILIES[this.manifest.family].zeroEmptyNegative && this.manifest.forceZerosForEmptyPrompt && !req.negativePromptSet && !req.guidance?.texts;
     const job: Job = {
-      texts: used.map((i) => encoded[i]!.ids),
+      texts: tokens.texts,
+      ...(tokens.texts2 ? { texts2: tokens.texts2 } : {}),
+      ...(zeroNegative && used.includes(1) ? { zeroTexts: [used.indexOf(1)] } : {}),
+      ...(info.pooledWidth > 0 ? { timeIds: timeIds(req, info) } : {}),
+      ...(info.guidance === 'embedded' ? { guidanceScale: req.guidanceScale } : {}),
       plan,
       steps: req.steps,
       sampler: req.sampler,

@@ -86,7 +86,9 @@ export function normalizeRetrieval(r: unknown, prompt: string, guidanceScale: nu
   assertOneOf('retrieval.mode', mode, RETRIEVAL_MODES);
   const supported = supportedModes(bundle);
   if (!supported.includes(mode)) {
-    const why = TOKEN_MODES.includes(mode) ? 'has no neighbour slots or no image_proj model' : mode === 'reference-attention' ? 'declares no reference-attention UNet variant' : 'has no VAE encoder';
+    // What adds it: the converter of issue 24 (IP-Adapter tokens, the reference-attention UNet variant), or a VAE encoder export.
+    const why = TOKEN_MODES.includes(mode) ? 'has no neighbour slots or no image_proj model; `ragdiff convert ip-adapter` adds them'
+      : mode === 'reference-attention' ? 'declares no reference-attention UNet variant; `ragdiff convert reference-attention` adds it' : 'has no VAE encoder; export vae_encoder with the bundle';
     throw new RagdiffError('UNSUPPORTED', `retrieval mode "${mode}" needs what this bundle lacks (it ${why}); it supports: ${supported.length ? supported.join(', ') : 'none'}`);
   }
   const tokenMode = TOKEN_MODES.includes(mode);

@@ -323,17 +323,17 @@ export class RagPipeline {
       });
     }
 
-    const needsTimesteps = r.mode === 'mixture';
-    let timesteps: number[] = new Array(steps).fill(0);
-    let numTrain = 1000;
-    if (needsTimesteps) {
-      const sched = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: rest.sampler ?? info.defaults.sampler, ...(rest.karras !== undefined ? { useKarrasSigmas: rest.karras } : {}) });
-      sched.setTimesteps(steps);
-      timesteps = Array.from(sched.timesteps);
-      numTrain = Number(info.schedulerConfig.num_train_timesteps ?? 1000);
-    }
+    // The schedule's model calls (PNDM makes more than steps): the plan has one weight row per call.
+    const sched = createScheduler(info.schedulerConfig as unknown as DiffusersSchedulerConfig, { sampler: rest.sampler ?? info.defaults.sampler, ...(rest.karras !== undefined ? { useKarrasSigmas: rest.karras } : {}) });
+    sched.setTimesteps(steps);
+    const timesteps = r.mode === 'mixture' ? Array.from(sched.timesteps) : new Array<number>(sched.timesteps.length).fill(0);
+    const numTrain = r.mode === 'mixture' ? Number(info.schedulerConfig.num_train_timesteps ?? 1000) : 1000;
     const mode = skipped ? 'reference-init' : r.mode; // skipped: the text-only plan (cfg)
-    const plan = buildPlan(mode, { timesteps, numTrainTimesteps: numTrain, textScale: r.textScale, retrievalScale: r.retrievalScale, neighbours }, { mixture: r.mixture, textShare: r.textShare });
+    let plan = buildPlan(mode, { timesteps, numTrainTimesteps: numTrain, textScale: r.textScale, retrievalScale: r.retrievalScale, neighbours }, { mixture: r.mixture, textShare: r.textShare });
+    // LCM (guidance embedded) and Turbo at a scale ≤ 1 run the conditional branch alone, as their pipelines do.
+    if (mode === 'reference-init' && (info.guidance === 'embedded' || (info.guidance === 'optional' && r.textScale <= 1))) {
+      plan = { ...plan, branches: [{ text: PROMPT, label: 'cond' }], weights: new Float32Array(timesteps.length).fill(1) };
+    }
 
     // Influence: the mean of a reference's shares over the ways references entered (tokens, start latent, attention).
     const ways = [tokenMode ? tokenShare : null, initImages ? initShare : null, referenceAttention ? attnShare : null].filter((x): x is number[] => x !== null);

@@ -22,6 +22,8 @@ export interface Candidate {
   tags: string[];
   /** 64-bit perceptual hash (16 hex digits) when known: stored images and uploads. */
   phash?: string;
+  /** Uploads: the hashes of the eight orientations (identity first). */
+  orientedHashes?: readonly string[];
   /** L2-normalised, the store's width. */
   embedding: Float32Array;
   /** The encoded image (stored bytes are read only when a mode needs pixels). */
@@ -83,7 +85,7 @@ export async function gatherReferences(
     const e = await store.embedReference(ref.image, { purpose: 'reference' });
     pinned.push({
       kind: 'upload', sha256: e.sha256, score: dot(q, e.embedding), pinned: true, source: ref.source ?? 'upload', licence: ref.licence ?? 'unknown',
-      attribution: ref.attribution ?? '', name: ref.name ?? `upload ${e.sha256.slice(0, 12)}`, tags: [], phash: e.phash, embedding: e.embedding, bytes: () => ref.image,
+      attribution: ref.attribution ?? '', name: ref.name ?? `upload ${e.sha256.slice(0, 12)}`, tags: [], phash: e.phash, ...(e.orientedHashes ? { orientedHashes: e.orientedHashes } : {}), embedding: e.embedding, bytes: () => e.bytes ?? ref.image,
     });
   }
   const uploadsMs = performance.now() - t0;

@@ -22,6 +22,8 @@ export interface ScreenedReference {
   embedding: Float32Array;
   /** The 64-bit perceptual hash (16 hex digits), when known. */
   phash?: string;
+  /** Uploads: the hashes of the picture's eight orientations (identity first), for blocklists. */
+  orientedHashes?: readonly string[];
 }
 
 /** What the prompt and output screens decide: a refusal names the rule and its score (> 0). */
@@ -53,7 +55,7 @@ export async function screenReferences(screen: ReferenceScreen | undefined, list
   for (const c of list) {
     let v: ReferenceVerdict;
     try {
-      v = await screen({ kind: c.kind, id: c.id, sha256: c.sha256, source: c.source, licence: c.licence, tags: c.tags, pinned: c.pinned, embedding: c.embedding, ...(c.phash ? { phash: c.phash } : {}) });
+      v = await screen({ kind: c.kind, id: c.id, sha256: c.sha256, source: c.source, licence: c.licence, tags: c.tags, pinned: c.pinned, embedding: c.embedding, ...(c.phash ? { phash: c.phash } : {}), ...(c.orientedHashes ? { orientedHashes: c.orientedHashes } : {}) });
     } catch (e) {
       v = { allow: false, reason: `the screen failed: ${(e as Error)?.message ?? String(e)}` };
     }

@@ -17,10 +17,12 @@
  * POLICY_INVALID and the previous one stays in force.
  */
 import { RagdiffError, typeError } from '../errors.js';
-import { decodeImage } from '../image/decode.js';
-import type { ImageTextEncoder } from '../models/encoders.js';
-import type { ImageScreen, ScreenCandidate, ScreenVerdict } from '../store/gate.js';
+import { DEFAULT_MAX_PIXELS } from '../image/decode.js';
+import { decodeRgbPng } from '../image/png-rgb.js';
+import type { ImageTextEncoder, RgbImage } from '../models/encoders.js';
+import { areaResize, decodeCandidate, type ImageScreen, type ScreenCandidate, type ScreenVerdict } from '../store/gate.js';
 import type { OutputScreen, PolicyStamp, PromptScreen, ReferenceScreen, SafetyVerdict } from '../rag/screen.js';
+import { orientationHashes, PHASH_SIZE } from '../store/phash.js';
 import { AuditLog, type AuditLogOptions } from './audit.js';
 import { loadPolicy, type SafetyPolicy } from './load.js';
 import { ClusterWatch, type SourceReport } from './poisoning.js';
@@ -128,12 +130,30 @@ export class SafetyGuard {
     return this.finish(decide(hits, nearest), 'prompt', fields.item, p, fields.prompt);
   }
 
-  /** An encoded image (e.g. a generated PNG) embedded with the image encoder and checked at `door`. */
+  /**
+   * An encoded image (e.g. a generated PNG) embedded with the image encoder and
+   * checked at `door`: the concepts (whose image anchors cover every orientation)
+   * and the hash blocklist in all eight orientations.
+   */
   async checkImage(bytes: Uint8Array, door: SafetyDoor, item: string): Promise<SafetyDecision> {
+    const p = this.current;
     const size = this.encoder.imageSize ?? { width: 224, height: 224 };
-    const d = await decodeImage(bytes, { width: size.width, height: size.height, fit: 'cover' });
-    const [e] = await this.encoder.embedImages([{ rgb: d.rgb, width: d.width, height: d.height }]);
-    return this.checkEmbedding(unit(e!), door, item);
+    let pixels: RgbImage;
+    let hashes: string[] = [];
+    // The pipeline's own PNGs (8-bit RGB at the encoder's size) decode synchronously; anything else takes the gate's path.
+    const own = decodeRgbPng(bytes, DEFAULT_MAX_PIXELS);
+    if (own && own.width === size.width && own.height === size.height && Math.min(size.width, size.height) >= PHASH_SIZE) {
+      pixels = own;
+      if (p.doc.hashes.length > 0) hashes = orientationHashes(areaResize(own.rgb, own.width, own.height, PHASH_SIZE, PHASH_SIZE));
+    } else {
+      const c = await decodeCandidate(bytes, this.encoder); // pixels and the orientation hashes
+      pixels = c.pixels;
+      hashes = c.orientedHashes;
+    }
+    const [e] = await this.encoder.embedImages([pixels]);
+    const { hits, closest } = conceptHits(p, unit(e!), door);
+    hits.unshift(...hashHits(p, hashes));
+    return this.finish(decide(hits, closest), door, item, p);
   }
 
   /** Sources seen at ingest with images close to a concept, most clustered first (poisoning report). */
@@ -149,7 +169,7 @@ export class SafetyGuard {
       beforeEmbed: (c: ScreenCandidate): ScreenVerdict => {
         const p = this.current;
         const door = doorOf(c.purpose);
-        const hits: RuleHit[] = [...hashHits(p, c.phash.hash), ...(door === 'ingest' ? metaHits(p, c.meta) : [])];
+        const hits: RuleHit[] = [...hashHits(p, c.orientedHashes ?? c.phash.hash), ...(door === 'ingest' ? metaHits(p, c.meta) : [])];
         const d = this.finish(decide(hits), door, `sha256:${c.sha256}`, p, undefined, hits.length === 0);
         return d.action === 'block' ? { allow: false, reason: reasonOf(d, p) } : { allow: true };
       },
@@ -181,7 +201,7 @@ export class SafetyGuard {
       const door: SafetyDoor = ref.kind === 'upload' ? 'upload' : 'retrieval';
       const item = ref.id ?? `sha256:${ref.sha256}`;
       const { hits, closest } = conceptHits(p, ref.embedding, door);
-      hits.unshift(...hashHits(p, ref.phash), ...(ref.kind === 'stored' ? metaHits(p, ref) : []));
+      hits.unshift(...hashHits(p, ref.orientedHashes ?? ref.phash), ...(ref.kind === 'stored' ? metaHits(p, ref) : []));
       const d = this.finish(decide(hits, closest), door, item, p);
       return d.action === 'block' ? { allow: false, reason: reasonOf(d, p) } : { allow: true };
     };

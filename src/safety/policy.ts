@@ -14,7 +14,8 @@
  *     "sources":  { "deny": ["evil.example/*"], "allow": ["twemoji", "noto"], "action": "block" },
  *     "licences": { "allow": ["CC-BY-4.0", "Apache-2.0"], "action": "block" },
  *     "poisoning": { "clusterCos": 0.97, "nearConcept": 0.1, "maxCluster": 5, "action": "flag" },
- *     "retrieval": { "maxPerSource": 2 }
+ *     "retrieval": { "maxPerSource": 2 },
+ *     "benign":   { "text": ["red apple", "red heart"], "images": [], "margin": 0 }
  *   }
  *
  * Scores are SD-checker style: score = cos − threshold, and a rule fires when
@@ -35,6 +36,17 @@ export interface ConceptRule {
   images: string[];
   /** Threshold on images: fires when max cos(image, anchor) − threshold > 0. */
   threshold: number;
+  /**
+   * Threshold for the example images' other views — flipped, turned, on black (default:
+   * threshold). Turned pictures sit in a crowded part of the embedding space, so they get their
+   * own, stricter threshold instead of raising the upright one.
+   */
+  variantThreshold: number;
+  /**
+   * Raised by this much at the output door (default 0): generated images are blurrier than the
+   * drawings the thresholds were set on, and a red blob is nearer a drop of blood than any apple.
+   */
+  outputOffset: number;
   /** Threshold on prompts (default: threshold). */
   promptThreshold: number;
   /** Threshold on the short word windows of a prompt when `prompt.windows` is on (default: promptThreshold). */
@@ -63,7 +75,21 @@ export interface PolicyDocument {
   poisoning?: { clusterCos: number; nearConcept: number; maxCluster: number; action: SafetyAction };
   retrieval: { maxPerSource?: number };
   /** Prompt door: also score every run of 1..windows words (against dilution: "a cat with a pistol"). 0: the whole prompt only. */
-  prompt: { windows: number };
+  prompt: {
+    windows: number;
+    /**
+     * Which concept anchors a prompt is compared with: 'all' (text and images) or 'text' (text
+     * phrases only: text-to-image similarity in a small CLIP is mostly colour, so "red apple" or
+     * "lime" would match a red drop or a green water pistol). Default 'all'.
+     */
+    anchors: 'all' | 'text';
+  };
+  /**
+   * Benign anchors: everyday things that sit near a concept ("red apple" near blood). A concept
+   * fires only when its best anchor is also closer than the best benign anchor by more than
+   * `margin`. Text anchors apply at the prompt door, images at the image doors.
+   */
+  benign?: { text: string[]; images: string[]; margin: number };
 }
 
 /** A policy that fails validation; `field` is the JSON path of the first problem. */
@@ -74,7 +100,7 @@ export class PolicyError extends RagdiffError {
   }
 }
 
-const TOP = new Set(['$schema', 'schema', 'version', 'name', 'description', 'encoder', 'concepts', 'hashes', 'sources', 'licences', 'poisoning', 'retrieval', 'prompt', 'calibration']);
+const TOP = new Set(['$schema', 'schema', 'version', 'name', 'description', 'encoder', 'concepts', 'hashes', 'sources', 'licences', 'poisoning', 'retrieval', 'prompt', 'benign', 'calibration']);
 
 function obj(field: string, v: unknown): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new PolicyError(field, `must be an object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
@@ -128,7 +154,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
     sources: { deny: [], action: 'block' },
     licences: { action: 'block' },
     retrieval: {},
-    prompt: { windows: 0 },
+    prompt: { windows: 0, anchors: 'all' },
   };
   if (o.name !== undefined) doc.name = str('name', o.name, 200);
   if (o.encoder !== undefined) doc.encoder = str('encoder', o.encoder, 500);
@@ -140,7 +166,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
     o.concepts.forEach((raw, i) => {
       const f = `concepts[${i}]`;
       const c = obj(f, raw);
-      known(f, c, ['id', 'text', 'images', 'threshold', 'promptThreshold', 'windowThreshold', 'action', 'doors', 'note']);
+      known(f, c, ['id', 'text', 'images', 'threshold', 'variantThreshold', 'outputOffset', 'promptThreshold', 'windowThreshold', 'action', 'doors', 'note']);
       const id = str(`${f}.id`, c.id, 100);
       if (ids.has(id)) throw new PolicyError(`${f}.id`, `duplicate concept id ${JSON.stringify(id)}`);
       ids.add(id);
@@ -148,6 +174,8 @@ export function validatePolicy(input: unknown): PolicyDocument {
       const images = c.images === undefined ? [] : strList(`${f}.images`, c.images, 100);
       if (text.length + images.length === 0) throw new PolicyError(f, 'needs at least one text phrase or example image');
       const threshold = num(`${f}.threshold`, c.threshold, -1, 1);
+      const outputOffset = c.outputOffset === undefined ? 0 : num(`${f}.outputOffset`, c.outputOffset, 0, 2);
+      const variantThreshold = c.variantThreshold === undefined ? threshold : num(`${f}.variantThreshold`, c.variantThreshold, -1, 1);
       const promptThreshold = c.promptThreshold === undefined ? threshold : num(`${f}.promptThreshold`, c.promptThreshold, -1, 1);
       const windowThreshold = c.windowThreshold === undefined ? promptThreshold : num(`${f}.windowThreshold`, c.windowThreshold, -1, 1);
       let doors = [...SAFETY_DOORS];
@@ -157,7 +185,7 @@ export function validatePolicy(input: unknown): PolicyDocument {
           if (!SAFETY_DOORS.includes(d)) throw new PolicyError(`${f}.doors[${j}]`, `must be one of ${SAFETY_DOORS.join(', ')}, got ${JSON.stringify(d)}`);
         });
       }
-      doc.concepts.push({ id, text, images, threshold, promptThreshold, windowThreshold, action: action(`${f}.action`, c.action), doors });
+      doc.concepts.push({ id, text, images, threshold, variantThreshold, outputOffset, promptThreshold, windowThreshold, action: action(`${f}.action`, c.action), doors });
     });
   }
 
@@ -204,8 +232,21 @@ export function validatePolicy(input: unknown): PolicyDocument {
   }
   if (o.prompt !== undefined) {
     const pr = obj('prompt', o.prompt);
-    known('prompt', pr, ['windows']);
+    known('prompt', pr, ['windows', 'anchors']);
     if (pr.windows !== undefined) doc.prompt.windows = int('prompt.windows', pr.windows, 0, 8);
+    if (pr.anchors !== undefined) {
+      if (pr.anchors !== 'all' && pr.anchors !== 'text') throw new PolicyError('prompt.anchors', `must be "all" or "text", got ${JSON.stringify(pr.anchors)}`);
+      doc.prompt.anchors = pr.anchors;
+    }
+  }
+  if (o.benign !== undefined) {
+    const b = obj('benign', o.benign);
+    known('benign', b, ['text', 'images', 'margin', 'note']);
+    doc.benign = {
+      text: b.text === undefined ? [] : strList('benign.text', b.text, 10_000),
+      images: b.images === undefined ? [] : strList('benign.images', b.images, 10_000),
+      margin: b.margin === undefined ? 0 : num('benign.margin', b.margin, -2, 2),
+    };
   }
   if (o.retrieval !== undefined) {
     const r = obj('retrieval', o.retrieval);

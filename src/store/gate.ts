@@ -3,7 +3,8 @@
  * model — stored images at ingest, per-request uploads, query images:
  *
  *   bytes → size cap → decode (header checked first, pixel cap, first frame,
- *   sRGB 8-bit, alpha on white) → SHA-256 + perceptual hash → screen
+ *   sRGB 8-bit, alpha on white) → SHA-256 + perceptual hash (and the hashes of
+ *   the picture's eight orientations, for blocklists) → screen
  *   (before embedding) → embed → screen (after embedding) → caller
  *
  * Screening is a seam for operator policies (hash blocklists, source and
@@ -12,10 +13,12 @@
  */
 import { createHash } from 'node:crypto';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
+import sharp from 'sharp';
 import { decodeImage, DEFAULT_MAX_PIXELS } from '../image/decode.js';
+import { pngChunks } from '../image/png-text.js';
 import type { ImageTextEncoder, RgbImage } from '../models/encoders.js';
 import type { NormalisedMeta } from './meta.js';
-import { perceptualHash, PHASH_SIZE, type PerceptualHash } from './phash.js';
+import { orientationHashes, perceptualHash, PHASH_SIZE, type PerceptualHash } from './phash.js';
 
 /** What a screen decides. `reason` is recorded with blocked images. */
 export type ScreenVerdict = { allow: true } | { allow: false; reason: string };
@@ -26,6 +29,8 @@ export interface ScreenCandidate {
   purpose: ImagePurpose;
   sha256: string;
   phash: PerceptualHash;
+  /** The 64-bit hashes of the picture in the eight orientations of the square (identity first). */
+  orientedHashes?: readonly string[];
   width: number;
   height: number;
   format: string;
@@ -56,9 +61,12 @@ export interface GateOptions {
 export const DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024;
 
 export interface DecodedCandidate {
+  /** The bytes kept: the input, or for an animation (or a multi-page file) a PNG of the one frame screened. */
   bytes: Uint8Array;
   sha256: string;
   phash: PerceptualHash;
+  /** Hashes of the eight orientations (identity first), for orientation-proof blocklists. */
+  orientedHashes: string[];
   /** Pixels at the encoder's size. */
   pixels: RgbImage;
   width: number;
@@ -145,15 +153,39 @@ export async function decodeCandidate(bytes: Uint8Array, encoder: ImageTextEncod
   const decoded = await decodeImage(bytes, { maxPixels, width: work.width, height: work.height, fit: 'cover' });
   const pixels = boxDownscale(decoded.rgb, work.width, work.height, work.factor);
   const small = work.width === PHASH_SIZE && work.height === PHASH_SIZE ? decoded.rgb : areaResize(decoded.rgb, work.width, work.height, PHASH_SIZE, PHASH_SIZE);
+  // Only the first frame is decoded, screened and embedded: an animation keeps only that frame,
+  // so no unscreened frame is ever stored or served. (An APNG reads as one page: its frames are chunks.)
+  const kept = decoded.source.pages > 1 || (decoded.source.format === 'png' && isApng(bytes)) ? await firstFrame(bytes, maxPixels) : bytes;
   return {
-    bytes,
-    sha256: createHash('sha256').update(bytes).digest('hex'),
+    bytes: kept,
+    sha256: createHash('sha256').update(kept).digest('hex'),
     phash: perceptualHash(small),
+    orientedHashes: orientationHashes(small),
     pixels: { rgb: pixels, width: work.width / work.factor, height: work.height / work.factor },
     width: decoded.source.width,
     height: decoded.source.height,
-    format: decoded.source.format,
+    format: kept === bytes ? decoded.source.format : 'png',
   };
+}
+
+
+/** An animated PNG: frames in fdAT chunks that decoders without APNG support (libvips) never show. */
+function isApng(bytes: Uint8Array): boolean {
+  try {
+    return pngChunks(bytes).some((c) => c.type === 'acTL' || c.type === 'fdAT');
+  } catch {
+    return true; // sharp read it, this parser did not: keep only what sharp decoded
+  }
+}
+
+/** A lossless PNG of the first frame (page) of an animated or multi-page image. */
+async function firstFrame(bytes: Uint8Array, maxPixels: number): Promise<Uint8Array> {
+  try {
+    const png = await sharp(bytes, { pages: 1, limitInputPixels: maxPixels, failOn: 'warning' }).rotate().png().toBuffer();
+    return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
+  } catch (e) {
+    throw new RagdiffError('IMAGE_CORRUPT', `the first frame could not be re-encoded: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** Runs a screen hook; a hook that throws blocks (fail closed) with its message as the reason. */

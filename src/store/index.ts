@@ -4,6 +4,10 @@ export type {
   ImageStoreOptions, StoredImage, QueryHit, QueryRequest, AddInput, AddStatus, AddItemResult, AddReport, AddProgress,
   AddOptions, AddUrlOptions, RebuildOptions, RebuildReport, ReferenceEmbedding, StoreStats, ImageMeta, ImageStatus,
 } from './store.js';
+export type { ReferenceStore, Awaitable, ListOptions as StoreListOptions } from './reference-store.js';
+export { openReferenceStore, type OpenReferenceStoreOptions } from './open.js';
+export { PgReferenceStore, type PgStoreOptions } from './pg/store.js';
+export { isPostgresUrl } from './pg/connect.js';
 export type { ImageScreen, ScreenVerdict, ScreenCandidate, ImagePurpose } from './gate.js';
 export { normaliseEmbedding } from './gate.js';
 export type { HnswParams } from './vectors.js';

@@ -258,7 +258,7 @@ export async function ingest(ctx: IngestContext, items: Item[], onProgress?: (p:
     pending.set(c.sha256, id);
     pendingIds.add(id);
     pendingHashes.add(id, c.phash);
-    const screenInfo: ScreenCandidate = { purpose: 'ingest', sha256: c.sha256, phash: c.phash, width: c.width, height: c.height, format: c.format, meta: item.meta, origin: item.input };
+    const screenInfo: ScreenCandidate = { purpose: 'ingest', sha256: c.sha256, phash: c.phash, orientedHashes: c.orientedHashes, width: c.width, height: c.height, format: c.format, meta: item.meta, origin: item.input };
     const v = await runScreen(ctx.screen?.beforeEmbed?.bind(ctx.screen), screenInfo);
     const a: Accepted = { i, c, id, screenInfo, blocked: v.allow ? undefined : v.reason, wroteBlob: false };
     if (!a.blocked && !item.refPath) {

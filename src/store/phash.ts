@@ -26,6 +26,33 @@ function cosines(): Float64Array {
 
 /** Hash of a 32×32 interleaved RGB image (alpha already composited). */
 export function perceptualHash(rgb: Uint8Array): PerceptualHash {
+  const { coeffs, colour } = lowFrequencies(rgb);
+  return { hash: bitsOf(coeffs), colour };
+}
+
+/**
+ * The hashes of the image in the eight orientations of the square (identity,
+ * rot90, rot180, rot270, flip-h, flip-v, transpose, anti-transpose: the order
+ * of image/dihedral.ts), from one DCT: mirroring x multiplies coefficient
+ * (v, u) by (−1)^u, mirroring y by (−1)^v, and transposing swaps u and v.
+ */
+export function orientationHashes(rgb: Uint8Array): string[] {
+  const { coeffs: c } = lowFrequencies(rgb);
+  const at = (v: number, u: number, swap: boolean) => (swap ? c[u * 8 + v]! : c[v * 8 + u]!);
+  // [swap u/v first, then sign (−1)^u if sx, (−1)^v if sy]
+  const forms: [boolean, boolean, boolean][] = [
+    [false, false, false], [true, true, false], [false, true, true], [true, false, true],
+    [false, true, false], [false, false, true], [true, false, false], [true, true, true],
+  ];
+  return forms.map(([swap, sx, sy]) => {
+    const t = new Float64Array(64);
+    for (let v = 0; v < 8; v++) for (let u = 0; u < 8; u++) t[v * 8 + u] = at(v, u, swap) * ((sx && u % 2) ? -1 : 1) * ((sy && v % 2) ? -1 : 1);
+    return bitsOf(t);
+  });
+}
+
+/** The 8×8 lowest DCT frequencies of the image's luma, and its mean colour. */
+function lowFrequencies(rgb: Uint8Array): { coeffs: Float64Array; colour: number } {
   const n = PHASH_SIZE;
   if (rgb.length !== n * n * 3) throw new RangeError(`perceptualHash needs ${n}×${n}×3 bytes, got ${rgb.length}`);
   const grey = new Float64Array(n * n);
@@ -53,7 +80,13 @@ export function perceptualHash(rgb: Uint8Array): PerceptualHash {
       coeffs[v * 8 + u] = s;
     }
   }
-  // Median of the 63 AC coefficients (the DC term only measures brightness).
+  const px = n * n;
+  const colour = (Math.round(r / px) << 16) | (Math.round(g / px) << 8) | Math.round(b / px);
+  return { coeffs, colour };
+}
+
+/** 64 bits: each coefficient above the median of the 63 AC ones (the DC term only measures brightness). */
+function bitsOf(coeffs: Float64Array): string {
   const ac = Array.from(coeffs.subarray(1)).sort((a, b2) => a - b2);
   const median = ac[31]!;
   let hi = 0, lo = 0;
@@ -63,9 +96,7 @@ export function perceptualHash(rgb: Uint8Array): PerceptualHash {
     else lo = (lo << 1) | bit;
   }
   const hex = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
-  const px = n * n;
-  const colour = (Math.round(r / px) << 16) | (Math.round(g / px) << 8) | Math.round(b / px);
-  return { hash: hex(hi) + hex(lo), colour };
+  return hex(hi) + hex(lo);
 }
 
 function popcount32(v: number): number {

@@ -41,6 +41,7 @@ import { errorInfo, ingest } from './ingest.js';
 import { normaliseMeta, type ImageMeta } from './meta.js';
 import { checkQuery, searchVectors, toImage, type SearchContext } from './query.js';
 import { blobToEmbedding, embeddingToBlob, type ImageStatus } from './schema.js';
+import type { ReferenceStore } from './reference-store.js';
 import type {
   AddInput, AddOptions, AddReport, AddUrlOptions, ImageStoreOptions, QueryHit, QueryRequest, RebuildOptions, RebuildReport,
   ReferenceEmbedding, StoreStats, StoredImage,
@@ -91,7 +92,7 @@ function checkOptions(options: ImageStoreOptions): ImageTextEncoder {
   return enc;
 }
 
-export class ImageStore {
+export class ImageStore implements ReferenceStore {
   readonly dir: string;
   readonly encoder: ImageTextEncoder;
   /** True when opened with `readOnly`: no lock held, nothing written. */
@@ -361,6 +362,19 @@ export class ImageStore {
     return label === undefined ? undefined : this.vectors.vector(label);
   }
 
+  /**
+   * An image's full record for copying it to another backend (`ragdiff index
+   * migrate`): the record, its mean colour (the near-duplicate check uses it)
+   * and its stored embedding (null when it has none, e.g. removed).
+   */
+  exportRecord(id: string): { image: StoredImage; colour: number; embedding: Float32Array | null } | undefined {
+    this.assertOpen();
+    const row = this.catalogue.rowById(id);
+    if (!row) return undefined;
+    const embedding = row.embedding && row.embedding.byteLength === this.dim * 4 ? blobToEmbedding(row.embedding, this.dim) : null;
+    return { image: toImage(row), colour: row.colour, embedding };
+  }
+
   /** The stored bytes of an active or blocked image (throws IMAGE_NOT_FOUND otherwise, IMAGE_MISSING when the bytes are gone). */
   readImage(id: string): Buffer {
     this.assertOpen();
@@ -530,13 +544,13 @@ export class ImageStore {
       const k = hit && this.catalogue.byLabel(hit.label);
       if (k && k.status === 'blocked') throw new RagdiffError('IMAGE_BLOCKED', `the image is a near-duplicate of blocked image ${k.id}: ${k.reason ?? 'blocked'}`);
     }
-    const info: ScreenCandidate = { purpose: options.purpose ?? 'reference', sha256: c.sha256, phash: c.phash, width: c.width, height: c.height, format: c.format, meta, origin: 'upload' };
+    const info: ScreenCandidate = { purpose: options.purpose ?? 'reference', sha256: c.sha256, phash: c.phash, orientedHashes: c.orientedHashes, width: c.width, height: c.height, format: c.format, meta, origin: 'upload' };
     const before = await runScreen(this.options.screen?.beforeEmbed?.bind(this.options.screen), info);
     if (!before.allow) throw new RagdiffError('IMAGE_BLOCKED', `the image was refused: ${before.reason}`);
     const [embedding] = await embedCandidates(this.encoder, [c.pixels]);
     const after = await runScreen(this.options.screen?.afterEmbed?.bind(this.options.screen), { ...info, embedding: embedding! });
     if (!after.allow) throw new RagdiffError('IMAGE_BLOCKED', `the image was refused: ${after.reason}`);
-    return { embedding: embedding!, sha256: c.sha256, phash: c.phash.hash, width: c.width, height: c.height, format: c.format };
+    return { embedding: embedding!, sha256: c.sha256, phash: c.phash.hash, orientedHashes: c.orientedHashes, bytes: c.bytes, width: c.width, height: c.height, format: c.format };
   }
 
   /** Embeds a text query with the store's encoder. */

@@ -174,6 +174,10 @@ export interface ReferenceEmbedding {
   embedding: Float32Array;
   sha256: string;
   phash: string;
+  /** The hashes of the eight orientations of the square (identity first). */
+  orientedHashes?: string[];
+  /** The bytes screened: the input, or for an animation a PNG of its first frame (the only one screened). */
+  bytes?: Uint8Array;
   width: number;
   height: number;
   format: string;
