@@ -89,12 +89,25 @@ test('DELETE cancels the job on the worker; a full queue answers 429 with Retry-
   const res = await post({ prompt: 'green tree', seed: 2, steps: 100, n: 4, retrieval: false, stream: true });
   assert.is(res.status, 202, await res.clone().text());
   const job = (await res.json()) as { id: string; events_url: string };
-  const events = fetch(`${base}${job.events_url}`).then((r) => r.text());
-  await new Promise((r) => setTimeout(r, 500));
+  // DELETE once a worker is denoising (its first progress event), so the cancel must reach a running job.
+  const stream = await fetch(`${base}${job.events_url}`);
+  const reader = stream.body!.getReader();
+  let text = '';
+  while (!/"stage":"denoise"/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += Buffer.from(value).toString();
+  }
+  const events = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return text;
+      text += Buffer.from(value).toString();
+    }
+  })();
   const del = await fetch(`${base}/v1/generations/${job.id}`, { method: 'DELETE' });
   assert.equal(await del.json(), { id: job.id, cancelled: true });
-  const text = await events;
-  assert.match(text, /event: error\ndata: \{"status":499/);
+  assert.match(await events, /event: error\ndata: \{"status":499/);
   const q = new Queue('ragdiff', { connection: { url: redis.url } });
   try {
     const failed = (await q.getJobs(['failed'])).find((j) => j.data?.request?.steps === 100)!;

@@ -111,7 +111,11 @@ test('aborting the signal cancels the job on the worker that runs it', async () 
 test('a full queue answers BUSY at once', async () => {
   const controller = new AbortController();
   const running = [0, 1, 2, 3].map((i) => gen.generate({ prompt: 'sun', seed: i, steps: 200, batch: 1 }, { signal: controller.signal }).catch((e) => e));
-  await new Promise((r) => setTimeout(r, 300));
+  for (;;) {
+    const c = await gen.jobCounts();
+    if ((c.waiting ?? 0) + (c.active ?? 0) >= 4) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   await rejects(gen.generate({ prompt: 'sun', steps: 2, batch: 1 }), hasErrorCode('BUSY'));
   controller.abort(new Error('done'));
   for (const e of await Promise.all(running)) assert.ok(hasErrorCode('ABORTED')(e), String(e));
