@@ -171,6 +171,14 @@ export const ERROR_CODES = {
   NO_STORE: { status: 409, meaning: 'the service runs without a store; reference routes are unavailable' },
   SHUTTING_DOWN: { status: 503, meaning: 'the service is shutting down and takes no new work' },
 
+  // ---- the generation queue (BullMQ on Redis) and its workers
+  QUEUE_UNAVAILABLE: { status: 503, meaning: 'the queue\'s Redis cannot be reached' },
+  QUEUE_MISCONFIGURED: { status: 500, meaning: 'Redis is configured so that queued jobs could be lost (maxmemory-policy other than noeviction)' },
+  JOB_INVALID: { status: 500, meaning: 'a queued job\'s payload is malformed (edited in Redis or from another version); it is failed, not retried' },
+  MODEL_MISMATCH: { status: 409, meaning: 'a queued job asks for a model other than the worker\'s (the worker does not run it)' },
+  NO_WORKER: { status: 503, meaning: 'no queue worker has announced the model the server was started for' },
+  RESULT_EXPIRED: { status: 410, meaning: 'a queued job\'s images are no longer in the blob directory (expired or removed)' },
+
   // ---- runtime
   BUSY: { status: 429, meaning: 'the pipeline\'s queue is full; retry later' },
   ABORTED: { status: 499, meaning: 'the caller\'s AbortSignal fired' },

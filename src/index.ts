@@ -20,3 +20,4 @@ export { convertReferenceAttention, convertIpAdapter } from './convert/convert-u
 export type { ConvertUnetOptions, ConvertUnetResult, ConvertIpAdapterOptions, ConvertIpAdapterResult } from './convert/convert-unet.js';
 export { openSafetensors } from './convert/safetensors.js';
 export type { SafetensorsFile, TensorInfo } from './convert/safetensors.js';
+export * from './generator/index.js';

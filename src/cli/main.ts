@@ -13,6 +13,7 @@ import { registerIndexCommands } from './index-cmd.js';
 import { registerKbCommands } from './kb-cmd.js';
 import { registerServeCommand } from './serve.js';
 import { registerSourcesCommands } from './live-sources.js';
+import { registerWorkerCommand } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -33,6 +34,7 @@ registerKbCommands(program);
 registerServeCommand(program);
 registerSourcesCommands(program);
 registerConvertCommands(program);
+registerWorkerCommand(program);
 
 const argv = process.argv.slice(2);
 program.parseAsync(process.argv).catch((e: unknown) => {

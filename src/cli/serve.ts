@@ -3,6 +3,10 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { modelIdOf } from '../generator/index.js';
+import { hashBundle } from '../pipeline/runner.js';
+import { readBundle } from '../pipeline/index.js';
+import { BlobDir, QueueGenerator } from '../queue/index.js';
 import { RagPipeline } from '../rag/index.js';
 import { policyForCli } from '../safety/cli.js';
 import { createServer, DEFAULT_CONNECTION_LIMITS } from '../server/index.js';
@@ -27,7 +31,10 @@ interface ServeOptions {
   withoutStore?: boolean;
   policy?: string;
   concurrency: number;
-  queue: number;
+  /** Generations that may wait (a number), or the Redis URL of a worker queue. */
+  queue: number | string;
+  blobDir?: string;
+  queueName?: string;
   apiKey?: string[];
   writeKey?: string[];
   threads?: number;
@@ -56,7 +63,14 @@ export function acceptsNoUploads(o: Pick<ServeOptions, 'readOnly' | 'apiKey' | '
 
 const keyList = (flag: string[] | undefined, env: string | undefined) => [...(flag ?? []), ...(env ? env.split(',').map((s) => s.trim()).filter(Boolean) : [])];
 
+/** `--queue <n>` (waiting generations) or `--queue redis://…` (a queue of `ragdiff worker`s). */
+function queueOption(v: string): number | string {
+  if (/^(redis|rediss):\/\//.test(v.trim())) return v.trim();
+  return intOption('queue', 0)(v);
+}
+
 async function serveCommand(o: ServeOptions): Promise<void> {
+  if (typeof o.queue === 'string') return serveQueue(o, o.queue);
   if ([o.store, o.demoStore, o.withoutStore].filter(Boolean).length > 1) throw new RagdiffError('INVALID_ARGUMENT', 'give one of --store <dir>, --demo-store, --without-store');
   // A new user's `npx ragdiff serve` gets references to choose from: the demo store unless told otherwise.
   const demo = o.demoStore || (!o.store && !o.withoutStore);
@@ -72,7 +86,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
   const rag = await RagPipeline.load(o.model, {
     ...(policy ? policy.guard.ragOptions() : {}),
     concurrency: o.concurrency,
-    maxQueue: o.queue,
+    maxQueue: o.queue as number,
     threads: o.threads,
     executionProviders: o.providers ? o.providers.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
   }).catch(async (e) => {
@@ -145,7 +159,9 @@ export function registerServeCommand(program: Command): void {
     .option('--without-store', 'no reference store: generation without retrieval')
     .option('--policy <file>', 'safety policy file, passed to the safety module\'s loadPolicy')
     .option('--concurrency <n>', 'generations running at once (1..16)', intOption('concurrency'), 1)
-    .option('--queue <n>', 'generations that may wait; beyond that requests get 429 with Retry-After', intOption('queue'), 8)
+    .option('--queue <n|url>', 'generations that may wait (beyond that: 429 with Retry-After); or redis://host:port to hand generations to `ragdiff worker`s', queueOption, 8)
+    .option('--blob-dir <dir>', 'with --queue redis://…: the directory shared with the workers where images are left')
+    .option('--queue-name <name>', 'with --queue redis://…: the queue name the workers use', 'ragdiff')
     .option('--api-key <key...>', 'bearer keys that may generate and search (also $RAGDIFF_API_KEYS, comma-separated)')
     .option('--write-key <key...>', 'bearer keys that may also upload and remove references (also $RAGDIFF_WRITE_KEYS)')
     .option('--threads <n>', 'intra-op threads per model', intOption('threads'))
@@ -176,4 +192,52 @@ API: POST /v1/images/generations (OpenAI images shape + "retrieval"), GET /v1/ge
      GET|POST /v1/references, GET /v1/references/:id/image, DELETE /v1/references/:id, GET /v1/models,
      GET /healthz, GET /metrics, GET /openapi.json (the whole API, OpenAPI 3.1)`)
     .action((o: ServeOptions) => runAction(o, () => serveCommand(o)));
+}
+
+/**
+ * `serve --queue redis://…`: the same server over a QueueGenerator. The
+ * workers load the model and enforce the policy; this process only reads the
+ * bundle's name and hash (the model id its jobs ask for) and keeps the store
+ * for the reference routes.
+ */
+async function serveQueue(o: ServeOptions, url: string): Promise<void> {
+  if (!o.blobDir) throw new RagdiffError('INVALID_ARGUMENT', '--queue redis://… needs --blob-dir <dir>, a directory the workers share (they leave images there)');
+  if (o.policy) throw new RagdiffError('INVALID_ARGUMENT', 'with --queue redis://… give --policy to each `ragdiff worker` (the workers run every safety door)');
+  const manifest = readBundle(resolve(o.model));
+  const model = modelIdOf({ name: manifest.name, hash: hashBundle(manifest) });
+  const blobs = new BlobDir(resolve(o.blobDir));
+  const generator = await QueueGenerator.open({ url, queue: o.queueName ?? 'ragdiff', model, blobs, maxQueued: o.concurrency * 64 });
+  const sweep = setInterval(() => void blobs.sweep().catch(() => {}), blobs.ttlMs / 4);
+  sweep.unref();
+  let store: ImageStore | undefined;
+  let encoder: Awaited<ReturnType<typeof loadClipEncoders>> | undefined;
+  try {
+    if (o.store) {
+      encoder = await loadClipEncoders(o.model);
+      store = await ImageStore.open(resolve(o.store), { encoder });
+    }
+    const server = await createServer({
+      generator, store,
+      apiKeys: { keys: keyList(o.apiKey, process.env.RAGDIFF_API_KEYS), writeKeys: keyList(o.writeKey, process.env.RAGDIFF_WRITE_KEYS) },
+      logger: { level: 'warn' },
+    });
+    const listening = await server.listen({ host: o.host, port: o.port });
+    console.log(`ragdiff serve: ${model} on queue "${o.queueName ?? 'ragdiff'}"${store ? `, ${store.size} references in ${store.dir}` : ', no reference store'}`);
+    console.log(`  page: ${listening}/   API: ${listening}/v1/images/generations   metrics: ${listening}/metrics`);
+    await new Promise<void>((done) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        done();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await server.close({ graceMs: o.grace * 1000 });
+  } finally {
+    clearInterval(sweep);
+    await generator.close();
+    await store?.close();
+    await encoder?.close();
+  }
 }

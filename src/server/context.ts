@@ -1,25 +1,26 @@
 /** What every route of the server shares. */
 import type { FastifyBaseLogger } from 'fastify';
-import type { RagPipeline } from '../rag/index.js';
+import type { Generator } from '../generator/index.js';
 import type { ImageStore } from '../store/index.js';
 import type { SourceRegistry } from '../sources/index.js';
 import type { Admission } from './admission.js';
 import type { KeyCheck } from './auth.js';
-import type { JobRegistry } from './jobs.js';
+import type { JobStore } from './jobs.js';
 import type { ServerMetrics } from './metrics.js';
 import type { RagSafety } from './safety.js';
 import type { Limits } from './schemas.js';
 import type { Redact } from './redact.js';
 
 export interface ServerContext {
-  rag: RagPipeline;
+  /** What makes the images: in-process (LocalGenerator) or a queue of workers (QueueGenerator). */
+  generator: Generator;
   store?: ImageStore;
   /** Online sources the operator enabled (serve --sources); absent: none. */
   sources?: SourceRegistry;
   limits: Limits;
   metrics: ServerMetrics;
   admission: Admission;
-  jobs: JobRegistry;
+  jobs: JobStore;
   keys: KeyCheck;
   /** The hooks the server enforces, uncounted (the search route previews the reference screen with them). */
   safety: RagSafety;

@@ -12,7 +12,8 @@
  */
 import { liveRetrieval, urlReference } from './live-sources.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RagRequest, RagResult, RetrievalOptions, ReferenceChoice } from '../rag/index.js';
+import type { GenerationRequest } from '../generator/index.js';
+import type { RagResult, RetrievalOptions, ReferenceChoice } from '../rag/index.js';
 import type { ProgressEvent } from '../pipeline/params.js';
 import type { ServerContext } from './context.js';
 import { errorReply, HttpError, httpStatusOf } from './errors.js';
@@ -105,16 +106,16 @@ export function inWireNames(e: unknown): unknown {
 }
 
 /** The API body as a RagRequest (checks the server's own rules; the rag layer checks the rest). */
-export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagRequest, 'signal' | 'onProgress'> {
+export function toRagRequest(ctx: ServerContext, b: GenerationBody): GenerationRequest {
   checkModel(ctx, b.model);
   if (b.size !== undefined && b.size !== ctx.size) {
-    throw new HttpError('INVALID_REQUEST', `size must be "${ctx.size}" (the only size model ${ctx.rag.info.name} makes), got ${JSON.stringify(b.size)}`);
+    throw new HttpError('INVALID_REQUEST', `size must be "${ctx.size}" (the only size model ${ctx.generator.info().name} makes), got ${JSON.stringify(b.size)}`);
   }
   if (b.response_format !== undefined && b.response_format !== 'b64_json') {
     throw new HttpError('INVALID_REQUEST', `response_format must be "b64_json" (this server returns images inline), got ${JSON.stringify(b.response_format)}`);
   }
   if (b.prompt.trim() === '') throw new HttpError('INVALID_REQUEST', 'prompt must not be blank');
-  const req: Omit<RagRequest, 'signal' | 'onProgress'> = {
+  const req: GenerationRequest = {
     prompt: b.prompt,
     ...(b.negative_prompt !== undefined ? { negativePrompt: b.negative_prompt } : {}),
     ...(b.prompt_2 !== undefined ? { prompt2: b.prompt_2 } : {}),
@@ -133,11 +134,13 @@ export function toRagRequest(ctx: ServerContext, b: GenerationBody): Omit<RagReq
     if (b.retrieval === undefined) return req; // no store: plain generation unless retrieval was asked for
     throw new HttpError('NO_STORE', 'this server has no reference store; start it with --store <dir> or --demo-store, or send "retrieval": false');
   }
-  return { ...req, retrieval: retrievalOf(ctx, ctx.store, wanted === true ? {} : wanted) };
+  // The generator searches its own store: the request names none (it may cross a process boundary).
+  const { store: _own, ...retrieval } = retrievalOf(ctx, ctx.store, wanted === true ? {} : wanted);
+  return { ...req, retrieval };
 }
 
 /** Pinned base64 references and an image query get the upload's pixel limit, checked from the header before a slot is taken. */
-async function checkInlineImages(ctx: ServerContext, req: Omit<RagRequest, 'signal' | 'onProgress'>): Promise<void> {
+async function checkInlineImages(ctx: ServerContext, req: GenerationRequest): Promise<void> {
   const q = req.retrieval?.query;
   if (Buffer.isBuffer(q) || q instanceof Uint8Array && !(q instanceof Float32Array)) await checkImageHeader(q, ctx.limits.uploadPixels, 'retrieval.query');
   for (const [i, r] of (req.retrieval?.references ?? []).entries()) {
@@ -182,14 +185,14 @@ export function responseOf(ctx: ServerContext, r: RagResult, created: number) {
  * Runs one generation under admission control; `signal` aborts it.
  * Always releases its slot; records metrics.
  */
-async function generate(ctx: ServerContext, body: GenerationBody, req: Omit<RagRequest, 'signal' | 'onProgress'>, controller: AbortController, onProgress: (e: ProgressEvent) => void, release: () => void) {
+async function generate(ctx: ServerContext, body: GenerationBody, req: GenerationRequest, controller: AbortController, onProgress: (e: ProgressEvent) => void, release: () => void) {
   const started = performance.now();
   const withRetrieval = req.retrieval ? 'yes' : 'no';
   let outcome = 'error';
   try {
     // Every door (prompt, text query, references, source cap, output) is the rag layer's, as in the library and the CLI.
     const created = Math.floor(Date.now() / 1000);
-    const r = await ctx.rag.generate({ ...req, signal: controller.signal, onProgress });
+    const r = await ctx.generator.generate(req, { signal: controller.signal, onProgress });
     ctx.metrics.denoiserCalls.inc(r.stats.nfe ?? 0);
     if (r.stats.retrieval) ctx.metrics.retrieval.observe(r.stats.retrieval.totalMs / 1000);
     outcome = 'ok';

@@ -61,7 +61,20 @@ export class Job {
   }
 }
 
-export class JobRegistry {
+/**
+ * Where streamed jobs live: the port the routes use. MemoryJobStore (below)
+ * keeps them in this process; a shared store (Redis) would let any server of
+ * a deployment answer for a job.
+ */
+export interface JobStore {
+  readonly size: number;
+  /** Registers a job whose work `run` does; events go through job.emit. */
+  start(run: (job: Job) => Promise<void>): Job;
+  get(id: string): Job | undefined;
+  cancelAll(reason: string): void;
+}
+
+export class MemoryJobStore implements JobStore {
   private readonly jobs = new Map<string, Job>();
 
   constructor(private readonly options: { keepMs: number; orphanMs: number }) {}
@@ -94,3 +107,7 @@ export class JobRegistry {
     for (const j of this.jobs.values()) if (!j.done) j.controller.abort(new Error(reason));
   }
 }
+
+/** The old name of MemoryJobStore. */
+export const JobRegistry = MemoryJobStore;
+export type JobRegistry = MemoryJobStore;

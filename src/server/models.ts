@@ -36,10 +36,11 @@ export type ModelObject = FromSchema<typeof modelObject>;
 
 /** The served bundle as an OpenAI model object; `created` is its model_index.json's time (stable across restarts). */
 export function servedModels(ctx: ServerContext): ModelObject[] {
-  const info = ctx.rag.info;
+  const info = ctx.generator.info();
   let created = 0;
   try {
-    created = Math.floor(statSync(join(info.dir, 'model_index.json')).mtimeMs / 1000);
+    // A queue's model is on the workers' disks: created stays 0.
+    if (info.dir) created = Math.floor(statSync(join(info.dir, 'model_index.json')).mtimeMs / 1000);
   } catch {
     // A bundle without the file on disk any more: still listed.
   }

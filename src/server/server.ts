@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
+import { LocalGenerator, type Generator } from '../generator/index.js';
 import { RagPipeline } from '../rag/index.js';
 import type { ImageStore } from '../store/index.js';
 import { Admission } from './admission.js';
@@ -18,7 +19,7 @@ import type { ServerContext } from './context.js';
 import { errorHandler, HttpError, MAX_PARAM_LENGTH } from './errors.js';
 import { pathRedactor } from './redact.js';
 import { registerGenerationRoutes } from './generations.js';
-import { JobRegistry } from './jobs.js';
+import { MemoryJobStore, type JobStore } from './jobs.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { registerModelRoutes } from './models.js';
 import { registerOpenApi } from './openapi.js';
@@ -34,7 +35,15 @@ export const WEB_DIR = join(packageRoot, 'web');
 
 export interface ServerOptions {
   /** The generator. The server enforces its safety hooks (or `safety`), counted, through a RagPipeline over the same workers. */
-  rag: RagPipeline;
+  rag?: RagPipeline;
+  /**
+   * Instead of `rag`: any Generator, e.g. a QueueGenerator in front of workers
+   * (which enforce their own safety hooks: `safety` is then only what /v1/info
+   * reports and the search route previews).
+   */
+  generator?: Generator;
+  /** Where streamed jobs live (default: this process's memory). */
+  jobs?: JobStore;
   /**
    * The safety hooks, e.g. `guard.ragOptions()`: reference, prompt (and text
    * query) and output screens, the per-source cap and the policy stamp. Give
@@ -80,11 +89,12 @@ declare module 'fastify' {
 }
 
 export async function createServer(options: ServerOptions): Promise<RagServer> {
-  if (!(options?.rag instanceof RagPipeline)) throw new TypeError('createServer needs options.rag, a loaded RagPipeline');
+  if (options?.rag !== undefined && !(options.rag instanceof RagPipeline)) throw new TypeError('createServer: options.rag must be a loaded RagPipeline');
+  if ((options?.rag === undefined) === (options?.generator === undefined)) throw new TypeError('createServer needs one of options.rag (a loaded RagPipeline) or options.generator');
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
   const keys = new KeyCheck(options.apiKeys);
   // Client-facing messages name no server path (the store's, the bundle's, or any other).
-  const redact = pathRedactor({ store: options.store?.dir, model: options.rag.info.dir });
+  const redact = pathRedactor({ store: options.store?.dir, model: options.rag?.info.dir ?? options.generator?.info().dir });
   const handleError = errorHandler(redact);
   let appClosing = false;
   const connections = connectionLimits(options.connections);
@@ -102,17 +112,19 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
     forceCloseConnections: 'idle',
   });
   let admission!: Admission;
-  const metrics = createMetrics(() => ({ ...options.rag.pipeline.queueState, inflight: admission.inflight }));
-  admission = new Admission(() => options.rag.pipeline.queueState.capacity);
+  let generator!: Generator;
+  const metrics = createMetrics(() => ({ ...generator.capacity(), inflight: admission.inflight }));
+  admission = new Admission(() => generator.capacity().capacity);
   capConnections(app.server, connections, (reason) => metrics.rejected.inc({ reason }));
   // One wiring: the hooks go, each counted and otherwise unchanged, into a RagPipeline of the server's own over the same workers.
-  const safety = safetyOf(options.rag, options.safety);
-  const rag = new RagPipeline(options.rag.pipeline, { ...countedSafety(safety, metrics), ...(options.sources ? { sources: options.sources } : {}) });
+  const safety = options.rag ? safetyOf(options.rag, options.safety) : (options.safety ?? {});
+  generator = options.rag ? new LocalGenerator(new RagPipeline(options.rag.pipeline, { ...countedSafety(safety, metrics), ...(options.sources ? { sources: options.sources } : {}) }), options.store) : options.generator!;
+  const info = generator.info();
   const policy = () => safety.policyStamp?.() ?? null;
-  const { width, height } = rag.info.image;
+  const { width, height } = info.image;
   const ctx: ServerContext = {
-    rag, store: options.store, sources: options.sources, limits, metrics, admission, keys, safety,
-    jobs: new JobRegistry({ keepMs: options.keepJobsMs ?? 60_000, orphanMs: options.orphanJobMs ?? 30_000 }),
+    generator, store: options.store, sources: options.sources, limits, metrics, admission, keys, safety,
+    jobs: options.jobs ?? new MemoryJobStore({ keepMs: options.keepJobsMs ?? 60_000, orphanMs: options.orphanJobMs ?? 30_000 }),
     size: `${width}x${height}`,
     log: app.log,
     redact,
@@ -154,13 +166,13 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
 
   await app.register(multipart, { limits: { fileSize: limits.uploadBytes, files: 1, fields: 10 } });
   // Before the routes: it collects their schemas as they are added.
-  await registerOpenApi(app, { packageRoot, keys: keys.enabled, model: rag.info.name });
+  await registerOpenApi(app, { packageRoot, keys: keys.enabled, model: info.name });
 
   app.get('/healthz', async (_request, reply) => {
-    const q = rag.pipeline.queueState;
+    const q = generator.capacity();
     const body = {
       status: admission.closing ? 'shutting-down' : 'ok',
-      model: rag.info.name,
+      model: info.name,
       queue: { ...q, inflight: admission.inflight },
       // writable: false when the store was opened read-only (serve --read-only): uploads and removals answer 409.
       store: ctx.store ? { size: ctx.store.size, encoder: ctx.store.stats().encoderId, writable: !ctx.store.readOnly } : null,
@@ -175,12 +187,12 @@ export async function createServer(options: ServerOptions): Promise<RagServer> {
 
   // What the page needs to draw itself.
   app.get('/v1/info', { config: { access: 'read' } }, async () => ({
-    model: rag.info.name,
+    model: info.name,
     size: ctx.size,
-    modes: rag.modes,
+    modes: generator.modes,
     // Token modes use up to one reference per neighbour slot (the default k).
-    retrieval: { slots: rag.info.neighbourSlots },
-    defaults: { steps: rag.info.defaults.steps, guidance_scale: rag.info.defaults.guidanceScale },
+    retrieval: { slots: info.neighbourSlots },
+    defaults: { steps: info.defaults.steps, guidance_scale: info.defaults.guidanceScale },
     store: ctx.store ? { size: ctx.store.size, name: ctx.store.stats().encoderId, writable: !ctx.store.readOnly } : null,
     auth: keys.enabled,
     policy: policy()?.hash ?? null,
