@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageStore, RagPipeline } from '../src/index.js';
 import { readProvenance } from '../src/rag/index.js';
@@ -58,6 +58,9 @@ test(`${fam}: RagPipeline runs reference-attention on the converted bundle; fide
     const zero = await rag.generate({ ...req, retrieval: { store, mode: 'reference-attention', references: [{ image: ref }], referenceAttention: { fidelity: 0 } } });
     const err = maxAbs(last(zero), last(plain));
     assert.ok(err <= 1e-5, `fidelity 0 equals the plain generation (max abs ${err})`);
+    // added to another mode, as on tiny-emoji: reference-init with the reference also as attention
+    const both = await rag.generate({ ...req, retrieval: { store, mode: 'reference-init', references: [{ image: ref }], referenceInit: { strength: 0.6 }, referenceAttention: { fidelity: 1 } } });
+    assert.equal(both.references[0]!.usage.map((u) => u.as).sort(), ['attention', 'init-latent']);
   } finally {
     await rag.close();
     await store.close();
@@ -65,6 +68,17 @@ test(`${fam}: RagPipeline runs reference-attention on the converted bundle; fide
 });
 
 }
+
+test('converting again into an earlier output replaces its stale files with the source\'s', () => {
+  const src = bundleDir('sd15');
+  const again = join(t.dir, 'again');
+  mkdirSync(join(again, 'tokenizer'), { recursive: true });
+  writeFileSync(join(again, 'tokenizer', 'vocab.json'), '{}');
+  const r = spawnSync(process.execPath, [repoPath('dist/src/cli/main.js'), 'convert', 'reference-attention', src, '--out', again], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(statSync(join(again, 'tokenizer', 'vocab.json')).ino, statSync(join(src, 'tokenizer', 'vocab.json')).ino);
+  assert.ok(statSync(join(again, 'unet', 'refattn.onnx')).size > 0);
+});
 
 test('the unconverted sd15 bundle answers UNSUPPORTED naming the converter', async () => {
   const src = bundleDir('sd15');

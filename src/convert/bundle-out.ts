@@ -5,17 +5,23 @@
  * looks for it (ragdiff.variants.<name>.path, src/pipeline/bundle.ts). Files the conversion wrote
  * itself are kept. The source bundle is never written to.
  */
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { RagdiffError } from '../errors.js';
 
-function linkTree(src: string, out: string, root: string): void {
+/** `keep`: paths (relative) the conversion wrote; any other file already at a source path is stale (an earlier output) and is replaced. */
+function linkTree(src: string, out: string, root: string, keep: ReadonlySet<string>): void {
   mkdirSync(out, { recursive: true });
   for (const e of readdirSync(src, { withFileTypes: true })) {
     const s = join(src, e.name);
     const o = join(out, e.name);
-    if (e.isDirectory()) linkTree(s, o, root);
-    else if (e.isFile() && !existsSync(o) && relative(root, s) !== 'model_index.json') {
+    const rel = relative(root, s).split('\\').join('/');
+    if (e.isDirectory()) linkTree(s, o, root, keep);
+    else if (e.isFile() && rel !== 'model_index.json' && !keep.has(rel)) {
+      if (existsSync(o)) {
+        if (statSync(o).ino === statSync(s).ino) continue;
+        rmSync(o);
+      }
       try {
         linkSync(s, o);
       } catch (err) {
@@ -33,7 +39,7 @@ export function completeBundle(bundle: string, outDir: string, variants: Record<
   const indexPath = join(bundle, 'model_index.json');
   if (!existsSync(indexPath)) throw new RagdiffError('MODEL_FILE_MISSING', `${bundle}: no model_index.json (an optimum ONNX export is expected)`);
   const index = JSON.parse(readFileSync(indexPath, 'utf8')) as Record<string, unknown>;
-  linkTree(resolve(bundle), resolve(outDir), resolve(bundle));
+  linkTree(resolve(bundle), resolve(outDir), resolve(bundle), new Set(Object.values(variants).map((v) => v.path)));
   const block = (index.ragdiff && typeof index.ragdiff === 'object' ? index.ragdiff : {}) as Record<string, unknown>;
   const had = (block.variants && typeof block.variants === 'object' ? block.variants : {}) as Record<string, unknown>;
   index.ragdiff = { family, ...block, variants: { ...had, ...variants } };
