@@ -21,7 +21,7 @@ const req = { prompt: 'a red circle', seed: 7, steps: 3, captureLatents: [2] };
 const last = (r: { latents: { latent: Float32Array }[] }) => r.latents.at(-1)!.latent;
 const maxAbs = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
 
-for (const fam of ['sd15', 'sdxl'] as const) {
+for (const fam of ['sd15', 'sd15-fp16', 'sdxl'] as const) {
 const src = bundleDir(fam);
 const out = join(t.dir, `${fam}-refattn`);
 
@@ -30,7 +30,7 @@ test(`${fam}: the converted bundle declares its variant and shares the weights`,
   assert.is(r.status, 0, r.stderr);
   const index = JSON.parse(readFileSync(join(out, 'model_index.json'), 'utf8'));
   assert.equal(index.ragdiff.variants.reference_attention, { path: 'unet/refattn.onnx' });
-  assert.is(index.ragdiff.family, fam === 'sd15' ? 'sd1' : 'sdxl', 'the family stays the source\'s (a bare ragdiff block reads as tiny-emoji)');
+  assert.is(index.ragdiff.family, fam === 'sdxl' ? 'sdxl' : 'sd1', 'the family stays the source\'s (a bare ragdiff block reads as tiny-emoji)');
   assert.is(index._class_name, JSON.parse(readFileSync(join(src, 'model_index.json'), 'utf8'))._class_name);
   for (const f of ['unet/model.onnx', 'unet/model.onnx_data', 'text_encoder/model.onnx', 'vae_encoder/model.onnx']) {
     assert.is(statSync(join(out, f)).ino, statSync(join(src, f)).ino, `${f} is linked, not copied`);
@@ -44,7 +44,7 @@ test(`${fam}: RagPipeline runs reference-attention on the converted bundle; fide
   try {
     await store.add([{ bytes: ref, meta: { name: 'ref' } }], { source: 'test' });
     assert.ok(rag.modes.includes('reference-attention'), `modes: ${rag.modes.join(', ')}`);
-    assert.is(rag.pipeline.info.family, fam === 'sd15' ? 'sd1' : 'sdxl');
+    assert.is(rag.pipeline.info.family, fam === 'sdxl' ? 'sdxl' : 'sd1');
     const attend = await rag.generate({ ...req, retrieval: { store, mode: 'reference-attention', references: [{ image: ref }] } });
     assert.is(attend.images.length, 1);
     const use = attend.references[0]!.usage.find((u) => u.as === 'attention');
