@@ -1,17 +1,20 @@
 /**
  * `ragdiff convert reference-attention <bundle> --out DIR`: writes DIR/unet/refattn.onnx, the
  * bundle's UNet with reference attention (src/convert), sharing the UNet's weights by hard link, and
- * DIR/unet/ragdiff_convert.json recording the method and the base UNet's sha256 for provenance.
+ * DIR/unet/ragdiff_convert.json recording the method and the base UNet's sha256 for provenance;
+ * the rest of the bundle is hard-linked in and model_index.json declares the variant.
  * The source bundle is never written to.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { completeBundle } from '../convert/bundle-out.js';
 import { assertOutsideBundle, convertIpAdapter, convertReferenceAttention } from '../convert/convert-unet.js';
 import { readOnnxModel } from '../convert/onnx-model.js';
 import { openSafetensors } from '../convert/safetensors.js';
 import { RagdiffError } from '../errors.js';
+import { readBundle } from '../pipeline/bundle.js';
 import { runAction } from './options.js';
 
 async function sha256(path: string): Promise<string> {
@@ -40,6 +43,8 @@ async function referenceAttentionCommand(bundle: string, o: { out?: string; json
   const mPath = join(outDir, 'unet', 'ragdiff_convert.json');
   writeFileSync(`${mPath}.partial`, JSON.stringify(manifest, null, 2) + '\n');
   renameSync(`${mPath}.partial`, mPath);
+  // the output is a bundle RagPipeline loads: the source's other files linked, the variant declared
+  completeBundle(bundle, outDir, { reference_attention: { path: 'unet/refattn.onnx' } }, readBundle(bundle).family);
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(o.json ? JSON.stringify({ ...manifest, out: r.out, seconds }, null, 2) + '\n'
     : `converted ${r.selfAttentionBlocks} self-attention blocks -> ${r.out} (${seconds.toFixed(1)} s; weights shared with ${unet})\n`);
