@@ -77,6 +77,12 @@ test('what the install script builds the addon from', () => {
   for (const f of walk('native')) has(f, 'native source');
 });
 
+test('the helpers the runtime spawns: ragdiff convert\'s ONNX bridge', () => {
+  // src/convert/onnx-model.ts runs tools/convert/onnx_io.py (Debian's python3-onnx) for every conversion.
+  assert.match(readFileSync(repoPath('src/convert/onnx-model.ts'), 'utf8'), /'tools', 'convert', 'onnx_io\.py'/);
+  has('tools/convert/onnx_io.py', 'run by ragdiff convert');
+});
+
 test('the runtime data: the default model bundle, the web page, the policies', () => {
   for (const dir of ['models/tiny-emoji', 'web', 'policies']) {
     const files = walk(dir);
