@@ -112,9 +112,10 @@ test('DELETE cancels the job on the worker; a full queue answers 429 with Retry-
   try {
     const failed = (await q.getJobs(['failed'])).find((j) => j.data?.request?.steps === 100)!;
     assert.match(failed.failedReason, /^\[ABORTED\]/, 'the worker aborted it');
-    // Fill the queue past its depth (64 per --concurrency): jobs for a model nobody runs wait forever.
-    await q.addBulk(Array.from({ length: 64 }, () => ({ name: 'generate', data: { v: 1, model: 'parked@0000000000000000', request: { prompt: 'x' } } })));
-    await q.pause(); // nothing takes them while we look
+    // Fill the queue past its depth (64 per --concurrency) with delayed jobs: counted by the admission,
+    // never picked up. (Waiting jobs for another model raced the worker, which fails them MODEL_MISMATCH
+    // before a pause could land, so the depth sometimes never reached 64 and the POST hung.)
+    await q.addBulk(Array.from({ length: 64 }, () => ({ name: 'generate', data: { v: 1, model: 'parked@0000000000000000', request: { prompt: 'x' } }, opts: { delay: 3_600_000 } })));
     const busy = await post({ prompt: 'sun', steps: 2, n: 1, retrieval: false });
     assert.is(busy.status, 429);
     assert.ok(Number(busy.headers.get('retry-after')) >= 1);

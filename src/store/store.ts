@@ -26,7 +26,7 @@
  * its vector.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import type { ImageTextEncoder } from '../models/encoders.js';
@@ -147,8 +147,13 @@ export class ImageStore implements ReferenceStore {
     }
     if (!existsSync(dbPath)) {
       if (options.create === false) throw new RagdiffError('STORE_NOT_FOUND', `no image store in ${root}`);
-      // One level at a time, typed errors: a file, FIFO or symlink loop in the way is OUTPUT_NOT_WRITABLE, not a raw EEXIST.
-      ensureOutputDir(root, 'store directory');
+      // mkdir -p is race-free (two processes creating one store both succeed; the lock then decides);
+      // when it fails (a file, FIFO or symlink loop in the way), ensureOutputDir names why with a typed error.
+      try {
+        mkdirSync(root, { recursive: true });
+      } catch {
+        ensureOutputDir(root, 'store directory');
+      }
     }
     const lock = acquireWriterLock(join(root, WRITER_LOCK_FILE));
     let catalogue: SqliteCatalogue | undefined;
