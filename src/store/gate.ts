@@ -236,3 +236,49 @@ export function normaliseEmbedding(v: ArrayLike<number>, dim: number, what = 'em
   for (let i = 0; i < dim; i++) out[i]! *= inv;
   return out;
 }
+
+/** An accepted candidate on its way to the catalogue (local or PostgreSQL). */
+export interface EmbeddingCandidate {
+  i: number;
+  c: DecodedCandidate;
+  screenInfo: ScreenCandidate;
+  embedding?: Float32Array;
+  blocked?: string;
+}
+
+/**
+ * Embeds a batch (one by one if the batch call fails, to find the culprit; a
+ * failure goes to `fail`), then runs the post-embedding screen. Shared by both
+ * backends' ingest so they screen exactly alike.
+ */
+export async function embedAndScreen(encoder: ImageTextEncoder, screen: ImageScreen | undefined, batch: readonly EmbeddingCandidate[], fail: (i: number, e: unknown) => void): Promise<void> {
+  const toEmbed = batch.filter((a) => !a.blocked);
+  try {
+    const vecs = await embedCandidates(encoder, toEmbed.map((a) => a.c.pixels));
+    toEmbed.forEach((a, j) => (a.embedding = vecs[j]));
+  } catch {
+    for (const a of toEmbed) {
+      try {
+        a.embedding = (await embedCandidates(encoder, [a.c.pixels]))[0];
+      } catch (e) {
+        fail(a.i, e);
+      }
+    }
+  }
+  for (const a of toEmbed) {
+    if (!a.embedding) continue;
+    const v = await runScreen(screen?.afterEmbed?.bind(screen), { ...a.screenInfo, embedding: a.embedding });
+    if (!v.allow) a.blocked = v.reason;
+  }
+}
+
+/** The retrieval door's synchronous check of a stored image (a throwing hook refuses). */
+export function passesAtRetrieval(screen: ImageScreen | undefined, image: { id: string; source: string; licence: string; tags: readonly string[]; phash: string }): boolean {
+  const hook = screen?.atRetrieval;
+  if (!hook) return true;
+  try {
+    return hook.call(screen, { id: image.id, source: image.source, licence: image.licence, tags: image.tags, phash: image.phash }) === true;
+  } catch {
+    return false;
+  }
+}

@@ -18,7 +18,7 @@ import { DEFAULT_MAX_PIXELS } from '../image/decode.js';
 import type { ImageTextEncoder } from '../models/encoders.js';
 import type { BlobStore } from './blobs.js';
 import type { Catalogue, Known, NewImageRow } from './catalogue.js';
-import { decodeCandidate, embedCandidates, runScreen, DEFAULT_MAX_INPUT_BYTES, type DecodedCandidate, type ImageScreen, type ScreenCandidate } from './gate.js';
+import { decodeCandidate, embedAndScreen, runScreen, DEFAULT_MAX_INPUT_BYTES, type DecodedCandidate, type ImageScreen, type ScreenCandidate } from './gate.js';
 import { HashTable } from './phash.js';
 import { embeddingToBlob, type ImageStatus } from './schema.js';
 import type { AddItemResult, AddProgress, AddReport } from './types.js';
@@ -143,27 +143,7 @@ export async function ingest(ctx: IngestContext, items: Item[], onProgress?: (p:
     return undefined;
   };
 
-  /** Embeds a batch (one by one if the batch call fails, to find the culprit), then the post-embedding screen. */
-  const embed = async (batch: Accepted[]): Promise<void> => {
-    const toEmbed = batch.filter((a) => !a.blocked);
-    try {
-      const vecs = await embedCandidates(ctx.encoder, toEmbed.map((a) => a.c.pixels));
-      toEmbed.forEach((a, j) => (a.embedding = vecs[j]));
-    } catch {
-      for (const a of toEmbed) {
-        try {
-          a.embedding = (await embedCandidates(ctx.encoder, [a.c.pixels]))[0];
-        } catch (e) {
-          fail(a.i, e);
-        }
-      }
-    }
-    for (const a of toEmbed) {
-      if (!a.embedding) continue;
-      const v = await runScreen(ctx.screen?.afterEmbed?.bind(ctx.screen), { ...a.screenInfo, embedding: a.embedding });
-      if (!v.allow) a.blocked = v.reason;
-    }
-  };
+  const embed = (batch: Accepted[]) => embedAndScreen(ctx.encoder, ctx.screen, batch, fail);
 
   const dropBlob = (a: Accepted) => {
     if (!a.wroteBlob) return;

@@ -6,7 +6,7 @@
  */
 import { RagdiffError, rangeError, typeError } from '../errors.js';
 import { checkStrings, type Catalogue } from './catalogue.js';
-import type { ImageScreen } from './gate.js';
+import { passesAtRetrieval, type ImageScreen } from './gate.js';
 import type { ImageRow } from './schema.js';
 import type { QueryHit, QueryRequest, StoredImage } from './types.js';
 import type { VectorIndex } from './vectors.js';
@@ -68,7 +68,6 @@ export function searchVectors(ctx: SearchContext, vec: Float32Array, k: number, 
   const total = filter ? filter.labels.length : vectors.size;
   if (total === 0) return [];
   const minScore = request.minScore ?? -Infinity;
-  const atRetrieval = ctx.screen?.atRetrieval;
   const out: QueryHit[] = [];
   let want = Math.min(k, total);
   for (;;) {
@@ -83,15 +82,7 @@ export function searchVectors(ctx: SearchContext, vec: Float32Array, k: number, 
       const row = catalogue.rowByLabel(h.label);
       if (!row || row.status !== 'active') continue; // changed since the vectors were loaded: never return it
       const image = toImage(row);
-      if (atRetrieval) {
-        let ok = false;
-        try {
-          ok = atRetrieval({ id: image.id, source: image.source, licence: image.licence, tags: image.tags, phash: image.phash }) === true;
-        } catch {
-          ok = false;
-        }
-        if (!ok) continue;
-      }
+      if (!passesAtRetrieval(ctx.screen, image)) continue;
       const hit: QueryHit = { ...image, score: h.score };
       if (request.withEmbeddings) hit.embedding = vectors.vector(h.label);
       out.push(hit);

@@ -15,7 +15,7 @@ import type pg from 'pg';
 import { RagdiffError } from '../../errors.js';
 import { DEFAULT_MAX_PIXELS } from '../../image/decode.js';
 import type { ImageTextEncoder } from '../../models/encoders.js';
-import { decodeCandidate, embedCandidates, runScreen, DEFAULT_MAX_INPUT_BYTES, type DecodedCandidate, type ImageScreen, type ScreenCandidate } from '../gate.js';
+import { decodeCandidate, embedAndScreen, runScreen, DEFAULT_MAX_INPUT_BYTES, type DecodedCandidate, type ImageScreen, type ScreenCandidate } from '../gate.js';
 import { errorInfo } from '../ingest.js';
 import { colourDistance, HashTable, type PerceptualHash } from '../phash.js';
 import type { AddItemResult, AddProgress, AddReport } from '../types.js';
@@ -100,26 +100,7 @@ export async function ingestPg(ctx: PgIngestContext, items: Item[], onProgress?:
   const pending = new Map<string, number>(); // sha256 → item index, accepted in this call
   const pendingHashes = new HashTable<string>(); // id prefix → hash, accepted in this call
 
-  const embed = async (batch: Accepted[]) => {
-    const toEmbed = batch.filter((a) => !a.blocked);
-    try {
-      const vecs = await embedCandidates(ctx.encoder, toEmbed.map((a) => a.c.pixels));
-      toEmbed.forEach((a, j) => (a.embedding = vecs[j]));
-    } catch {
-      for (const a of toEmbed) {
-        try {
-          a.embedding = (await embedCandidates(ctx.encoder, [a.c.pixels]))[0];
-        } catch (e) {
-          fail(a.i, e);
-        }
-      }
-    }
-    for (const a of toEmbed) {
-      if (!a.embedding) continue;
-      const v = await runScreen(ctx.screen?.afterEmbed?.bind(ctx.screen), { ...a.screenInfo, embedding: a.embedding });
-      if (!v.allow) a.blocked = v.reason;
-    }
-  };
+  const embed = (batch: Accepted[]) => embedAndScreen(ctx.encoder, ctx.screen, batch, fail);
 
   /** One transaction for the batch; returns each row's outcome. A connection failure throws (typed by tx). */
   const commit = async (batch: Accepted[]) => {

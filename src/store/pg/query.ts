@@ -18,7 +18,7 @@
  * exact scan over the filtered rows — slow on big stores, never wrong.
  */
 import type pg from 'pg';
-import type { ImageScreen } from '../gate.js';
+import { passesAtRetrieval, type ImageScreen } from '../gate.js';
 import type { QueryHit, QueryRequest } from '../types.js';
 import { IMAGE_COLUMNS, rowToImage, vectorFromText, vectorParam, type PgImageRow } from './rows.js';
 
@@ -80,7 +80,6 @@ async function fetchRows(ctx: PgSearchContext, vec: string, want: number, r: PgS
 export async function searchPg(ctx: PgSearchContext, vec: Float32Array, k: number, r: PgSearchOptions): Promise<QueryHit[]> {
   const v = vectorParam(vec);
   const minScore = r.minScore ?? -Infinity;
-  const atRetrieval = ctx.screen?.atRetrieval;
   const filtered = filterSql(r).filtered;
   let want = k;
   let round = 0;
@@ -91,15 +90,7 @@ export async function searchPg(ctx: PgSearchContext, vec: Float32Array, k: numbe
     for (const row of rows) {
       if (row.score < minScore) break;
       const image = rowToImage(row);
-      if (atRetrieval) {
-        let ok = false;
-        try {
-          ok = atRetrieval({ id: image.id, source: image.source, licence: image.licence, tags: image.tags, phash: image.phash }) === true;
-        } catch {
-          ok = false;
-        }
-        if (!ok) continue;
-      }
+      if (!passesAtRetrieval(ctx.screen, image)) continue;
       const hit: QueryHit = { ...image, score: row.score };
       if (r.withEmbeddings && row.embedding_text) hit.embedding = vectorFromText(row.embedding_text);
       out.push(hit);
